@@ -1,0 +1,13 @@
+#pragma once
+/// @file commands.h
+/// @brief The subcommands of `hypernas`. Each parses its own options (argv[0] is its name),
+/// returns an exit code, and throws cxxopts / UsageError exceptions for usage errors.
+
+namespace hypernas::cli {
+
+/// `hypernas run SCRIPT.lua [--set k=v ...] ...`
+int cmd_run(int argc, char** argv);
+/// `hypernas plugins [--json]`
+int cmd_plugins(int argc, char** argv);
+
+}  // namespace hypernas::cli

@@ -1,0 +1,68 @@
+// hypernas: the command-line front end. Exit codes: 0 ok, 1 failure, 2 usage error,
+// 130 interrupted (Ctrl-C; everything recorded so far is kept).
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <cxxopts.hpp>
+
+#include <hypernas/abi.h>
+
+#include "kernel/cli/commands.h"
+#include "kernel/core/cancel.h"
+#include "kernel/core/log.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: hypernas <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run SCRIPT.lua   run a Lua search script (hypernas run --help)\n"
+    "  plugins          list loaded and refused plugins (hypernas plugins --help)\n"
+    "\n"
+    "  --version        print the version, ABI and build id\n"
+    "  --help           this text\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace hypernas;
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string command = argv[1];
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (command == "--version") {
+    std::cout << "hypernas " << HYPERNAS_VERSION << " (ABI " << kAbiMajor << "." << kAbiMinor
+              << ", build id " << build_id() << ")\n";
+    return 0;
+  }
+  std::vector<char*> sub_argv(argv + 1, argv + argc);  // argv[0] of the subcommand = its name
+  const int sub_argc = static_cast<int>(sub_argv.size());
+  try {
+    if (command == "run") return cli::cmd_run(sub_argc, sub_argv.data());
+    if (command == "plugins") return cli::cmd_plugins(sub_argc, sub_argv.data());
+    std::cerr << "hypernas: unknown command '" << command << "'\n\n" << kUsage;
+    return 2;
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::cerr << "hypernas " << command << ": " << e.what() << "\n(see hypernas " << command
+              << " --help)\n";
+    return 2;
+  } catch (const UsageError& e) {
+    std::cerr << "hypernas " << command << ": " << e.what() << "\n";
+    return 2;
+  } catch (const Cancelled& e) {
+    std::cerr << "hypernas: stopped: " << e.what() << "\n";
+    return 130;
+  } catch (const std::exception& e) {
+    std::cerr << "hypernas: error: " << e.what() << "\n";
+    return 1;
+  }
+}

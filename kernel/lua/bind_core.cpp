@@ -1,0 +1,222 @@
+// The `nas` functions that concern the run itself: arguments, logging, files, the store.
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "kernel/core/cancel.h"
+#include "kernel/device/device.h"
+#include "kernel/lua/binding.h"
+#include "kernel/plugin/registry.h"
+#include "kernel/store/store.h"
+
+namespace hypernas::lua {
+namespace fs = std::filesystem;
+
+store::SqliteStore& require_store(lua_State* L) {
+  HostState& s = host_state(L);
+  HYPERNAS_CHECK(s.store != nullptr, "no experiment is open");
+  return *s.store;
+}
+
+namespace {
+
+void push_arg(lua_State* L, const std::string& value) {
+  const std::string kind = classify_arg(value);
+  if (kind == "bool") lua_pushboolean(L, value == "true");
+  else if (kind == "int") lua_pushinteger(L, std::stoll(value));
+  else if (kind == "real") lua_pushnumber(L, std::stod(value));
+  else lua_pushstring(L, value.c_str());
+}
+
+/// nas.arg(name, default): the --set value of `name` converted to the default's type, or the
+/// default. A value that does not convert is an error naming the key.
+HYPERNAS_LUA_FN(l_arg) {
+  const char* name = luaL_checkstring(L, 1);
+  const auto& args = host_state(L).config.args;
+  auto it = args.find(name);
+  if (it == args.end()) {
+    lua_settop(L, 2);
+    return 1;
+  }
+  const std::string& v = it->second;
+  const std::string kind = classify_arg(v);
+  switch (lua_type(L, 2)) {
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, 2) && kind != "int")
+        throw UsageError(cat("--set ", name, "=", v, ": expected an integer"));
+      if (kind != "int" && kind != "real")
+        throw UsageError(cat("--set ", name, "=", v, ": expected a number"));
+      push_arg(L, v);
+      return 1;
+    case LUA_TBOOLEAN:
+      if (kind != "bool") throw UsageError(cat("--set ", name, "=", v, ": expected true or false"));
+      lua_pushboolean(L, v == "true");
+      return 1;
+    case LUA_TSTRING:
+      lua_pushstring(L, v.c_str());
+      return 1;
+    default:
+      push_arg(L, v);
+      return 1;
+  }
+}
+
+/// nas.log(...): one line on stderr, prefixed [script].
+HYPERNAS_LUA_FN(l_log) {
+  std::string line;
+  for (int i = 1, n = lua_gettop(L); i <= n; ++i) {
+    if (i > 1) line += ' ';
+    line += luaL_tolstring(L, i, nullptr);
+    lua_pop(L, 1);
+  }
+  core::write_log(LogLevel::Info, "script", line);
+  return 0;
+}
+
+/// nas.plugins(): {{name=, kind=, version=, path=, summary=}, ...}
+HYPERNAS_LUA_FN(l_plugins) {
+  const auto& plugins = host_state(L).config.registry->plugins();
+  lua_createtable(L, static_cast<int>(plugins.size()), 0);
+  int i = 0;
+  for (const auto& p : plugins) {
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, p.name.c_str());
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, kind_name(p.kind));
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, p.version.c_str());
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, p.path.string().c_str());
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, p.summary.c_str());
+    lua_setfield(L, -2, "summary");
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+/// nas.on_candidate(fn | nil): fn(event, values) is called between candidates; returning
+/// false stops the running task after the current candidate.
+HYPERNAS_LUA_FN(l_on_candidate) {
+  HostState& s = host_state(L);
+  if (s.callback_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s.callback_ref);
+  s.callback_ref = LUA_NOREF;
+  s.services.notify = nullptr;
+  if (lua_isnoneornil(L, 1)) return 0;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, 1);
+  s.callback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_State* state = L;
+  HostState* host = &s;
+  s.services.notify = [state, host](const std::string& event,
+                                    const std::map<std::string, double>& values) {
+    lua_rawgeti(state, LUA_REGISTRYINDEX, host->callback_ref);
+    lua_pushstring(state, event.c_str());
+    lua_createtable(state, 0, static_cast<int>(values.size()));
+    for (const auto& [k, v] : values) {
+      lua_pushnumber(state, v);
+      lua_setfield(state, -2, k.c_str());
+    }
+    if (lua_pcall(state, 2, 1, 0) != LUA_OK) {
+      std::string msg = lua_tostring(state, -1) ? lua_tostring(state, -1) : "error";
+      lua_pop(state, 1);
+      throw Error(cat("in nas.on_candidate callback: ", msg));
+    }
+    bool keep_going = !(lua_isboolean(state, -1) && !lua_toboolean(state, -1));
+    lua_pop(state, 1);
+    return keep_going;
+  };
+  return 0;
+}
+
+/// A path inside the experiment folder; absolute paths and '..' are refused.
+fs::path experiment_path(lua_State* L, const std::string& relative) {
+  fs::path p(relative);
+  HYPERNAS_CHECK(!relative.empty() && p.is_relative(), "file name '", relative,
+                 "' must be a relative path inside the experiment folder");
+  for (const auto& part : p)
+    HYPERNAS_CHECK(part != "..", "file name '", relative, "' must not contain '..'");
+  return host_state(L).experiment_dir / p;
+}
+
+/// nas.write_file(name, text): writes (atomically: temp file, then rename) a file inside the
+/// experiment folder and returns its path.
+HYPERNAS_LUA_FN(l_write_file) {
+  const std::string name = luaL_checkstring(L, 1);
+  size_t len = 0;
+  const char* text = luaL_checklstring(L, 2, &len);
+  fs::path target = experiment_path(L, name);
+  fs::create_directories(target.parent_path());
+  fs::path tmp = target;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    HYPERNAS_CHECK(out.good(), "cannot write ", tmp.string());
+    out.write(text, static_cast<std::streamsize>(len));
+    HYPERNAS_CHECK(out.good(), "error while writing ", tmp.string());
+  }
+  fs::rename(tmp, target);
+  lua_pushstring(L, target.string().c_str());
+  return 1;
+}
+
+/// nas.evaluations([surrogate]): every evaluation recorded in this experiment, best first:
+/// {{arch=, hash=, surrogate=, score=, seconds=}, ...}
+HYPERNAS_LUA_FN(l_evaluations) {
+  const std::string filter = luaL_optstring(L, 1, "");
+  auto rows = require_store(L).evaluations(filter);
+  lua_createtable(L, static_cast<int>(rows.size()), 0);
+  int i = 0;
+  for (const auto& r : rows) {
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, r.text.c_str());
+    lua_setfield(L, -2, "arch");
+    lua_pushstring(L, r.arch_hash.c_str());
+    lua_setfield(L, -2, "hash");
+    lua_pushstring(L, r.surrogate.c_str());
+    lua_setfield(L, -2, "surrogate");
+    lua_pushnumber(L, r.score);
+    lua_setfield(L, -2, "score");
+    lua_pushnumber(L, r.seconds);
+    lua_setfield(L, -2, "seconds");
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+/// nas.cancelled(): true once Ctrl-C was pressed or the time limit passed.
+HYPERNAS_LUA_FN(l_cancelled) {
+  lua_pushboolean(L, core::cancelled());
+  return 1;
+}
+
+}  // namespace
+
+void bind_core(lua_State* L) {
+  HostState& s = host_state(L);
+  const luaL_Reg fns[] = {{"arg", l_arg},
+                          {"log", l_log},
+                          {"plugins", l_plugins},
+                          {"on_candidate", l_on_candidate},
+                          {"write_file", l_write_file},
+                          {"evaluations", l_evaluations},
+                          {"cancelled", l_cancelled},
+                          {nullptr, nullptr}};
+  luaL_setfuncs(L, fns, 0);
+  lua_pushstring(L, HYPERNAS_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushinteger(L, static_cast<lua_Integer>(s.config.seed));
+  lua_setfield(L, -2, "seed");
+  lua_pushstring(L, device::describe(s.config.device).c_str());
+  lua_setfield(L, -2, "device");
+  lua_pushinteger(L, s.config.threads);
+  lua_setfield(L, -2, "threads");
+  lua_createtable(L, 0, static_cast<int>(s.config.args.size()));
+  for (const auto& [k, v] : s.config.args) {
+    push_arg(L, v);
+    lua_setfield(L, -2, k.c_str());
+  }
+  lua_setfield(L, -2, "args");
+}
+
+}  // namespace hypernas::lua

@@ -1,0 +1,117 @@
+#pragma once
+/// @file binding.h
+/// @brief Internal helpers of the Lua binding: the host's shared state, error translation,
+/// bound classes as userdata, and Lua table <-> Options conversion.
+
+#include <lua.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <hypernas/options.h>
+#include <hypernas/strategy.h>
+
+#include "kernel/core/context.h"
+#include "kernel/lua/host.h"
+
+namespace hypernas::store {
+class SqliteStore;
+}
+
+namespace hypernas::lua {
+
+/// What every binding can reach: the configuration, the run's services and the store.
+struct HostState {
+  HostConfig config;                          ///< From the command line.
+  core::RunServices services;                 ///< Device, seed, store, executor, callback.
+  std::unique_ptr<store::SqliteStore> store;  ///< The experiment's store, once opened.
+  std::filesystem::path experiment_dir;       ///< results_root/experiment.
+  std::int64_t run_id = 0;                    ///< Row of this run in the store.
+  int callback_ref = LUA_NOREF;               ///< nas.on_candidate function.
+  Rng script_rng{0};                          ///< Draws the script makes (space:sample()).
+  lua_State* L = nullptr;                     ///< The state.
+};
+
+/// The HostState of a Lua state.
+HostState& host_state(lua_State* L);
+
+/// Opens the store lazily (when a binding first needs it) and returns it.
+store::SqliteStore& require_store(lua_State* L);
+
+/// Runs `body` and turns any C++ exception into a Lua error at the caller's line.
+/// NOTE: Lua is built as C++ here (lua5.4-c++), so its own errors are C++ throws of a type that
+/// is not std::exception; they pass through untouched.
+int protect(lua_State* L, const std::function<int(lua_State*)>& body);
+
+/// Declares a lua_CFunction that runs `name##_impl` under protect().
+#define HYPERNAS_LUA_FN(name)                                              \
+  static int name##_impl(lua_State* L);                                    \
+  static int name(lua_State* L) { return ::hypernas::lua::protect(L, name##_impl); } \
+  static int name##_impl(lua_State* L)
+
+/// A C++ object owned by a Lua userdata (type-erased; the metatable names the class).
+struct Boxed {
+  std::shared_ptr<void> ptr;  ///< The object; its deleter is the one it was created with.
+};
+
+/// Registers a bound class: metatable `meta` with methods, __index, __gc and __tostring.
+void define_class(lua_State* L, const char* meta, const luaL_Reg* methods);
+
+/// Pushes `object` as a userdata of class `meta`.
+template <typename T>
+void push_object(lua_State* L, const char* meta, std::shared_ptr<T> object) {
+  void* mem = lua_newuserdatauv(L, sizeof(Boxed), 1);
+  new (mem) Boxed{std::static_pointer_cast<void>(std::const_pointer_cast<std::remove_const_t<T>>(object))};
+  luaL_setmetatable(L, meta);
+}
+
+/// The object at `index`, which must be a userdata of class `meta` (else a Lua error naming
+/// the expected class). Only call with the T that was pushed under `meta`.
+template <typename T>
+std::shared_ptr<T> check_object(lua_State* L, int index, const char* meta) {
+  auto* box = static_cast<Boxed*>(luaL_checkudata(L, index, meta));
+  return std::static_pointer_cast<T>(box->ptr);
+}
+
+/// The object in field `field` of the table at `index`, or nullptr when absent; a Lua error
+/// when present but of another class.
+template <typename T>
+std::shared_ptr<T> opt_field_object(lua_State* L, int index, const char* field, const char* meta) {
+  lua_getfield(L, index, field);
+  std::shared_ptr<T> out;
+  if (!lua_isnil(L, -1)) {
+    if (!luaL_testudata(L, -1, meta))
+      luaL_error(L, "field '%s' must be a %s, got %s", field, meta, luaL_typename(L, -1));
+    out = std::static_pointer_cast<T>(static_cast<Boxed*>(lua_touserdata(L, -1))->ptr);
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+/// Converts the table at `index` to Options, skipping the keys in `skip`. Booleans, integers,
+/// reals and strings are accepted; anything else is a UsageError naming the key.
+Options table_to_options(lua_State* L, int index, const std::vector<std::string>& skip = {});
+
+/// Integer field of a table, with a default; a Lua error naming the field on a wrong type.
+std::int64_t opt_int_field(lua_State* L, int index, const char* field, std::int64_t def);
+/// String field of a table, with a default.
+std::string opt_string_field(lua_State* L, int index, const char* field, const std::string& def);
+
+/// Pushes a Value as the Lua value of the same type.
+void push_value(lua_State* L, const Value& v);
+
+/// Pushes a candidate as a table {rank, arch, hash, score, params, flops, seconds, reused, ...}.
+void push_candidate(lua_State* L, const Candidate& c, int rank);
+
+/// Stores `state` in the Lua registry (the host does this once).
+void set_host_state(lua_State* L, HostState* state);
+
+/// Class name of the dataset userdata (bound by the data module).
+inline constexpr const char* kDatasetClass = "nas.Dataset";
+
+/// Binders: each adds its functions to the `nas` table at the top of the stack.
+void bind_core(lua_State* L);
+void bind_plugins(lua_State* L);
+
+}  // namespace hypernas::lua

@@ -1,0 +1,155 @@
+#pragma once
+/// @file store.h
+/// @brief The experiment's results database: SQLite through its C API, one file per experiment.
+///
+/// Every write is its own autocommitted statement, so a run that is killed keeps everything it
+/// recorded. The database runs in WAL mode: another process (or a second SqliteStore) may read
+/// it while a run writes. Schema (version 1, kept in `PRAGMA user_version`):
+/// - `runs(id, experiment, script, args_json, seed, versions_json, started_at, ended_at, state)`
+/// - `architectures(hash PK, space, text, json, created_at)`
+/// - `evaluations(id, run_id, arch_hash, surrogate, score, seconds, extra_json, created_at)`,
+///   unique on (arch_hash, surrogate): recording the same pair again replaces the row
+/// - `trainings(id, run_id, arch_hash, recipe, curves_json, test_accuracy, seconds, created_at)`
+/// - `plugin_state(plugin, key, blob, updated_at)`, primary key (plugin, key)
+///
+/// Timestamps are ISO-8601 UTC text ("2024-05-01T12:34:56.789Z"). A NaN score, time or
+/// accuracy is stored as NULL and read back as NaN.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <hypernas/context.h>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace hypernas::store {
+
+/// The schema version this build writes (stored in `PRAGMA user_version`).
+inline constexpr int kSchemaVersion = 1;
+
+/// What the kernel records when a run starts.
+struct RunInfo {
+  std::string experiment;                    ///< Experiment name.
+  std::string script;                        ///< Path of the Lua script run.
+  std::string args_json = "{}";              ///< Script arguments, as JSON.
+  std::uint64_t seed = 0;                    ///< The run's seed (stored bit-cast to a signed 64-bit integer).
+  std::string versions_json = "{}";          ///< Engine, plugin and library versions, as JSON.
+};
+
+/// One row of `runs`.
+struct RunRow {
+  std::int64_t id = 0;          ///< Run id.
+  std::string experiment;       ///< Experiment name.
+  std::string script;           ///< Script path.
+  std::string args_json;        ///< Script arguments, as JSON.
+  std::uint64_t seed = 0;       ///< The run's seed.
+  std::string versions_json;    ///< Versions, as JSON.
+  std::string started_at;       ///< ISO-8601 UTC start time.
+  std::string ended_at;         ///< ISO-8601 UTC end time; empty while the run is running.
+  std::string state;            ///< "running", "ok", "failed" or "cancelled".
+};
+
+/// One evaluation joined with its architecture.
+struct EvaluationRow {
+  std::string arch_hash;                ///< Hash of the architecture.
+  std::string space;                    ///< The architecture's search space.
+  std::string text;                     ///< The architecture's canonical text form.
+  std::string surrogate;                ///< Surrogate key.
+  double score = 0;                     ///< Score (higher is better; NaN if none was recorded).
+  double seconds = 0;                   ///< Cost of scoring it.
+  std::map<std::string, double> extra;  ///< Named side values.
+  std::optional<std::int64_t> run_id;   ///< The run that recorded it, if any was current.
+  std::string created_at;               ///< ISO-8601 UTC time it was recorded.
+};
+
+/// One row of `trainings`, its curves decoded.
+struct TrainingRow {
+  std::int64_t id = 0;                 ///< Row id.
+  std::optional<std::int64_t> run_id;  ///< The run that recorded it, if any was current.
+  TrainingRecord record;               ///< What was recorded.
+  std::string created_at;              ///< ISO-8601 UTC time it was recorded.
+};
+
+/// The results store on one SQLite file. Thread-safe: one mutex guards the connection.
+class SqliteStore final : public ResultStore {
+ public:
+  /// Opens (creating it and its parent folders if needed) the database at `db_path`, switches it
+  /// to WAL mode and creates the schema if absent. Refuses a database written by a newer
+  /// schema version. Every failure is a hypernas::Error naming the path.
+  static std::unique_ptr<SqliteStore> open(const std::filesystem::path& db_path);
+
+  /// Finalizes the cached statements and closes the connection.
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  /// @name Kernel-only API
+  /// @{
+  /// Records the start of a run (state "running") and makes it the current run; returns its id.
+  std::int64_t begin_run(const RunInfo& info);
+  /// Marks run `run_id` finished with `state` ("ok", "failed" or "cancelled").
+  void end_run(std::int64_t run_id, const std::string& state);
+  /// The run later evaluations and trainings are recorded under (0: none, stored as NULL).
+  void set_current_run(std::int64_t run_id);
+  /// The current run id (0: none).
+  std::int64_t current_run() const;
+  /// Every evaluation, oldest first, joined with its architecture; only those whose surrogate
+  /// key equals `surrogate_filter` when it is not empty.
+  std::vector<EvaluationRow> evaluations(const std::string& surrogate_filter = "") const;
+  /// Every training, oldest first; only those of `arch_hash` when it is not empty.
+  std::vector<TrainingRow> trainings(const std::string& arch_hash = "") const;
+  /// Every run, oldest first.
+  std::vector<RunRow> runs() const;
+  /// Number of rows of `table`, one of runs, architectures, evaluations, trainings, plugin_state.
+  std::int64_t count(const std::string& table) const;
+  /// The database file.
+  std::filesystem::path path() const { return path_; }
+  /// @}
+
+  /// @name ResultStore
+  /// @{
+  /// Validates `arch`, stores its canonical JSON under its hash (once) and returns the hash.
+  std::string record_architecture(const Architecture& arch) override;
+  /// graph::arch_hash(arch).
+  std::string hash(const Architecture& arch) const override;
+  /// Records `e` under the current run, replacing an earlier row of the same (arch, surrogate).
+  /// The architecture must have been recorded first.
+  void record_evaluation(const Evaluation& e) override;
+  /// The evaluation of (arch_hash, surrogate), if one was recorded.
+  std::optional<Evaluation> find_evaluation(const std::string& arch_hash,
+                                            const std::string& surrogate) const override;
+  /// Records `t` under the current run; its curves are stored as JSON.
+  void record_training(const TrainingRecord& t) override;
+  /// Stores `blob` (any bytes) for (plugin, key), replacing an older one.
+  void save_state(const std::string& plugin, const std::string& key,
+                  const std::string& blob) override;
+  /// The blob stored for (plugin, key), if any.
+  std::optional<std::string> load_state(const std::string& plugin,
+                                        const std::string& key) const override;
+  /// @}
+
+ private:
+  class Statement;
+  explicit SqliteStore(std::filesystem::path path);
+  void exec(const char* sql, const char* what);
+  std::int64_t query_int(const std::string& sql) const;
+  void create_schema();
+  sqlite3_stmt* prepare(const std::string& sql) const;
+  [[noreturn]] void fail(const std::string& what) const;
+
+  std::filesystem::path path_;
+  sqlite3* db_ = nullptr;
+  std::int64_t current_run_ = 0;
+  mutable std::mutex mutex_;
+  mutable std::unordered_map<std::string, sqlite3_stmt*> statements_;  ///< by SQL text
+};
+
+}  // namespace hypernas::store

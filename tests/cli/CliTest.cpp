@@ -1,0 +1,154 @@
+// Drives the `hypernas` binary as a user would: exit codes, messages, JSON, Ctrl-C.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include <hypernas/abi.h>
+
+#include "kernel/store/store.h"
+#include "tests/support/process.h"
+
+namespace fs = std::filesystem;
+using hypernas::test::Process;
+using hypernas::test::run;
+
+namespace {
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() /
+          ("hypernas_cli_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  fs::path script(const std::string& name, const std::string& code) {
+    std::ofstream(dir / name) << code;
+    return dir / name;
+  }
+  hypernas::test::ProcessResult hypernas(std::vector<std::string> args,
+                                         std::map<std::string, std::string> env = {}) {
+    args.insert(args.begin(), HYPERNAS_EXE);
+    env.emplace("HYPERNAS_PLUGIN_PATH", "");
+    return run(args, env, dir.string());
+  }
+  fs::path dir;
+};
+
+TEST_F(Cli, VersionPrintsAbiAndBuildId) {
+  auto r = hypernas({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find(hypernas::build_id()), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, UsageErrorsExitWithTwo) {
+  EXPECT_EQ(hypernas({}).exit_code, 2);
+  EXPECT_EQ(hypernas({"frobnicate"}).exit_code, 2);
+  auto r = hypernas({"run", "x.lua", "--no-such-flag"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("no-such-flag"), std::string::npos) << r.output;
+  EXPECT_EQ(hypernas({"run"}).exit_code, 2);
+  EXPECT_EQ(hypernas({"run", "x.lua", "--set", "novalue"}).exit_code, 2);
+  EXPECT_EQ(hypernas({"run", "x.lua", "--device", "tpu"}).exit_code, 2);
+  EXPECT_EQ(hypernas({"run", "x.lua", "--threads", "many"}).exit_code, 2);
+}
+
+TEST_F(Cli, HelpExitsWithZero) {
+  auto r = hypernas({"run", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--device"), std::string::npos);
+  EXPECT_EQ(hypernas({"plugins", "--help"}).exit_code, 0);
+  EXPECT_EQ(hypernas({"--help"}).exit_code, 0);
+}
+
+TEST_F(Cli, MissingGpuIsAFailureWithAReason) {
+  script("ok.lua", "print('hi')\n");
+  auto r = hypernas({"run", "ok.lua", "--device", "cuda:3"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("cuda:3"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, PluginsJsonListsBuiltInsWithAbiAndBuildId) {
+  auto r = hypernas({"plugins", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  std::set<std::string> names;
+  for (const auto& p : j["plugins"]) {
+    names.insert(p["name"].get<std::string>());
+    EXPECT_EQ(p["build_id"], hypernas::build_id());
+    EXPECT_EQ(p["abi"], hypernas::cat(hypernas::kAbiMajor, ".", hypernas::kAbiMinor));
+  }
+  for (const char* n : {"nb201", "random", "params", "flops"}) EXPECT_TRUE(names.count(n)) << n;
+  EXPECT_TRUE(j["refused"].empty());
+}
+
+TEST_F(Cli, ForeignPluginsAreListedWithReasons) {
+  auto r = hypernas({"plugins"}, {{"HYPERNAS_PLUGIN_PATH", HYPERNAS_TEST_FIXTURE_DIR}});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("abi_major.so: plugin 'fixture_major' was built for ABI major 99"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("not_a_library.so: not a loadable shared library"), std::string::npos);
+}
+
+TEST_F(Cli, UsingARefusedPluginFailsWithOneClearMessage) {
+  script("use.lua", "local s = nas.surrogate('fixture_major')\n");
+  auto r = hypernas({"run", "use.lua"}, {{"HYPERNAS_PLUGIN_PATH", HYPERNAS_TEST_FIXTURE_DIR}});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("use.lua:1: no surrogate plugin named 'fixture_major'"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("abi_major.so: plugin 'fixture_major' was built for ABI major 99"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST_F(Cli, SyntaxErrorExitsWithOneAndNamesTheLine) {
+  script("syntax.lua", "print('a')\nfor i = 1 do\n");
+  auto r = hypernas({"run", "syntax.lua"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("syntax.lua:2:"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Segmentation"), std::string::npos);
+}
+
+TEST_F(Cli, MissingScriptIsAFailure) {
+  auto r = hypernas({"run", "nowhere.lua"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("nowhere.lua"), std::string::npos);
+}
+
+TEST_F(Cli, SetValuesReachTheScript) {
+  script("args.lua", "print('n=' .. nas.arg('n', 1) * 2 .. ' s=' .. nas.args.s)\n");
+  auto r = hypernas({"run", "args.lua", "--set", "n=21", "--set", "s=word"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("n=42 s=word"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, CtrlCStopsCleanlyAndKeepsWhatWasRecorded) {
+  // The callback logs 'ready' after 20 candidates, then slows the search down so the signal
+  // lands mid-search; the test waits for the line, not for a time.
+  script("long.lua",
+         "local space = nas.space{ name = 'nb201' }\n"
+         "local n = 0\n"
+         "nas.on_candidate(function() n = n + 1; if n == 20 then nas.log('ready') end;"
+         " if n >= 20 then local x = 0; for i = 1, 200000 do x = x + i end end end)\n"
+         "nas.strategy('random', { candidates = 15625 }):run{ surrogate = nas.surrogate('params'), space = space }\n");
+  Process p({HYPERNAS_EXE, "run", "long.lua", "--progress", "off"}, {{"HYPERNAS_PLUGIN_PATH", ""}},
+            dir.string());
+  ASSERT_TRUE(p.wait_for("ready"));
+  p.signal(SIGINT);
+  auto r = p.finish();
+  EXPECT_EQ(r.exit_code, 130) << r.output;
+  EXPECT_NE(r.output.find("interrupted"), std::string::npos) << r.output;
+  auto store = hypernas::store::SqliteStore::open(dir / "results" / "long" / "experiment.db");
+  EXPECT_EQ(store->runs().at(0).state, "cancelled");
+  EXPECT_GE(store->count("evaluations"), 20);
+  EXPECT_LT(store->count("evaluations"), 15625);
+}
+
+}  // namespace

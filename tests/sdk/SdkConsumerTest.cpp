@@ -1,0 +1,57 @@
+// The whole path of a plugin author: install the SDK, build a plugin out of tree with
+// find_package(HyperNAS), load it by name from Lua through HYPERNAS_PLUGIN_PATH, run it.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include <hypernas/abi.h>
+
+#include "tests/support/process.h"
+
+namespace fs = std::filesystem;
+using hypernas::test::run;
+
+TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
+  const fs::path work = fs::temp_directory_path() / ("hypernas_sdk_" + std::to_string(::getpid()));
+  fs::remove_all(work);
+  const fs::path prefix = work / "prefix", build = work / "build";
+
+  auto install = run({HYPERNAS_CMAKE, "--install", HYPERNAS_BINARY_DIR, "--prefix", prefix.string()});
+  ASSERT_EQ(install.exit_code, 0) << install.output;
+  ASSERT_TRUE(fs::exists(prefix / "include" / "hypernas" / "surrogate.h"));
+  ASSERT_TRUE(fs::exists(prefix / "bin" / "hypernas"));
+
+  const std::string source = std::string(HYPERNAS_SOURCE_DIR) + "/tests/sdk_consumer";
+  auto configure = run({HYPERNAS_CMAKE, "-S", source, "-B", build.string(),
+                        "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_PREFIX_PATH=" + prefix.string()});
+  ASSERT_EQ(configure.exit_code, 0) << configure.output;
+  auto compile = run({HYPERNAS_CMAKE, "--build", build.string()});
+  ASSERT_EQ(compile.exit_code, 0) << compile.output;
+  ASSERT_TRUE(fs::exists(build / "libhypernas_depth.so"));
+
+  const std::map<std::string, std::string> env{{"HYPERNAS_PLUGIN_PATH", build.string()}};
+  const std::string exe = (prefix / "bin" / "hypernas").string();
+  auto listed = run({exe, "plugins", "--json"}, env);
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  auto j = nlohmann::json::parse(listed.output);
+  bool found = false;
+  for (const auto& p : j["plugins"])
+    if (p["name"] == "depth") {
+      found = true;
+      EXPECT_EQ(p["version"], "1.2.0");
+      EXPECT_EQ(p["kind"], "surrogate");
+      EXPECT_EQ(p["build_id"], hypernas::build_id());
+    }
+  EXPECT_TRUE(found) << listed.output;
+  EXPECT_TRUE(j["refused"].empty()) << listed.output;
+  // The installed binary finds the installed built-in plugins (nb201, random) by itself.
+  auto searched = run({exe, "run", source + "/search.lua", "--results", (work / "results").string(),
+                       "--progress", "off"},
+                      env);
+  ASSERT_EQ(searched.exit_code, 0) << searched.output;
+  EXPECT_NE(searched.output.find("top1 |"), std::string::npos) << searched.output;
+  EXPECT_NE(searched.output.find("depth="), std::string::npos) << searched.output;
+  fs::remove_all(work);
+}
