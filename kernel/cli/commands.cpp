@@ -1,7 +1,10 @@
 #include "kernel/cli/commands.h"
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
+
+#include <nlohmann/json.hpp>
 
 #include <cxxopts.hpp>
 
@@ -9,6 +12,7 @@
 #include "kernel/core/log.h"
 #include "kernel/core/progress.h"
 #include "kernel/device/device.h"
+#include "kernel/graph/serialize.h"
 #include "kernel/lua/host.h"
 #include "kernel/plugin/registry.h"
 
@@ -31,7 +35,98 @@ std::map<std::string, std::string> parse_sets(const std::vector<std::string>& se
   return out;
 }
 
+// `--set` values typed like the Lua host types them (true/false, integers, reals, strings).
+Options sets_to_options(const std::map<std::string, std::string>& sets) {
+  Options o;
+  for (const auto& [k, v] : sets) {
+    const std::string kind = lua::classify_arg(v);
+    if (kind == "bool") o.set(k, v == "true");
+    else if (kind == "int") o.set(k, static_cast<std::int64_t>(std::stoll(v)));
+    else if (kind == "real") o.set(k, std::stod(v));
+    else o.set(k, v);
+  }
+  return o;
+}
+
 }  // namespace
+
+int cmd_arch(int argc, char** argv) {
+  cxxopts::Options o("hypernas arch",
+                     cat("Describe one architecture: hypernas arch info --space NAME ARCH.\n"
+                         "ARCH is the space's string form, or a JSON file written by --json.",
+                         kPluginPathNote));
+  o.positional_help("info ARCH");
+  // clang-format off
+  o.add_options()
+    ("action", "info", cxxopts::value<std::string>())
+    ("arch", "architecture (string form, or @FILE with its JSON)", cxxopts::value<std::string>())
+    ("space", "search space name", cxxopts::value<std::string>())
+    ("set", "space option key=value; repeatable", cxxopts::value<std::vector<std::string>>())
+    ("json", "print the canonical JSON graph and the counts")
+    ("dot", "write the graph as Graphviz DOT to FILE", cxxopts::value<std::string>())
+    ("h,help", "this text");
+  // clang-format on
+  o.parse_positional({"action", "arch"});
+  auto r = o.parse(argc, argv);
+  if (r.count("help")) {
+    std::cout << o.help();
+    return 0;
+  }
+  if (!r.count("action") || r["action"].as<std::string>() != "info")
+    throw UsageError("expected: hypernas arch info --space NAME ARCH");
+  if (!r.count("space")) throw UsageError("missing --space NAME (e.g. --space nb201)");
+  if (!r.count("arch")) throw UsageError("missing ARCH (the space's string form)");
+  plugin::Registry registry;
+  registry.scan(plugin::Registry::default_search_path());
+  Options space_options;
+  if (r.count("set")) space_options = sets_to_options(parse_sets(r["set"].as<std::vector<std::string>>()));
+  auto space = registry.create_space(r["space"].as<std::string>(), space_options);
+  std::string text = r["arch"].as<std::string>();
+  Architecture arch;
+  if (!text.empty() && text[0] == '@') {
+    std::ifstream in(text.substr(1));
+    HYPERNAS_CHECK(in.good(), "cannot read architecture file ", text.substr(1));
+    std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    try {
+      arch = graph::from_json(json);
+    } catch (const std::exception& e) {
+      throw Error(cat(text.substr(1), ": ", e.what()));
+    }
+    // Through the space's string form, so the graph is the one this space builds.
+    arch = space->parse(arch.text);
+  } else {
+    arch = space->parse(text);
+  }
+  graph::validate(arch);
+  const ArchStats st = space->stats(arch);
+  if (r.count("dot")) {
+    const std::string path = r["dot"].as<std::string>();
+    std::ofstream out(path);
+    HYPERNAS_CHECK(out.good(), "cannot write ", path);
+    out << graph::to_dot(arch);
+  }
+  if (r.count("json")) {
+    nlohmann::json j = nlohmann::json::parse(graph::canonical_json(arch));
+    j["hash"] = graph::arch_hash(arch);
+    j["params"] = st.params;
+    j["flops"] = st.flops;
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::map<std::string, int> ops;
+  for (auto v : boost::make_iterator_range(boost::vertices(arch.graph))) ++ops[arch.graph[v].op];
+  std::cout << "space   " << space->name() << "\n"
+            << "arch    " << arch.text << "\n"
+            << "hash    " << graph::arch_hash(arch) << "\n"
+            << "nodes   " << boost::num_vertices(arch.graph) << "\n"
+            << "edges   " << boost::num_edges(arch.graph) << "\n"
+            << "params  " << st.params << " (" << st.params / 1e6 << " M)\n"
+            << "flops   " << st.flops << " (" << st.flops / 1e6 << " M multiply-adds)\n"
+            << "ops    ";
+  for (const auto& [op, n] : ops) std::cout << " " << op << "=" << n;
+  std::cout << "\n";
+  return 0;
+}
 
 int cmd_plugins(int argc, char** argv) {
   cxxopts::Options o("hypernas plugins",

@@ -9,5 +9,7 @@ namespace hypernas::cli {
 int cmd_run(int argc, char** argv);
 /// `hypernas plugins [--json]`
 int cmd_plugins(int argc, char** argv);
+/// `hypernas arch info --space NAME [--set k=v ...] ARCH [--json] [--dot FILE]`
+int cmd_arch(int argc, char** argv);
 
 }  // namespace hypernas::cli

@@ -1,13 +1,12 @@
 /// @file cifar_binary.cpp
 /// @brief The CIFAR-10 binary release: records of 1 label byte and 3,072 pixel bytes.
 
+#include <ATen/ATen.h>
+#include <hypernas/error.h>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-
-#include <ATen/ATen.h>
-
-#include <hypernas/error.h>
 
 #include "kernel/data/readers.h"
 
@@ -35,9 +34,8 @@ std::vector<std::string> meta_classes(const fs::path& dir) {
 }  // namespace
 
 const std::vector<std::string>& cifar10_classes() {
-  static const std::vector<std::string> names = {"airplane", "automobile", "bird",  "cat",
-                                                 "deer",     "dog",        "frog",  "horse",
-                                                 "ship",     "truck"};
+  static const std::vector<std::string> names = {
+      "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
   return names;
 }
 
@@ -98,9 +96,10 @@ ImageSet read_cifar10_binary(const std::string& root, bool train) {
   }
   for (const auto& file : files)
     if (!fs::exists(file, ec))
-      throw Error(cat(file, ": missing file (cifar10-bin reads the official CIFAR-10 binary "
-                            "release: data_batch_1.bin ... data_batch_5.bin and test_batch.bin; "
-                            "set root to the folder holding them)"));
+      throw Error(cat(file,
+                      ": missing file (cifar10-bin reads the official CIFAR-10 binary "
+                      "release: data_batch_1.bin ... data_batch_5.bin and test_batch.bin; "
+                      "set root to the folder holding them)"));
   return read_cifar_binary(files, meta_classes(dir));
 }
 

@@ -4,16 +4,15 @@
 /// dataset behind every one of them (seeded train/valid split, normalisation, augmentation,
 /// batches on the device).
 
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <hypernas/data.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
-#include <c10/core/Device.h>
-
-#include <hypernas/data.h>
 
 namespace hypernas::data {
 
@@ -43,7 +42,8 @@ struct DatasetOptions {
   /// Side of the square zeroed by cutout (DeVries & Taylor 2017), applied after
   /// normalisation; 0: none.
   std::int64_t cutout = 0;
-  /// Folder for decoded image folders (binary cache files); empty: default_cache_root() + "/decoded".
+  /// Folder for decoded image folders (binary cache files); empty: default_cache_root() +
+  /// "/decoded".
   std::string cache_dir;
   /// Read and write that cache. Off: decode the images every time.
   bool cache = true;
@@ -121,8 +121,7 @@ DatasetOptions resolve_options(const DatasetOptions& options);
 /// Opens the dataset named by options.name, decoded (or read from the cache), split and placed
 /// on `device`. Throws UsageError for bad options and Error for missing or malformed files;
 /// messages name the file and what was wrong.
-std::shared_ptr<ImageDataset> load_image_dataset(const DatasetOptions& options,
-                                                 c10::Device device);
+std::shared_ptr<ImageDataset> load_image_dataset(const DatasetOptions& options, c10::Device device);
 
 /// The same as load_image_dataset(), as the SDK's interface.
 std::shared_ptr<hypernas::Dataset> open_dataset(const DatasetOptions& options, c10::Device device);

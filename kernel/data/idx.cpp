@@ -1,17 +1,16 @@
 /// @file idx.cpp
 /// @brief IDX files (MNIST, Fashion-MNIST), gzip-compressed or plain, read with zlib.
 
+#include <ATen/ATen.h>
+#include <hypernas/error.h>
+#include <zlib.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
-
-#include <ATen/ATen.h>
-#include <zlib.h>
-
-#include <hypernas/error.h>
 
 #include "kernel/data/readers.h"
 
@@ -79,8 +78,8 @@ std::uint32_t big_endian(const unsigned char* b) {
 }
 
 /// Reads the header of an IDX file with the expected magic; returns its dimensions.
-std::vector<std::int64_t> read_header(GzFile& file, const std::string& path,
-                                      std::uint32_t magic, const char* what) {
+std::vector<std::int64_t> read_header(GzFile& file, const std::string& path, std::uint32_t magic,
+                                      const char* what) {
   unsigned char head[4];
   if (file.read(head, 4) != 4) throw Error(cat(path, ": truncated file (no IDX header)"));
   const std::uint32_t found = big_endian(head);
@@ -122,8 +121,8 @@ void read_payload(GzFile& file, const std::string& path, std::vector<std::uint8_
 }  // namespace
 
 const std::vector<std::string>& fashion_mnist_classes() {
-  static const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                 "Coat",        "Sandal",  "Shirt",    "Sneaker",
+  static const std::vector<std::string> names = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                 "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                                  "Bag",         "Ankle boot"};
   return names;
 }
@@ -168,8 +167,8 @@ ImageSet read_idx_pair(const std::string& images_path, const std::string& labels
   const auto k = static_cast<std::int64_t>(classes.size());
   for (std::int64_t i = 0; i < set.labels.size(0); ++i)
     if (l[i] >= k)
-      throw Error(cat(labels_path, ": label ", l[i], " of example ", i, " is out of range [0, ",
-                      k, ")"));
+      throw Error(
+          cat(labels_path, ": label ", l[i], " of example ", i, " is out of range [0, ", k, ")"));
   return set;
 }
 
@@ -181,9 +180,10 @@ ImageSet read_fashion_mnist(const std::string& root, bool train) {
     std::error_code ec;
     if (fs::exists(gz, ec)) return gz.string();
     if (fs::exists(plain, ec)) return plain.string();
-    throw Error(cat(gz.string(), ": missing file (Fashion-MNIST: install Debian's "
-                                 "dataset-fashion-mnist package, or set root to a folder "
-                                 "holding the four IDX files)"));
+    throw Error(cat(gz.string(),
+                    ": missing file (Fashion-MNIST: install Debian's "
+                    "dataset-fashion-mnist package, or set root to a folder "
+                    "holding the four IDX files)"));
   };
   const std::string images = locate(prefix + "-images-idx3-ubyte");
   const std::string labels = locate(prefix + "-labels-idx1-ubyte");

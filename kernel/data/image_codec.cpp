@@ -13,9 +13,11 @@
 #include "kernel/data/readers.h"
 
 #if HYPERNAS_HAVE_JPEG
-// jpeglib.h needs FILE and size_t declared first.
+// jpeglib.h needs FILE and size_t declared first (<cstdio> above); jerror.h after it.
+// clang-format off
 #include <jpeglib.h>
 #include <jerror.h>
+// clang-format on
 #endif
 #if HYPERNAS_HAVE_PNG
 #include <png.h>
@@ -34,7 +36,8 @@ void to_planar(const std::uint8_t* hwc, std::int64_t c, std::int64_t h, std::int
   }
   const std::int64_t plane = h * w;
   for (std::int64_t p = 0; p < plane; ++p)
-    for (std::int64_t k = 0; k < c; ++k) out[static_cast<std::size_t>(k * plane + p)] = hwc[p * c + k];
+    for (std::int64_t k = 0; k < c; ++k)
+      out[static_cast<std::size_t>(k * plane + p)] = hwc[p * c + k];
 }
 
 std::string first_bytes(const std::uint8_t* data, std::size_t size) {
@@ -135,8 +138,8 @@ bool ImageDecoder::png_supported() {
 }
 
 void ImageDecoder::decode(const std::uint8_t* data, std::size_t size, int channels,
-                          const std::string& what, std::vector<std::uint8_t>& out,
-                          std::int64_t& c, std::int64_t& h, std::int64_t& w) {
+                          const std::string& what, std::vector<std::uint8_t>& out, std::int64_t& c,
+                          std::int64_t& h, std::int64_t& w) {
   if (channels != 0 && channels != 1 && channels != 3)
     throw Error(cat(what, ": cannot convert to ", channels, " channels (1 or 3)"));
   if (size == 0) throw Error(cat(what, ": empty file, not an image"));
@@ -148,8 +151,9 @@ void ImageDecoder::decode(const std::uint8_t* data, std::size_t size, int channe
     if (!jpeg_->decode(data, size, channels, interleaved_, c, h, w))
       throw Error(cat(what, ": cannot decode JPEG image (", jpeg_->err.message, ")"));
 #else
-    throw Error(cat(what, ": this build of HyperNAS has no JPEG support (libjpeg was not found "
-                          "when it was configured)"));
+    throw Error(cat(what,
+                    ": this build of HyperNAS has no JPEG support (libjpeg was not found "
+                    "when it was configured)"));
 #endif
   } else if (is_png) {
 #if HYPERNAS_HAVE_PNG
@@ -173,8 +177,9 @@ void ImageDecoder::decode(const std::uint8_t* data, std::size_t size, int channe
       throw Error(cat(what, ": cannot decode PNG image (", msg, ")"));
     }
 #else
-    throw Error(cat(what, ": this build of HyperNAS has no PNG support (libpng was not found "
-                          "when it was configured)"));
+    throw Error(cat(what,
+                    ": this build of HyperNAS has no PNG support (libpng was not found "
+                    "when it was configured)"));
 #endif
   } else {
     throw Error(cat(what, ": not a JPEG or PNG image (starts with ", first_bytes(data, size), ")"));

@@ -2,15 +2,14 @@
 /// @brief ImageDataset: the seeded split, normalisation statistics, and batches made on the
 /// device (gather, crop + flip in one gather, float conversion, normalisation, cutout).
 
-#include "kernel/data/dataset.h"
+#include <ATen/ATen.h>
+#include <hypernas/context.h>
+#include <hypernas/error.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include <ATen/ATen.h>
-
-#include <hypernas/context.h>
-#include <hypernas/error.h>
+#include "kernel/data/dataset.h"
 
 namespace hypernas::data {
 
@@ -22,8 +21,8 @@ struct ImageDataset::State {
   at::Tensor train_images, train_labels;  // on the device
   at::Tensor test_images, test_labels;    // on the device (undefined when there is no test set)
   std::int64_t test_size = 0;
-  at::Tensor train_index, valid_index;    // int64, CPU, ascending
-  at::Tensor scale, shift;                // float [1, C, 1, 1] on the device: x * scale - shift
+  at::Tensor train_index, valid_index;  // int64, CPU, ascending
+  at::Tensor scale, shift;              // float [1, C, 1, 1] on the device: x * scale - shift
 };
 
 namespace {
@@ -43,7 +42,8 @@ std::vector<std::int64_t> seeded_permutation(std::int64_t n, std::uint64_t seed)
   std::uint64_t state = seed;
   for (std::int64_t i = n - 1; i > 0; --i) {
     const auto bound = static_cast<unsigned __int128>(i + 1);
-    const auto j = static_cast<std::int64_t>((static_cast<unsigned __int128>(splitmix64(state)) * bound) >> 64);
+    const auto j = static_cast<std::int64_t>(
+        (static_cast<unsigned __int128>(splitmix64(state)) * bound) >> 64);
     std::swap(p[static_cast<std::size_t>(i)], p[static_cast<std::size_t>(j)]);
   }
   return p;
@@ -94,7 +94,7 @@ void channel_stats(const at::Tensor& images, const at::Tensor& index, std::vecto
 class ImageDataset::Stream final : public BatchStream {
  public:
   Stream(std::shared_ptr<const ImageDataset::State> state, bool test, at::Tensor order,
-              const BatchOptions& options, bool augment, std::uint64_t augment_seed)
+         const BatchOptions& options, bool augment, std::uint64_t augment_seed)
       : state_(std::move(state)),
         images_(test ? state_->test_images : state_->train_images),
         labels_(test ? state_->test_labels : state_->train_labels),
@@ -131,8 +131,8 @@ class ImageDataset::Stream final : public BatchStream {
  private:
   /// Per-example draws [B, 5] (crop row offset, crop column offset, flip, cutout centre row,
   /// cutout centre column), made on the CPU in a fixed order so any device gives the same batch.
-  at::Tensor draw(std::int64_t count, std::int64_t pad, bool flip, std::int64_t cut,
-                  std::int64_t h, std::int64_t w) {
+  at::Tensor draw(std::int64_t count, std::int64_t pad, bool flip, std::int64_t cut, std::int64_t h,
+                  std::int64_t w) {
     at::Tensor d = at::zeros({count, 5}, at::kLong);
     auto* p = d.data_ptr<std::int64_t>();
     const auto span = static_cast<std::uint64_t>(2 * pad + 1);
@@ -200,15 +200,16 @@ ImageDataset::ImageDataset(ImageSet train, ImageSet test, const DatasetOptions& 
   auto& o = st->options;
   if (!o.crop_padding || !o.flip)
     throw UsageError("ImageDataset: options must be resolved (crop_padding and flip set)");
-  if (*o.crop_padding < 0) throw UsageError(cat("crop_padding must be >= 0, got ", *o.crop_padding));
+  if (*o.crop_padding < 0)
+    throw UsageError(cat("crop_padding must be >= 0, got ", *o.crop_padding));
   if (o.cutout < 0) throw UsageError(cat("cutout must be >= 0, got ", o.cutout));
 
   const std::int64_t n = train.size();
   if (n == 0 || train.images.dim() != 4 || train.images.scalar_type() != at::kByte)
     throw Error(cat("dataset ", o.name, ": the training set is empty or not uint8 [N, C, H, W]"));
   if (train.labels.numel() != n)
-    throw Error(cat("dataset ", o.name, ": ", train.labels.numel(), " labels for ", n,
-                    " training images"));
+    throw Error(
+        cat("dataset ", o.name, ": ", train.labels.numel(), " labels for ", n, " training images"));
   if (o.valid < 0 || o.valid >= n)
     throw UsageError(cat("dataset ", o.name, ": valid = ", o.valid,
                          " must be at least 0 and below the training set's ", n, " examples"));
@@ -216,10 +217,11 @@ ImageDataset::ImageDataset(ImageSet train, ImageSet test, const DatasetOptions& 
   if (test.size() > 0) {
     if (test.images.sizes().slice(1) != train.images.sizes().slice(1))
       throw Error(cat("dataset ", o.name, ": test images are ", test.images.size(1), "x",
-                      test.images.size(2), "x", test.images.size(3), " (CxHxW) but training images are ",
-                      c, "x", h, "x", w));
+                      test.images.size(2), "x", test.images.size(3),
+                      " (CxHxW) but training images are ", c, "x", h, "x", w));
     if (!test.classes.empty() && test.classes != train.classes)
-      throw Error(cat("dataset ", o.name, ": the test set's classes differ from the training set's"));
+      throw Error(
+          cat("dataset ", o.name, ": the test set's classes differ from the training set's"));
   }
   const auto k = static_cast<std::int64_t>(train.classes.size());
   st->classes = train.classes;
@@ -240,12 +242,15 @@ ImageDataset::ImageDataset(ImageSet train, ImageSet test, const DatasetOptions& 
     if (o.mean.empty()) o.mean = mean;
     if (o.stddev.empty()) o.stddev = stddev;
   }
-  if (static_cast<std::int64_t>(o.mean.size()) != c || static_cast<std::int64_t>(o.stddev.size()) != c)
+  if (static_cast<std::int64_t>(o.mean.size()) != c ||
+      static_cast<std::int64_t>(o.stddev.size()) != c)
     throw UsageError(cat("dataset ", o.name, ": mean and stddev need one value per channel (", c,
                          " here), got ", o.mean.size(), " and ", o.stddev.size()));
   for (double s : o.stddev)
-    if (!(s > 0)) throw UsageError(cat("dataset ", o.name, ": stddev values must be positive, got ", s));
-  at::Tensor scale = at::empty({1, c, 1, 1}, at::kFloat), shift = at::empty({1, c, 1, 1}, at::kFloat);
+    if (!(s > 0))
+      throw UsageError(cat("dataset ", o.name, ": stddev values must be positive, got ", s));
+  at::Tensor scale = at::empty({1, c, 1, 1}, at::kFloat),
+             shift = at::empty({1, c, 1, 1}, at::kFloat);
   for (std::int64_t i = 0; i < c; ++i) {
     const auto m = o.mean[static_cast<std::size_t>(i)], s = o.stddev[static_cast<std::size_t>(i)];
     scale.data_ptr<float>()[i] = static_cast<float>(1.0 / (255.0 * s));
@@ -271,9 +276,12 @@ ProblemSpec ImageDataset::spec() const { return state_->spec; }
 
 std::int64_t ImageDataset::size(Split split) const {
   switch (split) {
-    case Split::Train: return state_->train_index.size(0);
-    case Split::Valid: return state_->valid_index.size(0);
-    case Split::Test: return state_->test_size;
+    case Split::Train:
+      return state_->train_index.size(0);
+    case Split::Valid:
+      return state_->valid_index.size(0);
+    case Split::Test:
+      return state_->test_size;
   }
   return 0;
 }
@@ -287,11 +295,12 @@ std::unique_ptr<BatchStream> ImageDataset::batches(Split split, const BatchOptio
   if (options.shuffle) {
     auto* p = order.data_ptr<std::int64_t>();
     for (std::int64_t i = order.size(0) - 1; i > 0; --i)
-      std::swap(p[i], p[static_cast<std::int64_t>(rng.uniform_int(static_cast<std::uint64_t>(i + 1)))]);
+      std::swap(p[i],
+                p[static_cast<std::int64_t>(rng.uniform_int(static_cast<std::uint64_t>(i + 1)))]);
   }
   const auto& o = state_->options;
-  const bool augment = options.augment && split == Split::Train &&
-                       (*o.crop_padding > 0 || *o.flip || o.cutout > 0);
+  const bool augment =
+      options.augment && split == Split::Train && (*o.crop_padding > 0 || *o.flip || o.cutout > 0);
   const std::uint64_t seed = augment ? rng.next_u64() : 0;
   return std::make_unique<Stream>(state_, split == Split::Test, order, options, augment, seed);
 }
@@ -304,9 +313,12 @@ c10::Device ImageDataset::device() const { return state_->device; }
 
 at::Tensor ImageDataset::indices(Split split) const {
   switch (split) {
-    case Split::Train: return state_->train_index.clone();
-    case Split::Valid: return state_->valid_index.clone();
-    case Split::Test: return at::arange(state_->test_size, at::kLong);
+    case Split::Train:
+      return state_->train_index.clone();
+    case Split::Valid:
+      return state_->valid_index.clone();
+    case Split::Test:
+      return at::arange(state_->test_size, at::kLong);
   }
   return at::empty({0}, at::kLong);
 }

@@ -2,6 +2,13 @@
 /// @brief Image folders (dir/<class>/*.jpg|png): listing, parallel decoding, and a binary cache
 /// of the decoded pixels.
 
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <fcntl.h>
+#include <hypernas/error.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -13,15 +20,6 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-
-#include <hypernas/error.h>
 
 #include "kernel/core/log.h"
 #include "kernel/core/progress.h"
@@ -237,9 +235,10 @@ ImageSet read_image_folder(const std::string& dir, const FolderOptions& options)
   const bool report = n >= options.report_threshold;
   const auto start = std::chrono::steady_clock::now();
   if (report)
-    core::write_log(LogLevel::Info, "data",
-                    cat("decoding ", n, " images in ", dir,
-                        cache_file.empty() ? std::string() : cat(" (cached afterwards in ", cache_file, ")")));
+    core::write_log(
+        LogLevel::Info, "data",
+        cat("decoding ", n, " images in ", dir,
+            cache_file.empty() ? std::string() : cat(" (cached afterwards in ", cache_file, ")")));
 
   // The first image fixes the shape; the others must match (channels are converted).
   std::vector<std::uint8_t> file, pixels;

@@ -1,10 +1,10 @@
 /// @file open.cpp
 /// @brief Opening a dataset by name: defaults, readers, and the in-memory dataset.
 
+#include <hypernas/error.h>
+
 #include <cstdlib>
 #include <filesystem>
-
-#include <hypernas/error.h>
 
 #include "kernel/data/dataset.h"
 #include "kernel/data/readers.h"
@@ -39,17 +39,21 @@ std::string default_cache_root() {
 std::string default_root(const std::string& name) {
   if (name == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
   if (name == "cifar10") return (fs::path(default_cache_root()) / "cifar10").string();
-  if (name == "cifar10-bin") return (fs::path(default_cache_root()) / "cifar-10-batches-bin").string();
+  if (name == "cifar10-bin")
+    return (fs::path(default_cache_root()) / "cifar-10-batches-bin").string();
   if (name == "folder") return "";
   throw UsageError(cat("unknown dataset \"", name, "\"; known: ", known_names()));
 }
 
 DatasetOptions resolve_options(const DatasetOptions& options) {
   DatasetOptions o = options;
-  if (o.root.empty()) o.root = default_root(o.name);  // also rejects an unknown name
-  else default_root(o.name);
   if (o.root.empty())
-    throw UsageError(cat("dataset \"", o.name, "\" needs a root: a folder holding train/<class>/*.jpg|png "
+    o.root = default_root(o.name);  // also rejects an unknown name
+  else
+    default_root(o.name);
+  if (o.root.empty())
+    throw UsageError(cat("dataset \"", o.name,
+                         "\" needs a root: a folder holding train/<class>/*.jpg|png "
                          "and test/<class>/*.jpg|png"));
   if (o.cache_dir.empty()) o.cache_dir = (fs::path(default_cache_root()) / "decoded").string();
   if (!o.crop_padding) o.crop_padding = is_cifar(o.name) ? 4 : 0;
@@ -57,7 +61,8 @@ DatasetOptions resolve_options(const DatasetOptions& options) {
   if (o.valid < 0) throw UsageError(cat("dataset ", o.name, ": valid must be >= 0, got ", o.valid));
   if (*o.crop_padding < 0)
     throw UsageError(cat("dataset ", o.name, ": crop_padding must be >= 0, got ", *o.crop_padding));
-  if (o.cutout < 0) throw UsageError(cat("dataset ", o.name, ": cutout must be >= 0, got ", o.cutout));
+  if (o.cutout < 0)
+    throw UsageError(cat("dataset ", o.name, ": cutout must be >= 0, got ", o.cutout));
   return o;
 }
 
@@ -77,8 +82,9 @@ std::shared_ptr<ImageDataset> load_image_dataset(const DatasetOptions& options,
     if (o.name == "cifar10" && !fs::is_directory(root / "train", ec))
       throw Error(cat("CIFAR-10 images not found: ", (root / "train").string(),
                       " is missing. Unpack the JPEG archive there, from the project root:\n"
-                      "  mkdir -p ", o.root, " && tar -xzf ../shared/data/cifar10-jpeg.tar.gz -C ",
-                      o.root, "\n(the archive holds train/<class>/*.jpg and test/<class>/*.jpg; "
+                      "  mkdir -p ",
+                      o.root, " && tar -xzf ../shared/data/cifar10-jpeg.tar.gz -C ", o.root,
+                      "\n(the archive holds train/<class>/*.jpg and test/<class>/*.jpg; "
                       "no --strip-components needed), or point root= or $HYPERNAS_DATA_CACHE "
                       "elsewhere"));
     FolderOptions folder;

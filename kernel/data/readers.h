@@ -4,11 +4,11 @@
 /// binary release, and image folders (JPEG/PNG) with a binary cache of the decoded pixels.
 /// Every reader throws hypernas::Error naming the file and what was wrong.
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
 
 #include "kernel/data/dataset.h"
 
@@ -69,10 +69,10 @@ ImageSet read_image_folder(const std::string& dir, const FolderOptions& options 
 
 /// One decoded image: pixels [C, H, W] row-major.
 struct DecodedImage {
-  std::int64_t channels = 0;          ///< 1 (gray) or 3 (RGB).
-  std::int64_t height = 0;            ///< Rows.
-  std::int64_t width = 0;             ///< Columns.
-  std::vector<std::uint8_t> pixels;   ///< channels * height * width bytes, channel-major.
+  std::int64_t channels = 0;         ///< 1 (gray) or 3 (RGB).
+  std::int64_t height = 0;           ///< Rows.
+  std::int64_t width = 0;            ///< Columns.
+  std::vector<std::uint8_t> pixels;  ///< channels * height * width bytes, channel-major.
 };
 
 /// Decodes a JPEG or PNG held in memory (the format is told by its first bytes). `channels`

@@ -113,5 +113,6 @@ inline constexpr const char* kDatasetClass = "nas.Dataset";
 /// Binders: each adds its functions to the `nas` table at the top of the stack.
 void bind_core(lua_State* L);
 void bind_plugins(lua_State* L);
+void bind_data(lua_State* L);
 
 }  // namespace hypernas::lua

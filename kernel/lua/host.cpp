@@ -105,6 +105,7 @@ Host::Host(HostConfig config) : state_(std::make_unique<HostState>()) {
   lua_newtable(L_);
   bind_core(L_);
   bind_plugins(L_);
+  bind_data(L_);
   lua_setglobal(L_, "nas");
   lua_sethook(L_, cancel_hook, LUA_MASKCOUNT, 10000);
 }

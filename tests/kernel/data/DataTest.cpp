@@ -2,6 +2,10 @@
 // batches, shuffling, augmentation and every error path; plus the real Fashion-MNIST when the
 // Debian package is installed.
 
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <zlib.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -11,13 +15,9 @@
 #include <functional>
 #include <random>
 #include <set>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
-
-#include <ATen/ATen.h>
-#include <gtest/gtest.h>
-#include <zlib.h>
 
 #if HYPERNAS_HAVE_JPEG
 #include <jpeglib.h>
@@ -60,7 +60,8 @@ class TempDir {
 void write_bytes(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   fs::create_directories(fs::path(path).parent_path());
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 std::vector<std::uint8_t> read_bytes(const std::string& path) {
@@ -96,7 +97,8 @@ constexpr std::int64_t kH = 4, kW = 5;  // non-square on purpose
 
 /// A Fashion-MNIST-like folder: `train` and `test` examples of kH x kW, label i % 10.
 void write_fashion(const std::string& dir, std::uint32_t train, std::uint32_t test) {
-  for (auto [prefix, n, offset] : {std::tuple{"train", train, 0u}, std::tuple{"t10k", test, 1000u}}) {
+  for (auto [prefix, n, offset] :
+       {std::tuple{"train", train, 0u}, std::tuple{"t10k", test, 1000u}}) {
     std::vector<std::uint8_t> px, lb;
     for (std::uint32_t i = 0; i < n; ++i) {
       for (std::int64_t j = 0; j < kH * kW; ++j) px.push_back(idx_pixel(i + offset, j));
@@ -127,7 +129,8 @@ void write_cifar_release(const std::string& dir, int per_batch, int test) {
 }
 
 /// A constant-colour image, interleaved [H, W, C].
-std::vector<std::uint8_t> solid(int w, int h, int c, std::uint8_t r, std::uint8_t g = 0, std::uint8_t b = 0) {
+std::vector<std::uint8_t> solid(int w, int h, int c, std::uint8_t r, std::uint8_t g = 0,
+                                std::uint8_t b = 0) {
   std::vector<std::uint8_t> px;
   for (int i = 0; i < w * h; ++i) {
     px.push_back(r);
@@ -148,12 +151,14 @@ void write_png(const std::string& path, const std::vector<std::uint8_t>& hwc, in
   img.width = static_cast<png_uint_32>(w);
   img.height = static_cast<png_uint_32>(h);
   img.format = c == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-  ASSERT_TRUE(png_image_write_to_file(&img, path.c_str(), 0, hwc.data(), 0, nullptr)) << img.message;
+  ASSERT_TRUE(png_image_write_to_file(&img, path.c_str(), 0, hwc.data(), 0, nullptr))
+      << img.message;
 }
 #endif
 
 #if HYPERNAS_HAVE_JPEG
-void write_jpeg(const std::string& path, const std::vector<std::uint8_t>& hwc, int w, int h, int c) {
+void write_jpeg(const std::string& path, const std::vector<std::uint8_t>& hwc, int w, int h,
+                int c) {
   fs::create_directories(fs::path(path).parent_path());
   FILE* f = std::fopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
@@ -170,7 +175,8 @@ void write_jpeg(const std::string& path, const std::vector<std::uint8_t>& hwc, i
   jpeg_set_quality(&ci, 95, TRUE);
   jpeg_start_compress(&ci, TRUE);
   while (ci.next_scanline < ci.image_height) {
-    JSAMPROW row = const_cast<std::uint8_t*>(&hwc[static_cast<std::size_t>(ci.next_scanline) * w * c]);
+    JSAMPROW row =
+        const_cast<std::uint8_t*>(&hwc[static_cast<std::size_t>(ci.next_scanline) * w * c]);
     jpeg_write_scanlines(&ci, &row, 1);
   }
   jpeg_finish_compress(&ci);
@@ -361,10 +367,12 @@ TEST(DataNormalize, GivenConstants) {
   auto ds = load_image_dataset(opts, at::kCPU);
   Rng rng(5);
   const Pass test = collect(*ds, Split::Test, BatchOptions{}, rng);
-  EXPECT_NEAR(test.images[0][0][0][0].item<float>(), (idx_pixel(1000, 0) / 255.0 - 0.5) / 0.25, 1e-5);
+  EXPECT_NEAR(test.images[0][0][0][0].item<float>(), (idx_pixel(1000, 0) / 255.0 - 0.5) / 0.25,
+              1e-5);
 
   opts.mean = {0.5, 0.5};
-  expect_contains(error_of([&] { load_image_dataset(opts, at::kCPU); }), {"mean", "one value per channel (1 here)"});
+  expect_contains(error_of([&] { load_image_dataset(opts, at::kCPU); }),
+                  {"mean", "one value per channel (1 here)"});
 }
 
 // ---- batches and shuffling ----------------------------------------------------------------------
@@ -587,7 +595,7 @@ void write_folder(const std::string& root) {
   write_png(root + "/train/cat/a.png", solid(kFw, kFh, 3, 10, 10, 200), kFw, kFh, 3);
   write_png(root + "/train/cat/b.png", solid(kFw, kFh, 1, 128), kFw, kFh, 1);  // gray -> RGB
   write_jpeg(root + "/train/cat/c.jpeg", solid(kFw, kFh, 3, 250, 250, 250), kFw, kFh, 3);
-  write_bytes(root + "/train/cat/notes.txt", {'h', 'i'});  // not an image: ignored
+  write_bytes(root + "/train/cat/notes.txt", {'h', 'i'});   // not an image: ignored
   write_bytes(root + "/train/cat/._a.png", {0, 5, 22, 7});  // hidden (a macOS fork): ignored
   write_bytes(root + "/train/.thumbs/x.png", {1, 2});       // hidden folder: not a class
   write_png(root + "/test/cat/x.png", solid(kFw, kFh, 3, 1, 2, 3), kFw, kFh, 3);
@@ -629,10 +637,11 @@ TEST(DataFolder, ClassesLabelsPixelsAndConversion) {
   ASSERT_EQ(train.size(), 5);
   EXPECT_EQ(to_vec(train.labels), std::vector<std::int64_t>({0, 0, 0, 1, 1}));
   auto colour = [&](std::int64_t i) {
-    return std::vector<int>{train.images[i][0][2][3].item<int>(), train.images[i][1][2][3].item<int>(),
+    return std::vector<int>{train.images[i][0][2][3].item<int>(),
+                            train.images[i][1][2][3].item<int>(),
                             train.images[i][2][2][3].item<int>()};
   };
-  EXPECT_EQ(colour(0), (std::vector<int>{10, 10, 200}));   // PNG: exact
+  EXPECT_EQ(colour(0), (std::vector<int>{10, 10, 200}));    // PNG: exact
   EXPECT_EQ(colour(1), (std::vector<int>{128, 128, 128}));  // gray PNG converted to RGB
   EXPECT_EQ(colour(3), (std::vector<int>{200, 10, 10}));
   for (int k = 0; k < 3; ++k) {  // JPEG: close
@@ -670,11 +679,13 @@ TEST(DataFolder, DecodedImagesAreCachedAndTheCacheFollowsTheFiles) {
   auto second = load_image_dataset(opts, at::kCPU);
   Rng r1(1), r2(1);
   BatchOptions bo;
-  EXPECT_TRUE(collect(*first, Split::Train, bo, r1).images.equal(collect(*second, Split::Train, bo, r2).images));
+  EXPECT_TRUE(collect(*first, Split::Train, bo, r1)
+                  .images.equal(collect(*second, Split::Train, bo, r2).images));
 
   // Without the cache the garbage is decoded and refused.
   opts.cache = false;
-  expect_contains(error_of([&] { load_image_dataset(opts, at::kCPU); }), {jpeg, "not a JPEG or PNG"});
+  expect_contains(error_of([&] { load_image_dataset(opts, at::kCPU); }),
+                  {jpeg, "not a JPEG or PNG"});
   // A changed total size misses the cache: decoding again finds the bad file.
   opts.cache = true;
   garbage.push_back(0);
@@ -687,7 +698,8 @@ TEST(DataFolder, DecodedImagesAreCachedAndTheCacheFollowsTheFiles) {
   EXPECT_EQ(third->size(Split::Test), 2);
   auto fourth = load_image_dataset(opts, at::kCPU);
   Rng r3(1), r4(1);
-  EXPECT_TRUE(collect(*third, Split::Train, bo, r3).images.equal(collect(*fourth, Split::Train, bo, r4).images));
+  EXPECT_TRUE(collect(*third, Split::Train, bo, r3)
+                  .images.equal(collect(*fourth, Split::Train, bo, r4).images));
 }
 
 TEST(DataFolder, Errors) {
@@ -699,7 +711,8 @@ TEST(DataFolder, Errors) {
   // Corrupt JPEG: truncated, and damaged after a valid header.
   const std::string jpeg = dir / "data/train/dog/b.JPG";
   const auto good = read_bytes(jpeg);
-  write_bytes(jpeg, std::vector<std::uint8_t>(good.begin(), good.begin() + static_cast<long>(good.size() / 2)));
+  write_bytes(jpeg, std::vector<std::uint8_t>(good.begin(),
+                                              good.begin() + static_cast<long>(good.size() / 2)));
   expect_contains(error_of([&] { load_image_dataset(opts, at::kCPU); }), {jpeg, "JPEG"});
   auto damaged = good;
   for (std::size_t i = 200; i < damaged.size() - 2; ++i) damaged[i] = 0xFF;
@@ -720,7 +733,8 @@ TEST(DataFolder, Errors) {
   // An image of another size.
   const std::string big = dir / "data/train/dog/c.png";
   write_png(big, solid(kFw + 1, kFh, 3, 1, 1, 1), kFw + 1, kFh, 3);
-  expect_contains(error_of([&] { load_image_dataset(opts, at::kCPU); }), {big, "wrong size", "7x5", "6x5"});
+  expect_contains(error_of([&] { load_image_dataset(opts, at::kCPU); }),
+                  {big, "wrong size", "7x5", "6x5"});
   fs::remove(big);
 
   // A test class the training set does not have.
@@ -730,7 +744,8 @@ TEST(DataFolder, Errors) {
 
   // A missing test folder.
   fs::remove_all(dir / "data/test");
-  expect_contains(error_of([&] { load_image_dataset(opts, at::kCPU); }), {dir / "data/test", "missing"});
+  expect_contains(error_of([&] { load_image_dataset(opts, at::kCPU); }),
+                  {dir / "data/test", "missing"});
 
   // No root at all.
   DatasetOptions no_root;
@@ -758,11 +773,13 @@ TEST(DataErrors, IdxFiles) {
 
   // Truncated: the header promises 20 images, the file holds fewer bytes.
   write_idx(images, 0x803, {20, kH, kW}, px, 16 + 5 * kH * kW + 3);
-  expect_contains(error_of(load), {images, "truncated", "20 images of 4x5", "400 bytes", "103 bytes"});
+  expect_contains(error_of(load),
+                  {images, "truncated", "20 images of 4x5", "400 bytes", "103 bytes"});
   // Truncated gzip stream.
   write_idx(images, 0x803, {20, kH, kW}, px);
   const auto gz = read_bytes(images);
-  write_bytes(images, std::vector<std::uint8_t>(gz.begin(), gz.begin() + static_cast<long>(gz.size() / 2)));
+  write_bytes(images,
+              std::vector<std::uint8_t>(gz.begin(), gz.begin() + static_cast<long>(gz.size() / 2)));
   expect_contains(error_of(load), {images, "gzip"});
   // Header cut short.
   write_idx(images, 0x803, {20, kH, kW}, px, 6);
@@ -883,7 +900,8 @@ TEST(DataReal, Cifar10Jpeg) {
   for (int round = 0; round < 2; ++round) {
     const auto t0 = std::chrono::steady_clock::now();
     auto ds = load_image_dataset(o, at::kCPU);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("cifar10 load %d: %.2f s (mean %.4f %.4f %.4f, std %.4f %.4f %.4f)\n", round, secs,
                 ds->mean()[0], ds->mean()[1], ds->mean()[2], ds->stddev()[0], ds->stddev()[1],
                 ds->stddev()[2]);

@@ -1,0 +1,158 @@
+// The `nas` functions for data and measurement: datasets and ranking metrics.
+#include "kernel/data/dataset.h"
+#include "kernel/lua/binding.h"
+#include "kernel/metrics/metrics.h"
+
+namespace hypernas::lua {
+namespace {
+
+std::shared_ptr<const data::ImageDataset> check_dataset(lua_State* L, int i) {
+  // Every dataset the kernel opens is an ImageDataset; the userdata holds it as a Dataset.
+  return std::static_pointer_cast<const data::ImageDataset>(
+      check_object<const Dataset>(L, i, kDatasetClass));
+}
+
+Split check_split(lua_State* L, int i) {
+  const std::string s = luaL_optstring(L, i, "train");
+  if (s == "train") return Split::Train;
+  if (s == "valid") return Split::Valid;
+  if (s == "test") return Split::Test;
+  throw UsageError(cat("unknown split '", s, "': expected train, valid or test"));
+}
+
+/// nas.dataset{ name = "fashion-mnist", root = ..., valid = 5000, split_seed = 0,
+///   normalize = true, crop_padding = ..., flip = ..., cutout = 0, cache = true }
+HYPERNAS_LUA_FN(l_dataset) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  Options o = table_to_options(L, 1);
+  static const ParamTable table = [] {
+    ParamTable t;
+    t.add_string("name", "", "dataset name");
+    t.add_string("root", "", "folder holding the files (default: the dataset's usual place)");
+    t.add_int("valid", 5000, "training examples held out for validation", 0);
+    t.add_int("split_seed", 0, "seed of the train/valid split", 0);
+    t.add_bool("normalize", true, "per-channel normalisation");
+    t.add_int("crop_padding", -1, "random-crop padding (-1: the dataset's default)", -1, 64);
+    t.add_string("flip", "default", "horizontal flip", {"default", "true", "false"});
+    t.add_int("cutout", 0, "cutout square side (0: off)", 0);
+    t.add_bool("cache", true, "cache decoded images");
+    return t;
+  }();
+  // `flip` may come as a Lua boolean.
+  if (o.has("flip") && std::holds_alternative<bool>(o.at("flip")))
+    o.set("flip", std::string(o.get_bool("flip") ? "true" : "false"));
+  Options r = table.resolve(o, "nas.dataset");
+  data::DatasetOptions d;
+  d.name = r.get_string("name");
+  if (d.name.empty()) {
+    std::string names;
+    for (const auto& n : data::dataset_names()) names += (names.empty() ? "" : ", ") + n;
+    throw UsageError(cat("nas.dataset{...} needs a name: one of ", names));
+  }
+  d.root = r.get_string("root");
+  d.valid = r.get_int("valid");
+  d.split_seed = static_cast<std::uint64_t>(r.get_int("split_seed"));
+  d.normalize = r.get_bool("normalize");
+  if (r.get_int("crop_padding") >= 0) d.crop_padding = r.get_int("crop_padding");
+  if (r.get_string("flip") != "default") d.flip = r.get_string("flip") == "true";
+  d.cutout = r.get_int("cutout");
+  d.cache = r.get_bool("cache");
+  push_object(L, kDatasetClass,
+              std::shared_ptr<const Dataset>(
+                  data::load_image_dataset(d, host_state(L).services.device)));
+  return 1;
+}
+
+/// data:name()
+HYPERNAS_LUA_FN(dataset_name) {
+  lua_pushstring(L, check_dataset(L, 1)->name().c_str());
+  return 1;
+}
+
+/// data:size([split]): examples in the split (default train).
+HYPERNAS_LUA_FN(dataset_size) {
+  auto d = check_dataset(L, 1);
+  lua_pushinteger(L, d->size(check_split(L, 2)));
+  return 1;
+}
+
+/// data:spec(): {channels=, height=, width=, classes=}
+HYPERNAS_LUA_FN(dataset_spec) {
+  ProblemSpec p = check_dataset(L, 1)->spec();
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, p.channels);
+  lua_setfield(L, -2, "channels");
+  lua_pushinteger(L, p.height);
+  lua_setfield(L, -2, "height");
+  lua_pushinteger(L, p.width);
+  lua_setfield(L, -2, "width");
+  lua_pushinteger(L, p.classes);
+  lua_setfield(L, -2, "classes");
+  return 1;
+}
+
+/// data:classes(): the class names, label order.
+HYPERNAS_LUA_FN(dataset_classes) {
+  const auto& classes = check_dataset(L, 1)->classes();
+  lua_createtable(L, static_cast<int>(classes.size()), 0);
+  for (std::size_t i = 0; i < classes.size(); ++i) {
+    lua_pushstring(L, classes[i].c_str());
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 1;
+}
+
+std::vector<double> check_numbers(lua_State* L, int i, const char* what) {
+  luaL_checktype(L, i, LUA_TTABLE);
+  std::vector<double> out;
+  for (lua_Integer k = 1, n = luaL_len(L, i); k <= n; ++k) {
+    lua_rawgeti(L, i, k);
+    int ok = 0;
+    double v = lua_tonumberx(L, -1, &ok);
+    lua_pop(L, 1);
+    if (!ok) throw UsageError(cat(what, "[", k, "] is not a number"));
+    out.push_back(v);
+  }
+  return out;
+}
+
+#define HYPERNAS_METRIC(fn)                                                     \
+  HYPERNAS_LUA_FN(l_##fn) {                                                     \
+    lua_pushnumber(L, metrics::fn(check_numbers(L, 1, "x"), check_numbers(L, 2, "y"))); \
+    return 1;                                                                   \
+  }
+HYPERNAS_METRIC(pearson)
+HYPERNAS_METRIC(spearman)
+HYPERNAS_METRIC(kendall)
+#undef HYPERNAS_METRIC
+
+/// nas.metrics.top_k_overlap(x, y, k)
+HYPERNAS_LUA_FN(l_top_k) {
+  lua_Integer k = luaL_checkinteger(L, 3);
+  if (k < 1) throw UsageError(cat("k must be >= 1, got ", k));
+  lua_pushnumber(L, metrics::top_k_overlap(check_numbers(L, 1, "x"), check_numbers(L, 2, "y"),
+                                           static_cast<std::size_t>(k)));
+  return 1;
+}
+
+}  // namespace
+
+void bind_data(lua_State* L) {
+  const luaL_Reg dataset_methods[] = {{"name", dataset_name},
+                                      {"size", dataset_size},
+                                      {"spec", dataset_spec},
+                                      {"classes", dataset_classes},
+                                      {nullptr, nullptr}};
+  define_class(L, kDatasetClass, dataset_methods);
+  lua_pushcfunction(L, l_dataset);
+  lua_setfield(L, -2, "dataset");
+  const luaL_Reg metric_fns[] = {{"pearson", l_pearson},
+                                 {"spearman", l_spearman},
+                                 {"kendall", l_kendall},
+                                 {"top_k_overlap", l_top_k},
+                                 {nullptr, nullptr}};
+  luaL_newlib(L, metric_fns);
+  lua_setfield(L, -2, "metrics");
+}
+
+}  // namespace hypernas::lua
