@@ -12,6 +12,15 @@
 namespace hypernas::lua {
 namespace fs = std::filesystem;
 
+fs::path experiment_file(lua_State* L, const std::string& relative) {
+  fs::path p(relative);
+  HYPERNAS_CHECK(!relative.empty() && p.is_relative(), "file name '", relative,
+                 "' must be a relative path inside the experiment folder");
+  for (const auto& part : p)
+    HYPERNAS_CHECK(part != "..", "file name '", relative, "' must not contain '..'");
+  return host_state(L).experiment_dir / p;
+}
+
 store::SqliteStore& require_store(lua_State* L) {
   HostState& s = host_state(L);
   HYPERNAS_CHECK(s.store != nullptr, "no experiment is open");
@@ -129,23 +138,13 @@ HYPERNAS_LUA_FN(l_on_candidate) {
   return 0;
 }
 
-/// A path inside the experiment folder; absolute paths and '..' are refused.
-fs::path experiment_path(lua_State* L, const std::string& relative) {
-  fs::path p(relative);
-  HYPERNAS_CHECK(!relative.empty() && p.is_relative(), "file name '", relative,
-                 "' must be a relative path inside the experiment folder");
-  for (const auto& part : p)
-    HYPERNAS_CHECK(part != "..", "file name '", relative, "' must not contain '..'");
-  return host_state(L).experiment_dir / p;
-}
-
 /// nas.write_file(name, text): writes (atomically: temp file, then rename) a file inside the
 /// experiment folder and returns its path.
 HYPERNAS_LUA_FN(l_write_file) {
   const std::string name = luaL_checkstring(L, 1);
   size_t len = 0;
   const char* text = luaL_checklstring(L, 2, &len);
-  fs::path target = experiment_path(L, name);
+  fs::path target = experiment_file(L, name);
   fs::create_directories(target.parent_path());
   fs::path tmp = target;
   tmp += ".tmp";
@@ -184,6 +183,12 @@ HYPERNAS_LUA_FN(l_evaluations) {
   return 1;
 }
 
+/// nas.results_dir(): the experiment folder (results/<experiment>).
+HYPERNAS_LUA_FN(l_results_dir) {
+  lua_pushstring(L, host_state(L).experiment_dir.string().c_str());
+  return 1;
+}
+
 /// nas.cancelled(): true once Ctrl-C was pressed or the time limit passed.
 HYPERNAS_LUA_FN(l_cancelled) {
   lua_pushboolean(L, core::cancelled());
@@ -211,6 +216,8 @@ void bind_core(lua_State* L) {
   lua_setfield(L, -2, "device");
   lua_pushinteger(L, s.config.threads);
   lua_setfield(L, -2, "threads");
+  lua_pushcfunction(L, l_results_dir);
+  lua_setfield(L, -2, "results_dir");
   lua_createtable(L, 0, static_cast<int>(s.config.args.size()));
   for (const auto& [k, v] : s.config.args) {
     push_arg(L, v);

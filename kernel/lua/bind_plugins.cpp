@@ -5,6 +5,7 @@
 #include "kernel/graph/serialize.h"
 #include "kernel/lua/binding.h"
 #include "kernel/plugin/registry.h"
+#include "kernel/store/checkpoint.h"
 #include "kernel/store/store.h"
 
 namespace hypernas::lua {
@@ -269,6 +270,33 @@ HYPERNAS_LUA_FN(surrogate_score) {
   return 1;
 }
 
+/// surrogate:save(file): writes the trained state as a versioned checkpoint, atomically, at
+/// `file` inside the experiment folder; returns the full path.
+HYPERNAS_LUA_FN(surrogate_save) {
+  auto h = check_surrogate(L, 1);
+  const std::filesystem::path file = experiment_file(L, luaL_checkstring(L, 2));
+  const std::string options = h->key.substr(h->name.size() + 1, h->key.size() - h->name.size() - 2);
+  store::write_checkpoint(file, {h->name, options, h->plugin->save_state()});
+  lua_pushstring(L, file.string().c_str());
+  return 1;
+}
+
+/// surrogate:load(path): restores a checkpoint written by surrogate:save() (any readable path).
+HYPERNAS_LUA_FN(surrogate_load) {
+  auto h = check_surrogate(L, 1);
+  const std::string path = luaL_checkstring(L, 2);
+  store::Checkpoint c = store::read_checkpoint(path);
+  if (c.plugin != h->name)
+    throw Error(cat("checkpoint ", path, " was written by surrogate '", c.plugin,
+                    "', not '", h->name, "'"));
+  try {
+    h->plugin->load_state(c.blob);
+  } catch (const std::exception& e) {
+    throw Error(cat("checkpoint ", path, ": ", e.what()));
+  }
+  return 0;
+}
+
 // ---- nas.strategy ------------------------------------------------------------------------
 
 /// nas.strategy(name, { <options> })
@@ -325,6 +353,8 @@ void bind_plugins(lua_State* L) {
                                         {"capabilities", surrogate_capabilities},
                                         {"fit", surrogate_fit},
                                         {"score", surrogate_score},
+                                        {"save", surrogate_save},
+                                        {"load", surrogate_load},
                                         {nullptr, nullptr}};
   define_class(L, kSurrogate, surrogate_methods);
   const luaL_Reg strategy_methods[] = {{"run", strategy_run}, {nullptr, nullptr}};

@@ -36,7 +36,10 @@ struct HostState {
 /// The HostState of a Lua state.
 HostState& host_state(lua_State* L);
 
-/// Opens the store lazily (when a binding first needs it) and returns it.
+/// `relative` inside the experiment folder; absolute paths and '..' are refused (Error).
+std::filesystem::path experiment_file(lua_State* L, const std::string& relative);
+
+/// The experiment's store (open while a script runs); Error when none is open.
 store::SqliteStore& require_store(lua_State* L);
 
 /// Runs `body` and turns any C++ exception into a Lua error at the caller's line.
