@@ -2,6 +2,7 @@
 #include "kernel/data/dataset.h"
 #include "kernel/lua/binding.h"
 #include "kernel/metrics/metrics.h"
+#include "kernel/report/plot.h"
 
 namespace hypernas::lua {
 namespace {
@@ -135,6 +136,45 @@ HYPERNAS_LUA_FN(l_top_k) {
   return 1;
 }
 
+/// nas.plot{ file = "loss.png", title =, xlabel =, ylabel =, logx =, logy =,
+///   series = { { name =, x = {...}, y = {...}, style = "lines"|"points"|"linespoints" }, ... } }
+/// Draws a PNG inside the experiment folder (data and gnuplot script beside it); returns its path.
+HYPERNAS_LUA_FN(l_plot) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  report::Plot p;
+  const std::string file = opt_string_field(L, 1, "file", "");
+  if (file.empty()) throw UsageError("nas.plot{...} needs file = \"name.png\"");
+  p.title = opt_string_field(L, 1, "title", "");
+  p.xlabel = opt_string_field(L, 1, "xlabel", "");
+  p.ylabel = opt_string_field(L, 1, "ylabel", "");
+  lua_getfield(L, 1, "logx");
+  p.logx = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "logy");
+  p.logy = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  lua_getfield(L, 1, "series");
+  if (!lua_istable(L, -1)) throw UsageError("nas.plot{...} needs series = { { x =, y = }, ... }");
+  const int series = lua_gettop(L);
+  for (lua_Integer i = 1, n = luaL_len(L, series); i <= n; ++i) {
+    lua_rawgeti(L, series, i);
+    const int t = lua_gettop(L);
+    if (!lua_istable(L, t)) throw UsageError(cat("series[", i, "] is not a table"));
+    report::Series s;
+    s.name = opt_string_field(L, t, "name", cat("series ", i));
+    s.style = opt_string_field(L, t, "style", "lines");
+    lua_getfield(L, t, "x");
+    s.x = check_numbers(L, lua_gettop(L), "x");
+    lua_getfield(L, t, "y");
+    s.y = check_numbers(L, lua_gettop(L), "y");
+    lua_settop(L, series);
+    p.series.push_back(std::move(s));
+  }
+  const auto path = experiment_file(L, file);
+  report::plot(p, path);
+  lua_pushstring(L, path.string().c_str());
+  return 1;
+}
+
 }  // namespace
 
 void bind_data(lua_State* L) {
@@ -146,6 +186,8 @@ void bind_data(lua_State* L) {
   define_class(L, kDatasetClass, dataset_methods);
   lua_pushcfunction(L, l_dataset);
   lua_setfield(L, -2, "dataset");
+  lua_pushcfunction(L, l_plot);
+  lua_setfield(L, -2, "plot");
   const luaL_Reg metric_fns[] = {{"pearson", l_pearson},
                                  {"spearman", l_spearman},
                                  {"kendall", l_kendall},

@@ -1,0 +1,242 @@
+#pragma once
+/// @file darts.h
+/// @brief The DARTS cell search space (Liu et al., ICLR 2019), also ADWPNAS's original space,
+/// as a HyperNAS search space, with ADWP's per-cell macro search as an option.
+///
+/// **Cell.** A cell has 2 input nodes (0: the output of the cell before the previous one,
+/// 1: the output of the previous one, each preprocessed to C channels) and 4 intermediate
+/// nodes 2..5. Intermediate node k reads a few distinct earlier nodes i < k through one
+/// candidate op each and sums the results; the cell's output is the channel concatenation of
+/// nodes 2, 3, 4, 5 (4C channels). The 8 candidate ops, in the fixed order of indices,
+/// encodings and architecture parameters (DARTS's `PRIMITIVES`): none, max_pool_3x3,
+/// avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5.
+/// The continuous relaxation has one edge per pair (i, k), i < k: 2 + 3 + 4 + 5 = 14 edges,
+/// ordered by target node, then by source (edge_index()).
+///
+/// **Network** (DARTS's `NetworkCIFAR`, auxiliary head left out): stem conv 3x3 (3C) + BN;
+/// `layers` cells, the cells with index layers/3 and 2*layers/3 being reduction cells, which
+/// double C and apply their ops on the input nodes with stride 2; then global average pooling
+/// and a linear classifier. Without `macro`, every normal cell uses one genotype and every
+/// reduction cell another (DARTS); with `macro`, every cell has its own (ADWP's macro search).
+///
+/// **Ops as primitive graphs** (see build_graph()): sep_conv_k = (ReLU, depthwise conv k,
+/// pointwise conv 1x1, BN) twice, the first depthwise conv carrying the stride;
+/// dil_conv_k = ReLU, depthwise conv k dilation 2, pointwise conv, BN; pooling: one pool node
+/// (kernel 3, padding 1, average excluding padding), nothing after it; skip_connect: a plain
+/// graph edge, or FactorizedReduce at stride 2; none: nothing (a node whose every input is
+/// `none` is an `add` without in-neighbours, i.e. zeros).
+///
+/// DEVIATION from DARTS: FactorizedReduce is ReLU, then two 1x1 stride-2 convs with C_out/2
+/// outputs each, concatenated, then BN — but both convs read the same pixels. DARTS's second
+/// conv reads the input shifted by one pixel (x[:, :, 1:, 1:]), which the primitive vocabulary
+/// cannot express (a conv's padding is fixed at dilation*(kernel-1)/2). The parameter and
+/// multiply-accumulate counts are exactly DARTS's; the function class is that of one 1x1
+/// stride-2 conv with C_out outputs (the two halves see the same even-indexed pixels).
+///
+/// **String form** (canonical: no whitespace; see genotype_to_string() and parse_genotype()):
+/// @code
+/// normal=[(sep_conv_3x3,0),(sep_conv_3x3,1),(skip_connect,0),(sep_conv_3x3,1),(skip_connect,0),(sep_conv_3x3,1),(sep_conv_3x3,0),(skip_connect,2)];reduce=[(max_pool_3x3,0),...]
+/// @endcode
+/// With `macro`, `cell0=[...];cell1=[...];...;cell<layers-1>=[...]`, one list per cell.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <hypernas/options.h>
+#include <hypernas/space.h>
+
+namespace hypernas::darts {
+
+/// Input nodes of a cell (0 and 1).
+inline constexpr int kInputNodes = 2;
+/// Intermediate nodes of a cell (2, 3, 4, 5).
+inline constexpr int kSteps = 4;
+/// Nodes of a cell (inputs and intermediate nodes), i.e. one past the last node index.
+inline constexpr int kNodes = kInputNodes + kSteps;
+/// Edges of the continuous relaxation: 2 + 3 + 4 + 5.
+inline constexpr int kEdges = 14;
+/// Candidate ops per edge.
+inline constexpr int kOps = 8;
+
+/// The candidate ops, in DARTS's order (`PRIMITIVES`), used by indices, encodings and
+/// architecture parameters.
+inline constexpr const char* kOpNames[kOps] = {
+    "none",         "max_pool_3x3", "avg_pool_3x3", "skip_connect",
+    "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"};
+
+/// Candidate op ids (positions in kOpNames).
+enum CellOp : int {
+  kNone = 0,
+  kMaxPool3x3 = 1,
+  kAvgPool3x3 = 2,
+  kSkip = 3,
+  kSepConv3x3 = 4,
+  kSepConv5x5 = 5,
+  kDilConv3x3 = 6,
+  kDilConv5x5 = 7
+};
+
+/// The DARTS paper's first-order cell (DARTS_V1 of its genotypes.py), in canonical form.
+inline constexpr const char* kDartsV1 =
+    "normal=[(sep_conv_3x3,0),(sep_conv_3x3,1),(skip_connect,0),(sep_conv_3x3,1),"
+    "(skip_connect,0),(sep_conv_3x3,1),(sep_conv_3x3,0),(skip_connect,2)];"
+    "reduce=[(max_pool_3x3,0),(max_pool_3x3,1),(max_pool_3x3,0),(skip_connect,2),"
+    "(max_pool_3x3,0),(skip_connect,2),(avg_pool_3x3,0),(skip_connect,2)]";
+/// The DARTS paper's second-order cell (DARTS_V2, the published "DARTS" architecture), in
+/// canonical form (DARTS lists some pairs in another order; see parse_genotype()).
+inline constexpr const char* kDartsV2 =
+    "normal=[(sep_conv_3x3,0),(sep_conv_3x3,1),(sep_conv_3x3,0),(sep_conv_3x3,1),"
+    "(skip_connect,0),(sep_conv_3x3,1),(skip_connect,0),(dil_conv_3x3,2)];"
+    "reduce=[(max_pool_3x3,0),(max_pool_3x3,1),(max_pool_3x3,1),(skip_connect,2),"
+    "(max_pool_3x3,0),(skip_connect,2),(max_pool_3x3,1),(skip_connect,2)]";
+
+/// Index in [0, 14) of the edge from node `from` to intermediate node `node` (2 <= node <= 5,
+/// 0 <= from < node): edges are ordered by target node, then by source, as DARTS's alphas.
+int edge_index(int node, int from);
+
+/// One chosen input of an intermediate node: which earlier node it reads and through what op.
+struct Input {
+  int op = kNone;  ///< A CellOp.
+  int from = 0;    ///< The node read, in [0, node).
+  /// Equality of op and source.
+  bool operator==(const Input& other) const { return op == other.op && from == other.from; }
+};
+
+/// One cell's genotype: the inputs of each intermediate node.
+struct Cell {
+  /// nodes[k - 2]: the inputs of node k, with distinct sources, sorted by source (the canonical
+  /// order; make_canonical() restores it). DARTS cells have exactly 2 inputs per node;
+  /// discretize() with keep != 2 and the grouped string form allow 1..k.
+  std::array<std::vector<Input>, kSteps> nodes;
+  /// Equality of all nodes.
+  bool operator==(const Cell& other) const { return nodes == other.nodes; }
+};
+
+/// A whole architecture: without `macro`, cells = {normal, reduce}; with `macro`, one cell per
+/// network cell, in order.
+struct Genotype {
+  std::vector<Cell> cells;  ///< See above.
+  /// Equality of all cells.
+  bool operator==(const Genotype& other) const { return cells == other.cells; }
+};
+
+/// Sorts each node's inputs by source. Throws Error when an op id is out of range, a source is
+/// out of range, a node has no inputs or reads a node twice.
+void make_canonical(Cell& cell);
+
+/// The canonical text of one cell, `[(op,i),(op,j),...]`: no whitespace, each node's inputs
+/// sorted by source. When every node has exactly 2 inputs (every DARTS genotype), the flat
+/// DARTS form lists the 8 pairs of nodes 2, 3, 4, 5 in order; otherwise the grouped form
+/// separates the nodes' lists with '|': `[(op,0)|(op,0),(op,2)|...]` (4 groups).
+std::string cell_to_string(const Cell& cell);
+
+/// The canonical text of a genotype: `normal=<cell>;reduce=<cell>` (macro = false, 2 cells) or
+/// `cell0=<cell>;cell1=<cell>;...` (macro = true, one per cell).
+std::string genotype_to_string(const Genotype& genotype, bool macro);
+
+/// Parses the text of a genotype with `cells` cells (2 without macro, `layers` with macro).
+/// Grammar (whitespace is allowed between tokens; op names may be quoted with ' or ", so
+/// DARTS's Python lists paste as they are):
+/// @code
+///   text  := label '=' cell (';' label '=' cell)*     labels: normal, reduce | cell0, cell1, ...
+///   cell  := '[' pair (',' pair){7} ']'                flat: 8 pairs, 2 per node in node order
+///          | '[' group ('|' group){3} ']'              grouped: one group per node 2..5
+///   group := pair (',' pair)*                          1..k pairs for node k
+///   pair  := '(' op ',' source ')'                     op in kOpNames, 0 <= source < node
+/// @endcode
+/// A node's sources must be distinct; they may come in any order (the canonical text sorts
+/// them). Throws Error quoting the text and naming the 0-based character position and the
+/// token at fault: an unknown op, a source out of range or read twice, a wrong label, a wrong
+/// number of pairs, groups or cells, a missing bracket, parenthesis, comma or '='.
+Genotype parse_genotype(const std::string& text, bool macro, std::int64_t cells);
+
+/// Network shape around the cells.
+struct MacroConfig {
+  std::int64_t layers = 8;          ///< Cells; reduction cells at layers/3 and 2*layers/3.
+  std::int64_t channels = 16;       ///< C: channels of the first cells' nodes (stem: 3C).
+  std::int64_t input_channels = 3;  ///< Channels of the input images.
+  std::int64_t input_size = 32;     ///< Height = width of the input images.
+  std::int64_t classes = 10;        ///< Output classes.
+  bool macro = false;               ///< One genotype per cell instead of normal + reduce.
+};
+
+/// True when cell `index` of a network of `layers` cells is a reduction cell (DARTS:
+/// index == layers/3 or index == 2*layers/3).
+bool is_reduction(std::int64_t index, std::int64_t layers);
+
+/// The operator graph of the network (see architecture.h for the conventions). Names:
+/// `input`; `stem.conv`, `stem.bn`; per cell i: preprocessing `c<i>.pre0.*`, `c<i>.pre1.*`
+/// (`relu`, `conv`, `bn`; FactorizedReduce: `relu`, `conv1`, `conv2`, `cat`, `bn`),
+/// intermediate nodes `c<i>.n<k>` (`add`, k = 2..5), their ops `c<i>.n<k>.i<from>.<part>`
+/// (sep_conv: relu1 dw1 pw1 bn1 relu2 dw2 pw2 bn2; dil_conv: relu dw pw bn; pooling: pool;
+/// skip_connect at stride 2: relu conv1 conv2 cat bn) and the output `c<i>.out` (`concat`);
+/// head `head.gap`, `head.linear` (exit 0). Every node of cell i has module i (stem and head:
+/// -1); `scale` is that of the node's output. Throws Error when the genotype has the wrong
+/// number of cells for config.macro / config.layers or is not canonical.
+ArchGraph build_graph(const Genotype& genotype, const MacroConfig& config);
+
+/// Parameters and multiply-accumulates of any architecture graph for square inputs of
+/// `input_size` pixels (see DartsSpace::stats() for what is counted).
+ArchStats graph_stats(const ArchGraph& graph, std::int64_t input_size);
+
+}  // namespace hypernas::darts
+
+namespace hypernas {
+
+/// The DARTS / ADWP cell space as a plugin (`darts`).
+class DartsSpace : public SearchSpace {
+ public:
+  /// Declared options: layers, channels, input_channels, input_size, classes, macro.
+  static const ParamTable& params() noexcept;
+  /// Builds the space from resolved options (every key of params() present). Throws Error on
+  /// values out of range.
+  explicit DartsSpace(const Options& options);
+
+  /// "darts".
+  std::string name() const override { return "darts"; }
+  /// A uniformly random genotype: each intermediate node k of each cell picks 2 distinct
+  /// sources in [0, k) (each unordered pair equally likely) and, independently for each, one
+  /// of the 7 ops other than `none` (DARTS genotypes never contain `none`).
+  Architecture sample(Rng& rng) const override;
+  /// Parses the string form (see darts::parse_genotype()).
+  Architecture parse(const std::string& text) const override;
+  /// The primitive ops the graphs use: input, conv, bn, relu, avg_pool, max_pool, add,
+  /// concat, gap, linear.
+  std::vector<std::string> op_vocabulary() const override;
+  /// Counted from the graph with this space's input_size. Parameters: conv weights
+  /// (c_out * c_in/groups * k * k), BN weight and bias (2 * c_out), linear weight and bias;
+  /// every node counts, including a preprocessing whose output no op reads (DARTS's model has
+  /// it too). FLOPs: multiply-accumulates of convolutions (weights x output pixels) and of
+  /// the linear layer (c_in * c_out) for one image; BN, ReLU, pooling, additions,
+  /// concatenation and biases are not counted.
+  ArchStats stats(const Architecture& arch) const override;
+  /// A float tensor [blocks, 14, 8] (blocks = 2, or `layers` with macro): entry [b][e][op] is
+  /// 1 when genotype block b uses `op` on edge e (edge order as darts::edge_index()).
+  at::Tensor encode(const Architecture& arch) const override;
+  /// One block {14, 8} per distinct genotype: `normal.alpha`, `reduce.alpha`; with macro
+  /// `cell<i>.alpha` for i = 0..layers-1. Row e holds the logits of edge e's 8 ops.
+  std::vector<ArchParamSpec> arch_params() const override;
+  /// DARTS's rule on each block: softmax over each edge's ops; for each intermediate node k,
+  /// rank its k incoming edges by their strongest op other than `none` and keep the `keep`
+  /// strongest (all k when keep >= k), each with that op. Ties go to the lower op id and the
+  /// lower source. keep must be >= 1 (DARTS: 2).
+  Architecture discretize(const std::vector<at::Tensor>& alphas,
+                          std::int64_t keep) const override;
+
+  /// The genotype of an architecture of this space (parsed from arch.text); throws Error when
+  /// arch.space is not "darts" or the text does not parse.
+  darts::Genotype genotype_of(const Architecture& arch) const;
+  /// The architecture of `genotype` (its cells are made canonical first).
+  Architecture make(darts::Genotype genotype) const;
+  /// Number of genotype blocks: 2, or `layers` with macro.
+  std::int64_t blocks() const { return config_.macro ? config_.layers : 2; }
+  /// The network shape this space builds.
+  const darts::MacroConfig& config() const { return config_; }
+
+ private:
+  darts::MacroConfig config_;
+};
+
+}  // namespace hypernas
