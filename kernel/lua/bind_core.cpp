@@ -1,5 +1,9 @@
 // The `nas` functions that concern the run itself: arguments, logging, files, the store.
+#include <cstdlib>
 #include <fstream>
+#include <sstream>
+
+#include <boost/dll/runtime_symbol_info.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -189,6 +193,55 @@ HYPERNAS_LUA_FN(l_results_dir) {
   return 1;
 }
 
+/// Folders searched for presets: HYPERNAS_CONFIG_PATH (':'-separated), the install's
+/// share/hypernas/configs, then the source tree's configs/.
+std::vector<fs::path> preset_folders() {
+  std::vector<fs::path> out;
+  if (const char* env = std::getenv("HYPERNAS_CONFIG_PATH")) {
+    std::stringstream ss(env);
+    std::string item;
+    while (std::getline(ss, item, ':'))
+      if (!item.empty()) out.emplace_back(item);
+  }
+  std::error_code ec;
+  fs::path exe = boost::dll::program_location(ec);
+  if (!ec) out.push_back(exe.parent_path().parent_path() / "share" / "hypernas" / "configs");
+  out.emplace_back(HYPERNAS_SOURCE_CONFIG_DIR);
+  return out;
+}
+
+/// nas.preset(name): the table returned by configs/<name>.lua. A preset is a plain Lua file
+/// run with only the string, table and math libraries; it cannot reach `nas`.
+HYPERNAS_LUA_FN(l_preset) {
+  const std::string name = luaL_checkstring(L, 1);
+  HYPERNAS_CHECK(!name.empty() && name.find('/') == std::string::npos &&
+                     name.find("..") == std::string::npos,
+                 "preset name '", name, "' must be a plain name such as 'nb201-small'");
+  fs::path file;
+  std::string searched;
+  for (const auto& folder : preset_folders()) {
+    searched += "\n  " + (folder / (name + ".lua")).string();
+    if (fs::is_regular_file(folder / (name + ".lua"))) {
+      file = folder / (name + ".lua");
+      break;
+    }
+  }
+  if (file.empty()) throw Error(cat("no preset named '", name, "'; looked for:", searched));
+  if (luaL_loadfilex(L, file.string().c_str(), "t") != LUA_OK)
+    throw Error(lua_tostring(L, -1));
+  lua_createtable(L, 0, 4);  // the preset's whole environment
+  for (const char* lib : {"string", "table", "math"}) {
+    lua_getglobal(L, lib);
+    lua_setfield(L, -2, lib);
+  }
+  lua_setupvalue(L, -2, 1);  // _ENV of the chunk
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) throw Error(lua_tostring(L, -1));
+  if (!lua_istable(L, -1))
+    throw Error(cat("preset ", file.string(), " must return a table, it returned a ",
+                    luaL_typename(L, -1)));
+  return 1;
+}
+
 /// nas.cancelled(): true once Ctrl-C was pressed or the time limit passed.
 HYPERNAS_LUA_FN(l_cancelled) {
   lua_pushboolean(L, core::cancelled());
@@ -206,6 +259,7 @@ void bind_core(lua_State* L) {
                           {"write_file", l_write_file},
                           {"evaluations", l_evaluations},
                           {"cancelled", l_cancelled},
+                          {"preset", l_preset},
                           {nullptr, nullptr}};
   luaL_setfuncs(L, fns, 0);
   lua_pushstring(L, HYPERNAS_VERSION);

@@ -175,4 +175,21 @@ TEST_F(LuaHost, ThirdPartyFixturePluginRunsFromLua) {
             "fixture_nodes{fail=false,weight=0.5}");
 }
 
+TEST_F(LuaHost, PresetsAreTablesFromConfigs) {
+  EXPECT_EQ(eval("local p = nas.preset('nb201-small'); result = p.name .. ' ' .. p.cells_per_stage"),
+            "nb201 1");
+  EXPECT_EQ(eval("local ok, e = pcall(function() return nas.preset('no-such') end);"
+                 " result = e:match(\"no preset named 'no%-such'\") ~= nil"),
+            "true");
+  EXPECT_EQ(eval("local ok, e = pcall(function() return nas.preset('../etc') end); result = tostring(ok)"),
+            "false");
+}
+
+TEST_F(LuaHost, PlotWritesIntoTheExperiment) {
+  EXPECT_EQ(eval("local p = nas.plot{ file = 'f.png', series = { { x = {1, 2}, y = {3, 4} } } };"
+                 " result = p:match('exp/f.png$') ~= nil"),
+            "true");
+  EXPECT_TRUE(fs::exists(config.results_root / "exp" / "f.png"));
+}
+
 }  // namespace

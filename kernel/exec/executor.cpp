@@ -1,0 +1,405 @@
+#include "kernel/exec/executor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <utility>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <hypernas/error.h>
+
+namespace hypernas::exec {
+
+namespace {
+
+/// The primitive ops (hypernas::kPrimitiveOps) as an enum.
+enum class OpKind : std::uint8_t {
+  Input,
+  Conv,
+  Bn,
+  Relu,
+  AvgPool,
+  MaxPool,
+  Add,
+  Concat,
+  Gap,
+  Linear
+};
+
+/// How init_weights() fills one parameter.
+enum class ParamRole : std::uint8_t { ConvWeight, BnWeight, BnBias, LinearWeight, LinearBias };
+
+bool parse_op(const std::string& op, OpKind* out) {
+  static const std::pair<const char*, OpKind> kOps[] = {
+      {"input", OpKind::Input},      {"conv", OpKind::Conv},        {"bn", OpKind::Bn},
+      {"relu", OpKind::Relu},        {"avg_pool", OpKind::AvgPool}, {"max_pool", OpKind::MaxPool},
+      {"add", OpKind::Add},          {"concat", OpKind::Concat},    {"gap", OpKind::Gap},
+      {"linear", OpKind::Linear}};
+  for (const auto& [name, kind] : kOps) {
+    if (op == name) {
+      *out = kind;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string shape_text(at::IntArrayRef shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+constexpr std::int32_t kNever = std::numeric_limits<std::int32_t>::max();
+
+}  // namespace
+
+/// One vertex of the graph, ready to run.
+struct Step {
+  OpKind op = OpKind::Add;
+  std::int32_t in_begin = 0;   ///< Range of this step's inputs in Plan::inputs.
+  std::int32_t in_end = 0;
+  std::int32_t free_begin = 0; ///< Range of the values to drop after this step in Plan::frees.
+  std::int32_t free_end = 0;
+  std::int32_t weight = -1;    ///< Index of the weight in Plan::params (-1: none).
+  std::int32_t bias = -1;      ///< Index of the bias in Plan::params (-1: none).
+  std::int64_t c_in = 0;
+  std::int64_t c_out = 0;
+  std::int64_t kernel = 0;
+  std::int64_t stride = 1;
+  std::int64_t dilation = 1;
+  std::int64_t groups = 1;
+  std::int64_t padding = 0;
+  std::int64_t scale = 0;
+};
+
+struct Plan {
+  std::string space;                  ///< For messages.
+  std::string text;                   ///< For messages.
+  std::vector<Step> steps;            ///< One per vertex, in vertex order.
+  std::vector<std::int32_t> inputs;   ///< Input vertex ids of every step, sorted per step.
+  std::vector<std::int32_t> frees;    ///< Values dropped after each step.
+  std::vector<std::string> names;     ///< Node names, by vertex.
+  std::vector<ParamShape> params;     ///< Parameters, in vertex order.
+  std::vector<ParamRole> roles;       ///< How init_weights() fills each parameter.
+  std::vector<std::int32_t> outputs;  ///< Vertices returned by forward(), in exit order.
+
+  /// "'<text>' (space <space>)" for messages.
+  std::string where() const { return cat("'", text, "' (space ", space, ")"); }
+};
+
+std::shared_ptr<const Plan> GraphExecutor::compile(const Architecture& arch) const {
+  const ArchGraph& g = arch.graph;
+  const auto n = static_cast<std::int64_t>(boost::num_vertices(g));
+  auto plan = std::make_shared<Plan>();
+  plan->space = arch.space;
+  plan->text = arch.text;
+  HYPERNAS_CHECK(n > 0, "executor: architecture ", plan->where(), " has no nodes");
+  HYPERNAS_CHECK(n < kNever, "executor: architecture ", plan->where(), " has too many nodes (",
+                 n, ")");
+  plan->steps.resize(static_cast<std::size_t>(n));
+  plan->names.resize(static_cast<std::size_t>(n));
+  std::vector<std::int32_t> last_use(static_cast<std::size_t>(n), -1);
+  std::vector<std::pair<std::int64_t, std::int32_t>> exits;
+  std::vector<std::int32_t> in;
+
+  auto add_param = [&plan](const OpNode& node, const char* suffix,
+                           std::vector<std::int64_t> shape, ParamRole role) {
+    for (std::int64_t d : shape)
+      HYPERNAS_CHECK(d > 0, "executor: node '", node.name, "' (", node.op,
+                     ") would need a parameter of shape ", shape_text(shape),
+                     "; check its c_in, c_out, kernel and groups");
+    ParamShape p;
+    p.name = node.name + suffix;
+    p.node = node.name;
+    p.shape = std::move(shape);
+    plan->params.push_back(std::move(p));
+    plan->roles.push_back(role);
+    return static_cast<std::int32_t>(plan->params.size() - 1);
+  };
+
+  for (std::int64_t v = 0; v < n; ++v) {
+    const OpNode& node = g[static_cast<std::size_t>(v)];
+    Step& s = plan->steps[static_cast<std::size_t>(v)];
+    plan->names[static_cast<std::size_t>(v)] = node.name;
+    auto fail = [&](const std::string& why) {
+      return Error(cat("executor: node '", node.name, "' (", node.op, ", vertex ", v,
+                       ") of architecture ", plan->where(), ": ", why));
+    };
+    if (!parse_op(node.op, &s.op)) {
+      std::string known;
+      for (const char* op : kPrimitiveOps) known += (known.empty() ? "" : ", ") + std::string(op);
+      throw fail(cat("unknown op; the executor runs ", known));
+    }
+
+    in.clear();
+    for (auto [it, last] = boost::in_edges(static_cast<std::size_t>(v), g); it != last; ++it) {
+      const auto u = static_cast<std::int64_t>(boost::source(*it, g));
+      if (u >= v)
+        throw fail(cat("reads node '", g[static_cast<std::size_t>(u)].name, "' (vertex ", u,
+                       "), which does not come before it: vertex order must be topological"));
+      in.push_back(static_cast<std::int32_t>(u));
+    }
+    std::sort(in.begin(), in.end());
+    s.in_begin = static_cast<std::int32_t>(plan->inputs.size());
+    plan->inputs.insert(plan->inputs.end(), in.begin(), in.end());
+    s.in_end = static_cast<std::int32_t>(plan->inputs.size());
+    for (std::int32_t u : in) last_use[static_cast<std::size_t>(u)] = static_cast<std::int32_t>(v);
+
+    if (s.op == OpKind::Input && !in.empty()) throw fail("an input node cannot have inputs");
+    if (s.op != OpKind::Input && s.op != OpKind::Add && in.empty())
+      throw fail("has no inputs (only `input` and `add` nodes may have none)");
+
+    s.c_in = node.c_in;
+    s.c_out = node.c_out;
+    s.kernel = node.kernel;
+    s.stride = node.stride;
+    s.dilation = node.dilation;
+    s.groups = node.groups;
+    s.scale = node.scale;
+    if (s.stride < 1 || s.dilation < 1 || s.groups < 1 || s.scale < 0 || s.scale > 62)
+      throw fail(cat("needs stride, dilation, groups >= 1 and 0 <= scale <= 62, got stride ",
+                     s.stride, ", dilation ", s.dilation, ", groups ", s.groups, ", scale ",
+                     s.scale));
+    switch (s.op) {
+      case OpKind::Conv:
+        if (s.kernel < 1) throw fail(cat("a conv needs kernel >= 1, got ", s.kernel));
+        if (s.c_in < 1 || s.c_out < 1 || s.c_in % s.groups != 0 || s.c_out % s.groups != 0)
+          throw fail(cat("a conv needs c_in and c_out >= 1 and divisible by groups, got c_in ",
+                         s.c_in, ", c_out ", s.c_out, ", groups ", s.groups));
+        s.padding = s.dilation * (s.kernel - 1) / 2;
+        s.weight = add_param(node, ".weight", {s.c_out, s.c_in / s.groups, s.kernel, s.kernel},
+                             ParamRole::ConvWeight);
+        break;
+      case OpKind::Bn:
+        if (s.c_out < 1) throw fail(cat("a bn needs c_out >= 1, got ", s.c_out));
+        s.weight = add_param(node, ".weight", {s.c_out}, ParamRole::BnWeight);
+        s.bias = add_param(node, ".bias", {s.c_out}, ParamRole::BnBias);
+        break;
+      case OpKind::Linear:
+        if (s.c_in < 1 || s.c_out < 1)
+          throw fail(cat("a linear needs c_in and c_out >= 1, got ", s.c_in, " and ", s.c_out));
+        s.weight = add_param(node, ".weight", {s.c_out, s.c_in}, ParamRole::LinearWeight);
+        s.bias = add_param(node, ".bias", {s.c_out}, ParamRole::LinearBias);
+        break;
+      case OpKind::AvgPool:
+      case OpKind::MaxPool:
+        if (s.kernel < 1) throw fail(cat("a pool needs kernel >= 1, got ", s.kernel));
+        s.padding = s.kernel % 2 == 1 ? s.kernel / 2 : 0;
+        break;
+      case OpKind::Add:
+        if (in.empty() && s.c_out < 1)
+          throw fail(cat("an add without inputs makes zeros of c_out channels; c_out is ",
+                         s.c_out));
+        break;
+      default:
+        break;
+    }
+    if (node.exit >= 0) {
+      for (const auto& [e, u] : exits)
+        if (e == node.exit)
+          throw fail(cat("exit ", node.exit, " is also node '",
+                         plan->names[static_cast<std::size_t>(u)], "'"));
+      exits.emplace_back(node.exit, static_cast<std::int32_t>(v));
+    }
+  }
+
+  std::sort(exits.begin(), exits.end());
+  for (const auto& e : exits) plan->outputs.push_back(e.second);
+  if (plan->outputs.empty()) plan->outputs.push_back(static_cast<std::int32_t>(n - 1));
+  for (std::int32_t o : plan->outputs) last_use[static_cast<std::size_t>(o)] = kNever;
+
+  // Drop each value right after its last consumer (or right away when nothing reads it).
+  std::vector<std::vector<std::int32_t>> frees(static_cast<std::size_t>(n));
+  for (std::int64_t v = 0; v < n; ++v) {
+    const std::int32_t last = last_use[static_cast<std::size_t>(v)];
+    if (last == kNever) continue;
+    frees[static_cast<std::size_t>(last < 0 ? v : last)].push_back(static_cast<std::int32_t>(v));
+  }
+  for (std::int64_t v = 0; v < n; ++v) {
+    Step& s = plan->steps[static_cast<std::size_t>(v)];
+    s.free_begin = static_cast<std::int32_t>(plan->frees.size());
+    plan->frees.insert(plan->frees.end(), frees[static_cast<std::size_t>(v)].begin(),
+                       frees[static_cast<std::size_t>(v)].end());
+    s.free_end = static_cast<std::int32_t>(plan->frees.size());
+  }
+  return plan;
+}
+
+const std::vector<ParamShape>& GraphExecutor::parameters(const Plan& plan) { return plan.params; }
+
+std::vector<ParamShape> GraphExecutor::parameters(const Architecture& arch) const {
+  return compile(arch)->params;
+}
+
+std::vector<at::Tensor> GraphExecutor::forward(const Architecture& arch, const WeightMap& weights,
+                                               const at::Tensor& images) const {
+  return forward(*compile(arch), weights, images);
+}
+
+std::vector<at::Tensor> GraphExecutor::forward(const Plan& plan, const WeightMap& weights,
+                                               const at::Tensor& images) const {
+  HYPERNAS_CHECK(images.defined() && images.dim() == 4,
+                 "executor: expected images [N, C, H, W] for architecture ", plan.where(),
+                 ", got ", images.defined() ? shape_text(images.sizes()) : "an undefined tensor");
+
+  // Resolve every parameter once, checking its shape.
+  std::vector<const at::Tensor*> w(plan.params.size(), nullptr);
+  for (std::size_t i = 0; i < plan.params.size(); ++i) {
+    const ParamShape& p = plan.params[i];
+    auto it = weights.find(p.name);
+    HYPERNAS_CHECK(it != weights.end() && it->second.defined(), "executor: missing weight '",
+                   p.name, "' (expected shape ", shape_text(p.shape), ", got ",
+                   it == weights.end() ? "no entry" : "an undefined tensor", ") for node '",
+                   p.node, "' of architecture ", plan.where());
+    HYPERNAS_CHECK(it->second.sizes() == at::IntArrayRef(p.shape), "executor: weight '", p.name,
+                   "' has shape ", shape_text(it->second.sizes()), ", expected ",
+                   shape_text(p.shape), " (node '", p.node, "' of architecture ", plan.where(),
+                   ")");
+    w[i] = &it->second;
+  }
+
+  const std::int64_t batch = images.size(0);
+  const std::int64_t height = images.size(2);
+  const std::int64_t width = images.size(3);
+  std::vector<at::Tensor> value(plan.steps.size());
+  std::vector<at::Tensor> parts;
+
+  for (std::size_t v = 0; v < plan.steps.size(); ++v) {
+    const Step& s = plan.steps[v];
+    auto fail = [&](const std::string& why) {
+      return Error(cat("executor: node '", plan.names[v], "' of architecture ", plan.where(),
+                       ": ", why));
+    };
+    // The node's input: the sum (or concatenation) of its in-neighbours' outputs.
+    at::Tensor x;
+    if (s.op == OpKind::Input) {
+      if (s.c_out > 0 && images.size(1) != s.c_out)
+        throw fail(cat("expects images of ", s.c_out, " channels, got ",
+                       shape_text(images.sizes())));
+      x = images;
+    } else if (s.op == OpKind::Concat) {
+      parts.clear();
+      for (std::int32_t k = s.in_begin; k < s.in_end; ++k)
+        parts.push_back(value[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])]);
+      x = parts.size() == 1 ? parts[0] : at::cat(parts, 1);
+    } else if (s.in_begin == s.in_end) {
+      const std::int64_t step = std::int64_t{1} << s.scale;
+      x = at::zeros({batch, s.c_out, (height + step - 1) / step, (width + step - 1) / step},
+                    images.options());
+    } else {
+      x = value[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(s.in_begin)])];
+      for (std::int32_t k = s.in_begin + 1; k < s.in_end; ++k) {
+        const at::Tensor& y =
+            value[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])];
+        if (x.sizes() != y.sizes())
+          throw fail(cat("cannot add its inputs of shapes ", shape_text(x.sizes()), " and ",
+                         shape_text(y.sizes()), " (from node '",
+                         plan.names[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])],
+                         "')"));
+        x = at::add(x, y);
+      }
+    }
+
+    at::Tensor out;
+    switch (s.op) {
+      case OpKind::Input:
+      case OpKind::Add:
+      case OpKind::Concat:
+        out = std::move(x);
+        break;
+      case OpKind::Conv:
+        if (x.dim() != 4 || x.size(1) != s.c_in)
+          throw fail(cat("expects an input of ", s.c_in, " channels, got ", shape_text(x.sizes())));
+        out = at::conv2d(x, *w[static_cast<std::size_t>(s.weight)], {}, {s.stride, s.stride},
+                         {s.padding, s.padding}, {s.dilation, s.dilation}, s.groups);
+        break;
+      case OpKind::Bn:
+        if (x.dim() < 2 || x.size(1) != s.c_out)
+          throw fail(cat("expects an input of ", s.c_out, " channels, got ", shape_text(x.sizes())));
+        out = at::batch_norm(x, *w[static_cast<std::size_t>(s.weight)],
+                             *w[static_cast<std::size_t>(s.bias)], {}, {}, /*training=*/true,
+                             /*momentum=*/0.1, /*eps=*/1e-5, /*cudnn_enabled=*/true);
+        break;
+      case OpKind::Relu:
+        out = at::relu(x);
+        break;
+      case OpKind::AvgPool:
+        out = at::avg_pool2d(x, {s.kernel, s.kernel}, {s.stride, s.stride},
+                             {s.padding, s.padding}, /*ceil_mode=*/false,
+                             /*count_include_pad=*/false);
+        break;
+      case OpKind::MaxPool:
+        out = at::max_pool2d(x, {s.kernel, s.kernel}, {s.stride, s.stride},
+                             {s.padding, s.padding});
+        break;
+      case OpKind::Gap:
+        if (x.dim() != 4) throw fail(cat("expects a 4-D input, got ", shape_text(x.sizes())));
+        out = x.mean({2, 3});
+        break;
+      case OpKind::Linear:
+        if (x.dim() > 2) x = x.flatten(1);
+        if (x.dim() != 2 || x.size(1) != s.c_in)
+          throw fail(cat("expects an input of ", s.c_in, " features, got ", shape_text(x.sizes())));
+        out = at::linear(x, *w[static_cast<std::size_t>(s.weight)],
+                         *w[static_cast<std::size_t>(s.bias)]);
+        break;
+    }
+    value[v] = std::move(out);
+    for (std::int32_t k = s.free_begin; k < s.free_end; ++k)
+      value[static_cast<std::size_t>(plan.frees[static_cast<std::size_t>(k)])].reset();
+  }
+
+  std::vector<at::Tensor> outputs;
+  outputs.reserve(plan.outputs.size());
+  for (std::int32_t o : plan.outputs) outputs.push_back(value[static_cast<std::size_t>(o)]);
+  return outputs;
+}
+
+WeightMap GraphExecutor::init_weights(const Architecture& arch, std::uint64_t seed,
+                                      c10::Device device) const {
+  return init_weights(*compile(arch), seed, device);
+}
+
+WeightMap GraphExecutor::init_weights(const Plan& plan, std::uint64_t seed, c10::Device device) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  WeightMap out;
+  for (std::size_t i = 0; i < plan.params.size(); ++i) {
+    const ParamShape& p = plan.params[i];
+    at::Tensor t = at::empty(p.shape, at::TensorOptions().dtype(at::kFloat));
+    switch (plan.roles[i]) {
+      case ParamRole::ConvWeight: {
+        // Kaiming normal, mode fan_out, ReLU gain: torch computes fan_out = size(0) * k * k.
+        const double fan_out = static_cast<double>(p.shape[0] * p.shape[2] * p.shape[3]);
+        t.normal_(0.0, std::sqrt(2.0 / fan_out), gen);
+        break;
+      }
+      case ParamRole::BnWeight:
+        t.fill_(1.0);
+        break;
+      case ParamRole::BnBias:
+        t.zero_();
+        break;
+      case ParamRole::LinearWeight:
+      case ParamRole::LinearBias: {
+        // torch::nn::Linear: kaiming_uniform(a = sqrt(5)) gives bound 1/sqrt(fan_in), and
+        // the bias is uniform in the same bound.
+        // A linear's bias directly follows its weight [c_out, c_in].
+        const std::size_t weight = plan.roles[i] == ParamRole::LinearBias ? i - 1 : i;
+        const double fan_in = static_cast<double>(plan.params[weight].shape[1]);
+        const double bound = 1.0 / std::sqrt(fan_in);
+        t.uniform_(-bound, bound, gen);
+        break;
+      }
+    }
+    if (device != t.device()) t = t.to(device);
+    t.set_requires_grad(true);
+    out.emplace(p.name, std::move(t));
+  }
+  return out;
+}
+
+}  // namespace hypernas::exec

@@ -1,0 +1,722 @@
+#include "darts.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <utility>
+
+#include <ATen/Functions.h>
+#include <ATen/core/Tensor.h>
+
+namespace hypernas::darts {
+
+namespace {
+
+/// The form users are shown when the structure of a text is wrong.
+constexpr const char* kCellHint = "[(op,0),(op,1),...] with 8 pairs, or 4 groups split by '|'";
+
+std::string known_ops() {
+  std::string list;
+  for (const char* op : kOpNames) list += (list.empty() ? "" : ", ") + std::string(op);
+  return list;
+}
+
+int op_id(const std::string& name) {
+  for (int k = 0; k < kOps; ++k)
+    if (name == kOpNames[k]) return k;
+  return -1;
+}
+
+/// The label of genotype block `b`: normal / reduce, or cell<b> with macro.
+std::string block_label(std::int64_t b, bool macro) {
+  if (macro) return cat("cell", b);
+  return b == 0 ? "normal" : "reduce";
+}
+
+/// Appends vertices and edges in creation order, which is a topological order because every
+/// node is created after the nodes it reads.
+class GraphBuilder {
+ public:
+  using Vertex = ArchGraph::vertex_descriptor;
+
+  Vertex add(OpNode node, const std::vector<Vertex>& inputs) {
+    const Vertex v = boost::add_vertex(std::move(node), graph_);
+    for (Vertex u : inputs) boost::add_edge(u, v, graph_);
+    return v;
+  }
+
+  /// One node with the attributes most nodes need; the rest keep OpNode's defaults.
+  static OpNode node(const char* op, std::string name, std::int64_t c_in, std::int64_t c_out,
+                     std::int64_t scale, std::int64_t module) {
+    OpNode n;
+    n.op = op;
+    n.name = std::move(name);
+    n.c_in = c_in;
+    n.c_out = c_out;
+    n.scale = scale;
+    n.module = module;
+    return n;
+  }
+
+  /// A convolution node (no bias); its output is at `scale_in` (+1 at stride 2).
+  Vertex conv(Vertex in, std::string name, std::int64_t c_in, std::int64_t c_out,
+              std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+              std::int64_t groups, std::int64_t scale_in, std::int64_t module) {
+    OpNode n = node("conv", std::move(name), c_in, c_out, scale_in + (stride == 2 ? 1 : 0),
+                    module);
+    n.kernel = kernel;
+    n.stride = stride;
+    n.dilation = dilation;
+    n.groups = groups;
+    return add(std::move(n), {in});
+  }
+
+  Vertex relu(Vertex in, std::string name, std::int64_t c, std::int64_t scale,
+              std::int64_t module) {
+    return add(node("relu", std::move(name), c, c, scale, module), {in});
+  }
+
+  Vertex bn(Vertex in, std::string name, std::int64_t c, std::int64_t scale,
+            std::int64_t module) {
+    return add(node("bn", std::move(name), c, c, scale, module), {in});
+  }
+
+  /// DARTS's ReLUConvBN with a 1x1 kernel and stride 1 (the preprocessing). Returns the BN.
+  Vertex relu_conv_bn(Vertex in, const std::string& prefix, std::int64_t c_in,
+                      std::int64_t c_out, std::int64_t scale, std::int64_t module) {
+    Vertex r = relu(in, prefix + ".relu", c_in, scale, module);
+    Vertex c = conv(r, prefix + ".conv", c_in, c_out, 1, 1, 1, 1, scale, module);
+    return bn(c, prefix + ".bn", c_out, scale, module);
+  }
+
+  /// DARTS's FactorizedReduce (c_in -> c_out, stride 2). DEVIATION (see darts.h): both 1x1
+  /// convs read the same pixels; DARTS shifts the second one's input by one pixel.
+  Vertex factorized_reduce(Vertex in, const std::string& prefix, std::int64_t c_in,
+                           std::int64_t c_out, std::int64_t scale_in, std::int64_t module) {
+    HYPERNAS_CHECK(c_out % 2 == 0, "darts: FactorizedReduce '", prefix,
+                   "' needs an even number of output channels, got ", c_out);
+    const std::int64_t scale_out = scale_in + 1;
+    Vertex r = relu(in, prefix + ".relu", c_in, scale_in, module);
+    Vertex c1 = conv(r, prefix + ".conv1", c_in, c_out / 2, 1, 2, 1, 1, scale_in, module);
+    Vertex c2 = conv(r, prefix + ".conv2", c_in, c_out / 2, 1, 2, 1, 1, scale_in, module);
+    Vertex cat_node = add(node("concat", prefix + ".cat", c_out, c_out, scale_out, module),
+                          {c1, c2});
+    return bn(cat_node, prefix + ".bn", c_out, scale_out, module);
+  }
+
+  /// DARTS's SepConv: (ReLU, depthwise k, pointwise 1x1, BN) twice; the stride is on the
+  /// first depthwise conv.
+  Vertex sep_conv(Vertex in, const std::string& prefix, std::int64_t c, std::int64_t kernel,
+                  std::int64_t stride, std::int64_t scale_in, std::int64_t module) {
+    const std::int64_t scale_out = scale_in + (stride == 2 ? 1 : 0);
+    Vertex x = relu(in, prefix + ".relu1", c, scale_in, module);
+    x = conv(x, prefix + ".dw1", c, c, kernel, stride, 1, c, scale_in, module);
+    x = conv(x, prefix + ".pw1", c, c, 1, 1, 1, 1, scale_out, module);
+    x = bn(x, prefix + ".bn1", c, scale_out, module);
+    x = relu(x, prefix + ".relu2", c, scale_out, module);
+    x = conv(x, prefix + ".dw2", c, c, kernel, 1, 1, c, scale_out, module);
+    x = conv(x, prefix + ".pw2", c, c, 1, 1, 1, 1, scale_out, module);
+    return bn(x, prefix + ".bn2", c, scale_out, module);
+  }
+
+  /// DARTS's DilConv: ReLU, depthwise k with dilation 2, pointwise 1x1, BN.
+  Vertex dil_conv(Vertex in, const std::string& prefix, std::int64_t c, std::int64_t kernel,
+                  std::int64_t stride, std::int64_t scale_in, std::int64_t module) {
+    const std::int64_t scale_out = scale_in + (stride == 2 ? 1 : 0);
+    Vertex x = relu(in, prefix + ".relu", c, scale_in, module);
+    x = conv(x, prefix + ".dw", c, c, kernel, stride, 2, c, scale_in, module);
+    x = conv(x, prefix + ".pw", c, c, 1, 1, 1, 1, scale_out, module);
+    return bn(x, prefix + ".bn", c, scale_out, module);
+  }
+
+  /// A 3x3 pooling node (padding 1).
+  Vertex pool(Vertex in, const char* op, std::string name, std::int64_t c, std::int64_t stride,
+              std::int64_t scale_in, std::int64_t module) {
+    OpNode n = node(op, std::move(name), c, c, scale_in + (stride == 2 ? 1 : 0), module);
+    n.kernel = 3;
+    n.stride = stride;
+    return add(std::move(n), {in});
+  }
+
+  /// The op `op` on node `in`; appends its output to `inputs` (nothing for `none`).
+  void edge_op(int op, Vertex in, const std::string& prefix, std::int64_t c,
+               std::int64_t stride, std::int64_t scale_in, std::int64_t module,
+               std::vector<Vertex>& inputs) {
+    switch (op) {
+      case kNone:
+        break;
+      case kMaxPool3x3:
+        inputs.push_back(pool(in, "max_pool", prefix + ".pool", c, stride, scale_in, module));
+        break;
+      case kAvgPool3x3:
+        inputs.push_back(pool(in, "avg_pool", prefix + ".pool", c, stride, scale_in, module));
+        break;
+      case kSkip:
+        inputs.push_back(stride == 1 ? in : factorized_reduce(in, prefix, c, c, scale_in, module));
+        break;
+      case kSepConv3x3:
+      case kSepConv5x5:
+        inputs.push_back(
+            sep_conv(in, prefix, c, op == kSepConv3x3 ? 3 : 5, stride, scale_in, module));
+        break;
+      case kDilConv3x3:
+      case kDilConv5x5:
+        inputs.push_back(
+            dil_conv(in, prefix, c, op == kDilConv3x3 ? 3 : 5, stride, scale_in, module));
+        break;
+      default:
+        throw Error(cat("darts: invalid op id ", op, " in '", prefix, "'"));
+    }
+  }
+
+  ArchGraph take() { return std::move(graph_); }
+
+ private:
+  ArchGraph graph_;
+};
+
+/// Recursive-descent parser of the genotype text; every failure names the character position.
+class Parser {
+ public:
+  Parser(const std::string& text, bool macro, std::int64_t cells)
+      : text_(text), macro_(macro), cells_(cells) {}
+
+  Genotype parse() {
+    skip_space();
+    if (pos_ == text_.size())
+      throw fail(pos_, cat("the text is empty; expected ", expected_labels()));
+    Genotype g;
+    for (std::int64_t b = 0;; ++b) {
+      const std::size_t at = pos_;
+      const std::string label = word();
+      const std::string want = block_label(b, macro_);
+      if (label.empty())
+        throw fail(at, cat("expected the label '", want, "' of cell ", b, ", found ",
+                           found()));
+      if (label != want)
+        throw fail(at, cat("unexpected label '", label, "'; expected '", want, "' (",
+                           expected_labels(), ")"));
+      skip_space();
+      expect('=', cat("'=' after label '", label, "'"));
+      g.cells.push_back(cell(label));
+      skip_space();
+      if (pos_ == text_.size()) break;
+      if (b + 1 == cells_)
+        throw fail(pos_, cat("expected the end of the text after cell '", label,
+                             "', the last of ", cells_, " (", expected_labels(), "), found ",
+                             found()));
+      expect(';', cat("';' or the end of the text after cell '", label, "'"));
+      skip_space();
+    }
+    if (static_cast<std::int64_t>(g.cells.size()) != cells_)
+      throw fail(pos_, cat("the text ends after ", g.cells.size(), " cell(s); expected ",
+                           cells_, " (", expected_labels(), ")"));
+    return g;
+  }
+
+ private:
+  Error fail(std::size_t pos, const std::string& why) const {
+    return Error(cat("darts: cannot parse architecture '", text_, "': at character ", pos, ": ",
+                     why));
+  }
+
+  std::string expected_labels() const {
+    if (!macro_) return "normal=[...];reduce=[...]";
+    if (cells_ == 1) return "cell0=[...]";
+    return cat("cell0=[...];...;cell", cells_ - 1, "=[...]");
+  }
+
+  /// What is at the current position, for messages.
+  std::string found() const {
+    if (pos_ >= text_.size()) return "the end of the text";
+    return cat("'", text_[pos_], "'");
+  }
+
+  void skip_space() {
+    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+  }
+
+  void expect(char c, const std::string& what) {
+    if (pos_ < text_.size() && text_[pos_] == c) {
+      ++pos_;
+      return;
+    }
+    throw fail(pos_, cat("expected ", what, ", found ", found()));
+  }
+
+  /// [A-Za-z0-9_]* at the current position.
+  std::string word() {
+    const std::size_t start = pos_;
+    while (pos_ < text_.size() &&
+           (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
+      ++pos_;
+    return text_.substr(start, pos_ - start);
+  }
+
+  struct Pair {
+    Input input;
+    std::size_t pos;    // where '(' is
+    std::string token;  // the pair's text, '(' to ')'
+  };
+
+  Pair pair(const std::string& label) {
+    Pair p;
+    p.pos = pos_;
+    expect('(', cat("'(' starting a pair (op,source) in cell '", label, "'"));
+    skip_space();
+    char quote = 0;
+    if (pos_ < text_.size() && (text_[pos_] == '\'' || text_[pos_] == '"')) quote = text_[pos_++];
+    const std::size_t op_pos = pos_;
+    const std::string op = word();
+    if (quote) expect(quote, cat("the closing ", quote, " of op '", op, "'"));
+    skip_space();
+    if (op.empty()) throw fail(op_pos, cat("expected an op name, found ", found()));
+    expect(',', cat("',' between op '", op, "' and its source"));
+    skip_space();
+    const std::size_t src_pos = pos_;
+    const std::string src = word();
+    skip_space();
+    expect(')', cat("')' closing the pair of op '", op, "'"));
+    p.token = text_.substr(p.pos, pos_ - p.pos);
+    p.input.op = op_id(op);
+    if (p.input.op < 0)
+      throw fail(op_pos, cat("unknown op '", op, "' in pair '", p.token, "' of cell '", label,
+                             "'; known ops: ", known_ops()));
+    const bool digits = !src.empty() && src.size() <= 3 &&
+                        std::all_of(src.begin(), src.end(), [](char c) {
+                          return std::isdigit(static_cast<unsigned char>(c)) != 0;
+                        });
+    if (!digits)
+      throw fail(src_pos, cat("source '", src, "' in pair '", p.token, "' of cell '", label,
+                              "' is not a node index"));
+    p.input.from = std::stoi(src);
+    return p;
+  }
+
+  Cell cell(const std::string& label) {
+    const std::size_t open = pos_;
+    expect('[', cat("'[' opening the list of cell '", label, "' (", kCellHint, ")"));
+    std::vector<std::vector<Pair>> groups(1);
+    bool grouped = false;
+    skip_space();
+    if (pos_ < text_.size() && text_[pos_] == ']')
+      throw fail(pos_, cat("cell '", label, "' has no pairs (", kCellHint, ")"));
+    while (true) {
+      skip_space();
+      groups.back().push_back(pair(label));
+      skip_space();
+      if (pos_ < text_.size() && text_[pos_] == ',') {
+        ++pos_;
+        skip_space();
+        // Python lists may end with a trailing comma; the flat form allows it.
+        if (!grouped && pos_ < text_.size() && text_[pos_] == ']') break;
+        continue;
+      }
+      if (pos_ < text_.size() && text_[pos_] == '|') {
+        grouped = true;
+        if (groups.size() == kSteps)
+          throw fail(pos_, cat("cell '", label, "' has more than ", kSteps,
+                               " node groups (one per node 2..5)"));
+        groups.emplace_back();
+        ++pos_;
+        continue;
+      }
+      break;
+    }
+    expect(']', cat("',', '|' or ']' in the list of cell '", label, "'"));
+    const std::string list = text_.substr(open, pos_ - open);
+
+    // Distribute the pairs over the nodes.
+    std::array<std::vector<Pair>, kSteps> nodes;
+    if (grouped) {
+      if (groups.size() != kSteps)
+        throw fail(open, cat("cell '", label, "' has ", groups.size(), " node groups in '", list,
+                             "'; expected ", kSteps, " (nodes 2..5) separated by '|'"));
+      for (int j = 0; j < kSteps; ++j) nodes[j] = std::move(groups[j]);
+    } else {
+      const auto& all = groups[0];
+      if (all.size() != 2 * kSteps)
+        throw fail(open, cat("cell '", label, "' lists ", all.size(), " pairs in '", list,
+                             "'; the flat form needs ", 2 * kSteps,
+                             " (2 per node 2..5; use '|' between nodes for other counts)"));
+      for (int j = 0; j < kSteps; ++j) nodes[j] = {all[2 * j], all[2 * j + 1]};
+    }
+
+    Cell out;
+    for (int j = 0; j < kSteps; ++j) {
+      const int node = j + kInputNodes;
+      if (static_cast<int>(nodes[j].size()) > node)
+        throw fail(nodes[j][node].pos, cat("node ", node, " of cell '", label, "' has ",
+                                           nodes[j].size(), " pairs, but only ", node,
+                                           " sources (0..", node - 1, ") exist"));
+      for (std::size_t a = 0; a < nodes[j].size(); ++a) {
+        const Pair& p = nodes[j][a];
+        if (p.input.from >= node)
+          throw fail(p.pos, cat("pair '", p.token, "' of node ", node, " in cell '", label,
+                                "' reads node ", p.input.from, "; node ", node, " reads 0..",
+                                node - 1));
+        for (std::size_t b = 0; b < a; ++b)
+          if (nodes[j][b].input.from == p.input.from)
+            throw fail(p.pos, cat("pair '", p.token, "' of node ", node, " in cell '", label,
+                                  "' reads node ", p.input.from, " a second time (after '",
+                                  nodes[j][b].token, "'); a node's sources must be distinct"));
+        out.nodes[j].push_back(p.input);
+      }
+    }
+    make_canonical(out);
+    return out;
+  }
+
+  const std::string& text_;
+  bool macro_;
+  std::int64_t cells_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+int edge_index(int node, int from) {
+  HYPERNAS_CHECK(node >= kInputNodes && node < kNodes && from >= 0 && from < node,
+                 "darts: no edge from node ", from, " to node ", node);
+  // Node k's edges start after those of nodes 2..k-1: sum_{m=2}^{k-1} m = k(k-1)/2 - 1.
+  return node * (node - 1) / 2 - 1 + from;
+}
+
+bool is_reduction(std::int64_t index, std::int64_t layers) {
+  return index == layers / 3 || index == 2 * layers / 3;
+}
+
+void make_canonical(Cell& cell) {
+  for (int j = 0; j < kSteps; ++j) {
+    const int node = j + kInputNodes;
+    auto& inputs = cell.nodes[j];
+    HYPERNAS_CHECK(!inputs.empty(), "darts: node ", node, " has no inputs");
+    for (const Input& in : inputs) {
+      HYPERNAS_CHECK(in.op >= 0 && in.op < kOps, "darts: invalid op id ", in.op, " on node ",
+                     node);
+      HYPERNAS_CHECK(in.from >= 0 && in.from < node, "darts: node ", node, " reads node ",
+                     in.from, " (expected 0..", node - 1, ")");
+    }
+    std::sort(inputs.begin(), inputs.end(),
+              [](const Input& a, const Input& b) { return a.from < b.from; });
+    for (std::size_t a = 1; a < inputs.size(); ++a)
+      HYPERNAS_CHECK(inputs[a].from != inputs[a - 1].from, "darts: node ", node, " reads node ",
+                     inputs[a].from, " twice");
+  }
+}
+
+std::string cell_to_string(const Cell& cell) {
+  Cell c = cell;
+  make_canonical(c);
+  const bool flat = std::all_of(c.nodes.begin(), c.nodes.end(),
+                                [](const std::vector<Input>& n) { return n.size() == 2; });
+  std::string out = "[";
+  for (int j = 0; j < kSteps; ++j) {
+    if (j > 0) out += flat ? ',' : '|';
+    for (std::size_t a = 0; a < c.nodes[j].size(); ++a) {
+      if (a > 0) out += ',';
+      out += cat('(', kOpNames[c.nodes[j][a].op], ',', c.nodes[j][a].from, ')');
+    }
+  }
+  return out + "]";
+}
+
+std::string genotype_to_string(const Genotype& genotype, bool macro) {
+  HYPERNAS_CHECK(macro || genotype.cells.size() == 2,
+                 "darts: a genotype without macro has 2 cells (normal, reduce), got ",
+                 genotype.cells.size());
+  std::string out;
+  for (std::size_t b = 0; b < genotype.cells.size(); ++b) {
+    if (b > 0) out += ';';
+    out += block_label(static_cast<std::int64_t>(b), macro) + "=" +
+           cell_to_string(genotype.cells[b]);
+  }
+  return out;
+}
+
+Genotype parse_genotype(const std::string& text, bool macro, std::int64_t cells) {
+  HYPERNAS_CHECK(cells >= 1, "darts: parse_genotype expects cells >= 1, got ", cells);
+  return Parser(text, macro, cells).parse();
+}
+
+ArchGraph build_graph(const Genotype& genotype, const MacroConfig& config) {
+  const std::int64_t blocks = config.macro ? config.layers : 2;
+  HYPERNAS_CHECK(static_cast<std::int64_t>(genotype.cells.size()) == blocks, "darts: expected ",
+                 blocks, " genotype cell(s) (", config.macro ? "macro: one per layer" :
+                 "normal, reduce", "), got ", genotype.cells.size());
+  GraphBuilder b;
+  using Vertex = GraphBuilder::Vertex;
+  const std::int64_t c = config.channels;
+
+  Vertex in = b.add(GraphBuilder::node("input", "input", 0, config.input_channels, 0, -1), {});
+  Vertex stem = b.conv(in, "stem.conv", config.input_channels, 3 * c, 3, 1, 1, 1, 0, -1);
+  stem = b.bn(stem, "stem.bn", 3 * c, 0, -1);
+
+  Vertex prev_prev = stem, prev = stem;
+  std::int64_t c_prev_prev = 3 * c, c_prev = 3 * c, c_curr = c;
+  std::int64_t scale_prev_prev = 0, scale_prev = 0;
+  bool reduction_prev = false;
+  for (std::int64_t i = 0; i < config.layers; ++i) {
+    const bool reduction = is_reduction(i, config.layers);
+    if (reduction) c_curr *= 2;
+    Cell cell = genotype.cells[config.macro ? i : (reduction ? 1 : 0)];
+    make_canonical(cell);
+    const std::string prefix = cat("c", i);
+    const std::int64_t scale_in = scale_prev;
+    const std::int64_t scale_out = scale_in + (reduction ? 1 : 0);
+
+    std::array<Vertex, kNodes> states{};
+    states[0] = reduction_prev ? b.factorized_reduce(prev_prev, prefix + ".pre0", c_prev_prev,
+                                                     c_curr, scale_prev_prev, i)
+                               : b.relu_conv_bn(prev_prev, prefix + ".pre0", c_prev_prev,
+                                                c_curr, scale_prev_prev, i);
+    states[1] = b.relu_conv_bn(prev, prefix + ".pre1", c_prev, c_curr, scale_in, i);
+    for (int j = 0; j < kSteps; ++j) {
+      const int node = j + kInputNodes;
+      const std::string node_name = cat(prefix, ".n", node);
+      std::vector<Vertex> inputs;
+      for (const Input& input : cell.nodes[j]) {
+        const bool on_input = input.from < kInputNodes;
+        const std::int64_t stride = reduction && on_input ? 2 : 1;
+        b.edge_op(input.op, states[input.from], cat(node_name, ".i", input.from), c_curr,
+                  stride, on_input ? scale_in : scale_out, i, inputs);
+      }
+      // NOTE: with no inputs (every op `none`) this `add` yields zeros.
+      states[node] = b.add(GraphBuilder::node("add", node_name, c_curr, c_curr, scale_out, i),
+                           inputs);
+    }
+    const Vertex out =
+        b.add(GraphBuilder::node("concat", prefix + ".out", kSteps * c_curr, kSteps * c_curr,
+                                 scale_out, i),
+              {states.begin() + kInputNodes, states.end()});
+
+    prev_prev = prev;
+    prev = out;
+    c_prev_prev = c_prev;
+    c_prev = kSteps * c_curr;
+    scale_prev_prev = scale_prev;
+    scale_prev = scale_out;
+    reduction_prev = reduction;
+  }
+  Vertex gap = b.add(GraphBuilder::node("gap", "head.gap", c_prev, c_prev, scale_prev, -1),
+                     {prev});
+  OpNode linear = GraphBuilder::node("linear", "head.linear", c_prev, config.classes,
+                                     scale_prev, -1);
+  linear.exit = 0;
+  b.add(std::move(linear), {gap});
+  return b.take();
+}
+
+ArchStats graph_stats(const ArchGraph& graph, std::int64_t input_size) {
+  ArchStats stats;
+  const std::size_t n = boost::num_vertices(graph);
+  std::vector<std::int64_t> size(n, input_size);  // output height = width of each node
+  for (std::size_t v = 0; v < n; ++v) {
+    const OpNode& node = graph[v];
+    std::int64_t in_size = -1;
+    for (auto [it, last] = boost::in_edges(v, graph); it != last; ++it) {
+      const std::size_t u = boost::source(*it, graph);
+      HYPERNAS_CHECK(u < v, "graph of ", n, " nodes is not in topological order: node '",
+                     graph[u].name, "' (", u, ") feeds node '", node.name, "' (", v, ")");
+      if (in_size < 0) in_size = size[u];
+    }
+    if (in_size < 0) {
+      // input, or an `add` of zeros at its own scale (each halving rounds up, as a stride-2
+      // op of this space does)
+      in_size = input_size;
+      if (node.op != "input")
+        for (std::int64_t s = 0; s < node.scale; ++s) in_size = (in_size + 1) / 2;
+    }
+    std::int64_t out_size = in_size;
+    if (node.op == "conv") {
+      const std::int64_t pad = node.dilation * (node.kernel - 1) / 2;
+      out_size = (in_size + 2 * pad - node.dilation * (node.kernel - 1) - 1) / node.stride + 1;
+      const std::int64_t weights =
+          node.c_out * (node.c_in / node.groups) * node.kernel * node.kernel;
+      stats.params += weights;
+      stats.flops += weights * out_size * out_size;
+    } else if (node.op == "avg_pool" || node.op == "max_pool") {
+      const std::int64_t pad = node.kernel % 2 == 1 ? node.kernel / 2 : 0;
+      out_size = (in_size + 2 * pad - node.kernel) / node.stride + 1;
+    } else if (node.op == "bn") {
+      stats.params += 2 * node.c_out;
+    } else if (node.op == "gap") {
+      out_size = 1;
+    } else if (node.op == "linear") {
+      out_size = 1;
+      stats.params += node.c_out * node.c_in + node.c_out;
+      stats.flops += node.c_out * node.c_in;
+    }
+    size[v] = out_size;
+  }
+  return stats;
+}
+
+}  // namespace hypernas::darts
+
+namespace hypernas {
+
+using darts::Cell;
+using darts::Genotype;
+
+const ParamTable& DartsSpace::params() noexcept {
+  static const ParamTable table = [] {
+    ParamTable t;
+    t.add_int("layers", 8, "cells; reduction cells at layers/3 and 2*layers/3", 1, 1000);
+    t.add_int("channels", 16, "C: channels of the first cells (the stem has 3C)", 1);
+    t.add_int("input_channels", 3, "channels of the input images", 1);
+    t.add_int("input_size", 32, "height = width of the input images", 1);
+    t.add_int("classes", 10, "output classes", 1);
+    t.add_bool("macro", false,
+               "one genotype per cell (ADWP's macro search) instead of one normal and one "
+               "reduction genotype");
+    return t;
+  }();
+  return table;
+}
+
+DartsSpace::DartsSpace(const Options& options) {
+  auto at_least = [&options](const char* key, std::int64_t min) {
+    const std::int64_t v = options.get_int(key);
+    HYPERNAS_CHECK(v >= min, "darts: option '", key, "' expects int >= ", min, ", got '", v,
+                   "'");
+    return v;
+  };
+  config_.layers = at_least("layers", 1);
+  HYPERNAS_CHECK(config_.layers <= 1000, "darts: option 'layers' expects int <= 1000, got '",
+                 config_.layers, "'");
+  config_.channels = at_least("channels", 1);
+  config_.input_channels = at_least("input_channels", 1);
+  config_.input_size = at_least("input_size", 1);
+  config_.classes = at_least("classes", 1);
+  config_.macro = options.get_bool("macro");
+}
+
+Architecture DartsSpace::make(Genotype genotype) const {
+  for (Cell& c : genotype.cells) darts::make_canonical(c);
+  Architecture arch;
+  arch.space = name();
+  arch.text = darts::genotype_to_string(genotype, config_.macro);
+  arch.graph = darts::build_graph(genotype, config_);
+  return arch;
+}
+
+Genotype DartsSpace::genotype_of(const Architecture& arch) const {
+  HYPERNAS_CHECK(arch.space == name(), "darts: expected an architecture of space 'darts', got "
+                 "one of space '", arch.space, "' ('", arch.text, "')");
+  return darts::parse_genotype(arch.text, config_.macro, blocks());
+}
+
+Architecture DartsSpace::sample(Rng& rng) const {
+  Genotype g;
+  g.cells.resize(static_cast<std::size_t>(blocks()));
+  for (Cell& cell : g.cells) {
+    for (int j = 0; j < darts::kSteps; ++j) {
+      const int node = j + darts::kInputNodes;
+      // Two distinct sources, every unordered pair equally likely.
+      const int a = static_cast<int>(rng.uniform_int(static_cast<std::uint64_t>(node)));
+      int b = static_cast<int>(rng.uniform_int(static_cast<std::uint64_t>(node - 1)));
+      if (b >= a) ++b;
+      // Ops other than none (ids 1..7).
+      const int op_a = 1 + static_cast<int>(rng.uniform_int(darts::kOps - 1));
+      const int op_b = 1 + static_cast<int>(rng.uniform_int(darts::kOps - 1));
+      cell.nodes[j] = {{op_a, a}, {op_b, b}};
+    }
+  }
+  return make(std::move(g));
+}
+
+Architecture DartsSpace::parse(const std::string& text) const {
+  return make(darts::parse_genotype(text, config_.macro, blocks()));
+}
+
+std::vector<std::string> DartsSpace::op_vocabulary() const {
+  return {"input", "conv", "bn", "relu", "avg_pool", "max_pool", "add", "concat", "gap",
+          "linear"};
+}
+
+ArchStats DartsSpace::stats(const Architecture& arch) const {
+  // An architecture that carries only its text (its graph not rebuilt) is counted from it.
+  if (boost::num_vertices(arch.graph) == 0 && arch.space == name())
+    return darts::graph_stats(make(genotype_of(arch)).graph, config_.input_size);
+  return darts::graph_stats(arch.graph, config_.input_size);
+}
+
+at::Tensor DartsSpace::encode(const Architecture& arch) const {
+  const Genotype g = genotype_of(arch);
+  at::Tensor out = at::zeros({blocks(), darts::kEdges, darts::kOps}, at::kFloat);
+  auto a = out.accessor<float, 3>();
+  for (std::size_t b = 0; b < g.cells.size(); ++b)
+    for (int j = 0; j < darts::kSteps; ++j)
+      for (const darts::Input& in : g.cells[b].nodes[j])
+        a[b][darts::edge_index(j + darts::kInputNodes, in.from)][in.op] = 1.0f;
+  return out;
+}
+
+std::vector<ArchParamSpec> DartsSpace::arch_params() const {
+  std::vector<ArchParamSpec> out;
+  for (std::int64_t b = 0; b < blocks(); ++b)
+    out.push_back({cat(config_.macro ? cat("cell", b) : (b == 0 ? "normal" : "reduce"),
+                       ".alpha"),
+                   {darts::kEdges, darts::kOps}});
+  return out;
+}
+
+Architecture DartsSpace::discretize(const std::vector<at::Tensor>& alphas,
+                                   std::int64_t keep) const {
+  HYPERNAS_CHECK(keep >= 1, "darts: discretize expects keep >= 1, got ", keep);
+  const std::vector<ArchParamSpec> specs = arch_params();
+  HYPERNAS_CHECK(alphas.size() == specs.size(), "darts: discretize expects ", specs.size(),
+                 " alpha block(s) [", darts::kEdges, ", ", darts::kOps, "] (",
+                 specs.front().name, specs.size() > 1 ? ", ..." : "", "), got ", alphas.size());
+  Genotype g;
+  for (std::size_t b = 0; b < alphas.size(); ++b) {
+    const at::Tensor& alpha = alphas[b];
+    const std::string& what = specs[b].name;
+    HYPERNAS_CHECK(alpha.defined(), "darts: discretize got an undefined tensor for ", what);
+    HYPERNAS_CHECK(alpha.dim() == 2 && alpha.size(0) == darts::kEdges &&
+                       alpha.size(1) == darts::kOps,
+                   "darts: discretize expects ", what, " of shape [", darts::kEdges, ", ",
+                   darts::kOps, "], got ", alpha.sizes());
+    const at::Tensor values = alpha.detach().to(at::Device(at::kCPU), at::kDouble).contiguous();
+    auto a = values.accessor<double, 2>();
+    // Softmax over each edge's ops (the weights DARTS compares across edges).
+    std::array<std::array<double, darts::kOps>, darts::kEdges> w{};
+    for (int e = 0; e < darts::kEdges; ++e) {
+      double max = a[e][0];
+      for (int k = 0; k < darts::kOps; ++k) {
+        HYPERNAS_CHECK(std::isfinite(a[e][k]), "darts: discretize got a non-finite value ",
+                       a[e][k], " in ", what, " at edge ", e, ", op ", k, " (",
+                       darts::kOpNames[k], ")");
+        max = std::max(max, a[e][k]);
+      }
+      double sum = 0;
+      for (int k = 0; k < darts::kOps; ++k) sum += (w[e][k] = std::exp(a[e][k] - max));
+      for (int k = 0; k < darts::kOps; ++k) w[e][k] /= sum;
+    }
+    Cell cell;
+    for (int j = 0; j < darts::kSteps; ++j) {
+      const int node = j + darts::kInputNodes;
+      std::vector<darts::Input> best(static_cast<std::size_t>(node));
+      std::vector<double> strength(static_cast<std::size_t>(node));
+      for (int from = 0; from < node; ++from) {
+        const int e = darts::edge_index(node, from);
+        int op = darts::kNone + 1;
+        for (int k = op + 1; k < darts::kOps; ++k)
+          if (w[e][k] > w[e][op]) op = k;
+        best[from] = {op, from};
+        strength[from] = w[e][op];
+      }
+      std::vector<int> order(static_cast<std::size_t>(node));
+      for (int from = 0; from < node; ++from) order[from] = from;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int x, int y) { return strength[x] > strength[y]; });
+      const std::int64_t kept = std::min<std::int64_t>(keep, node);
+      for (std::int64_t r = 0; r < kept; ++r) cell.nodes[j].push_back(best[order[r]]);
+    }
+    g.cells.push_back(std::move(cell));
+  }
+  return make(std::move(g));
+}
+
+}  // namespace hypernas

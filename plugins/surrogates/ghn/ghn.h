@@ -1,0 +1,194 @@
+#pragma once
+/// @file ghn.h
+/// @brief The `ghn` surrogate: Graph HyperNetworks (Zhang, Ren, Urtasun, ICLR 2019), with the
+/// GHN-2 improvements of Knyazev et al. (NeurIPS 2021) as switchable options.
+///
+/// A GHN reads an architecture's operator graph (Architecture::graph) and generates every
+/// parameter of it:
+/// 1. Initial node embedding: the one-hot of the node's type over node_types() (the primitive
+///    ops of architecture.h, with `conv` refined by kernel size, depthwise and dilation),
+///    zero-padded to `hidden` dimensions.
+/// 2. Graph propagation: message function M (2-layer MLP, ReLU after both layers, as
+///    ppuda's `MLP`) and update U (one GRU cell), shared by all nodes. A node's message is the
+///    sum of M over its in-neighbours (forward pass) or out-neighbours (backward pass).
+///    Forward-backward (asynchronous) propagation updates the nodes in topological order, then
+///    in reverse, `steps` times; synchronous propagation (the ablation) updates all nodes at
+///    once per round (see propagation_order()).
+/// 3. Stacked GHN (option `stacked`): the graph is cut into segments (one per repeated cell,
+///    OpNode::module, plus the runs of nodes outside cells); propagation runs inside one
+///    segment at a time, in order, and the mean final embedding of segment i is added to the
+///    initial embedding of the entry nodes of segment i+1. Parameters are shared.
+/// 4. Hypernetwork H: one 2-layer MLP (hidden `hyper_hidden`), shared by all nodes, maps a
+///    node's final embedding to a maximal tensor: a [max_channels, max_channels, max_kernel,
+///    max_kernel] block (conv and linear weights) followed by a [2, max_channels] block (row
+///    0: batch-norm weights; row 1: biases of batch norm and linear layers). A parameter of
+///    another shape is sliced from it, or tiled (index modulo the maximal size) on any
+///    dimension where it is larger, as ppuda's `_tile_params` does. H's last layer is only
+///    evaluated on the outputs a shape needs, once per group of equally shaped parameters.
+///
+/// Everything the executor asks for (Executor::parameters()) is generated: conv weights, batch
+/// norm weights and biases, linear weights and biases. Nothing is learned per architecture.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include <hypernas/architecture.h>
+#include <hypernas/context.h>
+#include <hypernas/options.h>
+#include <hypernas/surrogate.h>
+
+namespace hypernas::ghn {
+
+/// @name Graph analysis (no Torch): node types, segments, the propagation schedule
+/// @{
+
+/// The node types of the one-hot initial embedding, in index order: `input`, `conv1x1`,
+/// `conv3x3`, `conv5x5`, `conv` (any other kernel), `dw_conv3x3`, `dw_conv5x5`, `dw_conv`
+/// (other depthwise or grouped kernels), `dil_conv` (any conv with dilation > 1), `bn`,
+/// `relu`, `avg_pool`, `max_pool`, `add`, `concat`, `gap`, `linear`. Every primitive op of
+/// architecture.h (kPrimitiveOps) has at least one type; `conv` is refined.
+const std::vector<std::string>& node_types();
+
+/// The index of `node`'s type in node_types(). Throws Error naming the node and its op when
+/// the op is not a primitive op.
+int node_type(const OpNode& node);
+
+/// How node embeddings are propagated.
+enum class Propagation {
+  ForwardBackward = 1,  ///< Asynchronous: topological order, then reverse, per phase.
+  Synchronous,          ///< Every node at once: one round on in-, one on out-neighbours.
+};
+
+/// Parses "forward-backward" or "synchronous"; throws UsageError otherwise.
+Propagation parse_propagation(const std::string& text);
+
+/// A part of the graph the GHN propagates over on its own (the stacked GHN's module).
+struct Segment {
+  std::int64_t module = -1;           ///< OpNode::module of its nodes (-1: outside cells).
+  std::vector<std::int64_t> nodes;    ///< Vertex ids, increasing (a topological order).
+  std::vector<std::int64_t> entries;  ///< Its nodes with no in-neighbour inside it.
+};
+
+/// The segments of `graph`. Not stacked: one segment of all nodes. Stacked: one segment per
+/// module index >= 0, and one per maximal run of consecutive vertices with module -1 (stem,
+/// reduction blocks, head); segments are ordered by their first vertex. Throws Error when an
+/// edge goes from a later to an earlier vertex (the graph must be in topological order).
+std::vector<Segment> split_segments(const ArchGraph& graph, bool stacked);
+
+/// The nodes of one segment grouped for batched updates.
+struct SegmentLevels {
+  /// forward[l]: nodes whose longest path from a node without in-neighbours (inside the
+  /// segment) has l edges; updated in increasing l.
+  std::vector<std::vector<std::int64_t>> forward;
+  /// backward[l]: nodes whose longest path to a node without out-neighbours (inside the
+  /// segment) has l edges; updated in increasing l.
+  std::vector<std::vector<std::int64_t>> backward;
+};
+
+/// Level groups of `segment`. A forward group's nodes read only nodes of earlier groups (no
+/// edge joins two nodes of one group), so updating a group at once equals updating its nodes
+/// one at a time in vertex order: each reads exactly the same states either way. Likewise
+/// backward. With `one_at_a_time`, every group is a single node: vertex order forward,
+/// reverse vertex order backward (the literal schedule of the paper, for checking).
+SegmentLevels segment_levels(const ArchGraph& graph, const Segment& segment,
+                             bool one_at_a_time = false);
+
+/// One batched GRU update of the schedule.
+struct UpdateStep {
+  std::int64_t segment = 0;         ///< Index into split_segments().
+  std::int64_t phase = 0;           ///< 0 .. steps-1.
+  bool backward = false;            ///< Messages from out-neighbours (else in-neighbours).
+  std::vector<std::int64_t> nodes;  ///< Updated together, from the same prior states.
+};
+
+/// The exact update schedule the surrogate runs on `graph`: for each segment in order, for
+/// each of `steps` phases: forward-backward: the forward level groups then the backward level
+/// groups; synchronous: one step of all the segment's nodes with in-neighbour messages, then
+/// one with out-neighbour messages (so every node gets 2 * steps GRU updates in both modes).
+std::vector<UpdateStep> propagation_order(const ArchGraph& graph, Propagation propagation,
+                                          std::int64_t steps, bool stacked,
+                                          bool one_at_a_time = false);
+
+/// A virtual edge (GHN-2): `to` is reachable from `from` by a directed path of `distance`
+/// (>= 1, shortest) edges inside one segment.
+struct VirtualEdge {
+  std::int64_t from = 0;      ///< Source vertex.
+  std::int64_t to = 0;        ///< Target vertex.
+  std::int64_t distance = 1;  ///< Shortest directed path length.
+};
+
+/// Every pair of `segment` joined by a directed path of at most `max_distance` edges, in
+/// increasing (from, to) order. Real edges are included (distance 1).
+std::vector<VirtualEdge> virtual_edges(const ArchGraph& graph, const Segment& segment,
+                                       std::int64_t max_distance);
+/// @}
+
+}  // namespace hypernas::ghn
+
+namespace hypernas {
+
+/// The `ghn` surrogate plugin. Options: see params(). Not thread-safe: one call at a time.
+class GhnSurrogate final : public Surrogate {
+ public:
+  /// Declared options: hidden, hyper_hidden, steps, propagation, stacked, lr, weight_decay,
+  /// meta_batch, fan_in_norm, layer_norm, virtual_edges, max_shortest_path, max_channels,
+  /// max_kernel, init_seed, log_every.
+  static const ParamTable& params() noexcept;
+  /// Builds and initialises the GHN from resolved options (on the CPU; it moves to the
+  /// context's device at the first call). Initial weights come from `init_seed`.
+  explicit GhnSurrogate(const Options& options);
+  ~GhnSurrogate() override;
+  GhnSurrogate(const GhnSurrogate&) = delete;
+  GhnSurrogate& operator=(const GhnSurrogate&) = delete;
+
+  /// kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData.
+  std::uint32_t capabilities() const override;
+  /// Trains the GHN with Adam: each step draws `meta_batch` architectures from the space
+  /// (ctx.rng()), generates their weights, runs them on one training batch and backpropagates
+  /// the mean cross-entropy. Throws Error naming the step and the architecture on a
+  /// non-finite loss; Cancelled between steps when asked to stop.
+  void fit(Context& ctx, const FitRequest& request) override;
+  /// Accuracy with generated weights on the valid split (first max_images images, no
+  /// shuffling, batches of request.batch_size, batch-statistics batch norm). Score::extra:
+  /// "loss" (mean cross-entropy), "accuracy".
+  std::vector<Score> score(Context& ctx, const ScoreRequest& request) override;
+  /// Every parameter ctx.executor()->parameters(arch) lists, with exactly those shapes
+  /// (without gradient history).
+  WeightMap generate(Context& ctx, const Architecture& arch, const SearchSpace& space) override;
+  /// A versioned, checksummed binary blob: options, GHN weights, Adam state, loss curve.
+  std::string save_state() const override;
+  /// Restores save_state()'s blob; throws Error saying what is wrong with a truncated,
+  /// corrupted or foreign blob, or one saved with other model options. On error nothing
+  /// changes.
+  void load_state(const std::string& blob) override;
+
+  /// @name Beyond the Surrogate interface (tests, benchmarks)
+  /// @{
+  /// The weights of each architecture for the given parameter lists (one list per
+  /// architecture, as Executor::parameters() gives), generated in one batched propagation.
+  /// With `with_grad`, the tensors carry gradient history into the GHN.
+  std::vector<WeightMap> generate_batch(const std::vector<const Architecture*>& archs,
+                                        const std::vector<std::vector<ParamShape>>& shapes,
+                                        bool with_grad = false);
+  /// Final node embeddings [nodes, hidden] of `arch` (after layer norm, when on), on the CPU.
+  /// With `one_at_a_time`, forward-backward updates one node per GRU call (the literal
+  /// schedule) instead of one level group per call: the results agree to rounding.
+  at::Tensor node_embeddings(const Architecture& arch, bool one_at_a_time = false);
+  /// Mean training loss of every fit step so far (also kept in the state blob).
+  const std::vector<double>& loss_curve() const;
+  /// Number of trainable GHN parameters.
+  std::int64_t parameter_count() const;
+  /// The resolved options.
+  const Options& options() const;
+  /// @}
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hypernas

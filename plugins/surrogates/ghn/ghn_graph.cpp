@@ -1,0 +1,241 @@
+/// @file ghn_graph.cpp
+/// @brief Graph analysis for the GHN (no Torch): node types, segments, level groups, the
+/// propagation schedule and virtual edges.
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "ghn.h"
+
+namespace hypernas::ghn {
+
+namespace {
+
+enum Type : int {
+  kInput = 0,
+  kConv1x1,
+  kConv3x3,
+  kConv5x5,
+  kConvOther,
+  kDwConv3x3,
+  kDwConv5x5,
+  kDwConvOther,
+  kDilConv,
+  kBn,
+  kRelu,
+  kAvgPool,
+  kMaxPool,
+  kAdd,
+  kConcat,
+  kGap,
+  kLinear,
+  kTypeCount
+};
+
+/// Checks that every edge goes forward in vertex order.
+void check_topological(const ArchGraph& graph) {
+  for (auto [it, end] = boost::edges(graph); it != end; ++it) {
+    const auto u = boost::source(*it, graph);
+    const auto v = boost::target(*it, graph);
+    HYPERNAS_CHECK(u < v, "ghn: the architecture graph is not in topological order: node '",
+                   graph[u].name, "' (", u, ") feeds node '", graph[v].name, "' (", v, ")");
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& node_types() {
+  static const std::vector<std::string> types = {
+      "input",   "conv1x1", "conv3x3",  "conv5x5",  "conv", "dw_conv3x3",
+      "dw_conv5x5", "dw_conv", "dil_conv", "bn",   "relu", "avg_pool",
+      "max_pool", "add",     "concat",   "gap",      "linear"};
+  return types;
+}
+
+int node_type(const OpNode& node) {
+  const std::string& op = node.op;
+  if (op == "conv") {
+    if (node.dilation > 1) return kDilConv;
+    if (node.groups > 1) {
+      if (node.kernel == 3) return kDwConv3x3;
+      if (node.kernel == 5) return kDwConv5x5;
+      return kDwConvOther;
+    }
+    if (node.kernel == 1) return kConv1x1;
+    if (node.kernel == 3) return kConv3x3;
+    if (node.kernel == 5) return kConv5x5;
+    return kConvOther;
+  }
+  if (op == "input") return kInput;
+  if (op == "bn") return kBn;
+  if (op == "relu") return kRelu;
+  if (op == "avg_pool") return kAvgPool;
+  if (op == "max_pool") return kMaxPool;
+  if (op == "add") return kAdd;
+  if (op == "concat") return kConcat;
+  if (op == "gap") return kGap;
+  if (op == "linear") return kLinear;
+  std::string known;
+  for (const char* p : kPrimitiveOps) known += (known.empty() ? "" : ", ") + std::string(p);
+  throw Error(cat("ghn: node '", node.name, "' has op '", op,
+                  "', which is not a primitive op (known: ", known, ")"));
+}
+
+static_assert(kTypeCount == 17, "node_types() lists 17 types");
+
+Propagation parse_propagation(const std::string& text) {
+  if (text == "forward-backward") return Propagation::ForwardBackward;
+  if (text == "synchronous") return Propagation::Synchronous;
+  throw UsageError(cat("ghn: option 'propagation' expects forward-backward or synchronous, got '",
+                       text, "'"));
+}
+
+std::vector<Segment> split_segments(const ArchGraph& graph, bool stacked) {
+  check_topological(graph);
+  const std::int64_t n = static_cast<std::int64_t>(boost::num_vertices(graph));
+  std::vector<Segment> segments;
+  std::vector<std::int64_t> seg_of(n, 0);
+  if (!stacked) {
+    if (n > 0) {
+      segments.emplace_back();
+      for (std::int64_t v = 0; v < n; ++v) segments[0].nodes.push_back(v);
+    }
+  } else {
+    std::map<std::int64_t, std::int64_t> module_segment;
+    for (std::int64_t v = 0; v < n; ++v) {
+      const std::int64_t module = graph[v].module;
+      std::int64_t s;
+      if (module >= 0) {
+        auto it = module_segment.find(module);
+        if (it == module_segment.end()) {
+          it = module_segment.emplace(module, static_cast<std::int64_t>(segments.size())).first;
+          segments.emplace_back();
+          segments.back().module = module;
+        }
+        s = it->second;
+      } else if (v > 0 && graph[v - 1].module < 0) {
+        s = seg_of[v - 1];  // the run of outside nodes goes on
+      } else {
+        s = static_cast<std::int64_t>(segments.size());
+        segments.emplace_back();
+      }
+      seg_of[v] = s;
+      segments[s].nodes.push_back(v);
+    }
+  }
+  for (std::size_t s = 0; s < segments.size(); ++s) {
+    for (std::int64_t v : segments[s].nodes) {
+      bool inner = false;
+      for (auto [it, end] = boost::in_edges(v, graph); it != end && !inner; ++it)
+        inner = seg_of[boost::source(*it, graph)] == static_cast<std::int64_t>(s);
+      if (!inner) segments[s].entries.push_back(v);
+    }
+  }
+  return segments;
+}
+
+SegmentLevels segment_levels(const ArchGraph& graph, const Segment& segment,
+                             bool one_at_a_time) {
+  SegmentLevels out;
+  const auto& nodes = segment.nodes;
+  if (one_at_a_time) {
+    for (std::int64_t v : nodes) out.forward.push_back({v});
+    for (auto it = nodes.rbegin(); it != nodes.rend(); ++it) out.backward.push_back({*it});
+    return out;
+  }
+  // Local positions of the segment's nodes (nodes are increasing, so binary search works).
+  auto local = [&nodes](std::int64_t v) -> std::int64_t {
+    auto it = std::lower_bound(nodes.begin(), nodes.end(), v);
+    return (it != nodes.end() && *it == v) ? it - nodes.begin() : -1;
+  };
+  const std::size_t n = nodes.size();
+  std::vector<std::int64_t> fwd(n, 0), bwd(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (auto [it, end] = boost::in_edges(nodes[i], graph); it != end; ++it) {
+      const std::int64_t j = local(static_cast<std::int64_t>(boost::source(*it, graph)));
+      if (j >= 0) fwd[i] = std::max(fwd[i], fwd[j] + 1);
+    }
+  }
+  for (std::size_t k = n; k-- > 0;) {
+    for (auto [it, end] = boost::out_edges(nodes[k], graph); it != end; ++it) {
+      const std::int64_t j = local(static_cast<std::int64_t>(boost::target(*it, graph)));
+      if (j >= 0) bwd[k] = std::max(bwd[k], bwd[j] + 1);
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (static_cast<std::size_t>(fwd[i]) >= out.forward.size()) out.forward.resize(fwd[i] + 1);
+    if (static_cast<std::size_t>(bwd[i]) >= out.backward.size()) out.backward.resize(bwd[i] + 1);
+    out.forward[fwd[i]].push_back(nodes[i]);
+    out.backward[bwd[i]].push_back(nodes[i]);
+  }
+  return out;
+}
+
+std::vector<UpdateStep> propagation_order(const ArchGraph& graph, Propagation propagation,
+                                          std::int64_t steps, bool stacked,
+                                          bool one_at_a_time) {
+  std::vector<UpdateStep> order;
+  const std::vector<Segment> segments = split_segments(graph, stacked);
+  for (std::size_t s = 0; s < segments.size(); ++s) {
+    const SegmentLevels levels = segment_levels(graph, segments[s], one_at_a_time);
+    for (std::int64_t t = 0; t < steps; ++t) {
+      if (propagation == Propagation::Synchronous) {
+        order.push_back({static_cast<std::int64_t>(s), t, false, segments[s].nodes});
+        order.push_back({static_cast<std::int64_t>(s), t, true, segments[s].nodes});
+        continue;
+      }
+      for (const auto& group : levels.forward)
+        order.push_back({static_cast<std::int64_t>(s), t, false, group});
+      for (const auto& group : levels.backward)
+        order.push_back({static_cast<std::int64_t>(s), t, true, group});
+    }
+  }
+  return order;
+}
+
+std::vector<VirtualEdge> virtual_edges(const ArchGraph& graph, const Segment& segment,
+                                       std::int64_t max_distance) {
+  std::vector<VirtualEdge> out;
+  const auto& nodes = segment.nodes;
+  const std::size_t n = nodes.size();
+  auto local = [&nodes](std::int64_t v) -> std::int64_t {
+    auto it = std::lower_bound(nodes.begin(), nodes.end(), v);
+    return (it != nodes.end() && *it == v) ? it - nodes.begin() : -1;
+  };
+  // Local adjacency (out-edges inside the segment).
+  std::vector<std::vector<std::int64_t>> succ(n);
+  for (std::size_t i = 0; i < n; ++i)
+    for (auto [it, end] = boost::out_edges(nodes[i], graph); it != end; ++it) {
+      const std::int64_t j = local(static_cast<std::int64_t>(boost::target(*it, graph)));
+      if (j >= 0) succ[i].push_back(j);
+    }
+  // Breadth-first search from every node, cut at max_distance.
+  std::vector<std::int64_t> dist(n, -1);
+  std::vector<std::int64_t> frontier, next, seen;
+  for (std::size_t i = 0; i < n; ++i) {
+    frontier.assign(1, static_cast<std::int64_t>(i));
+    seen.assign(1, static_cast<std::int64_t>(i));
+    dist[i] = 0;
+    for (std::int64_t d = 1; d <= max_distance && !frontier.empty(); ++d) {
+      next.clear();
+      for (std::int64_t u : frontier)
+        for (std::int64_t w : succ[u])
+          if (dist[w] < 0) {
+            dist[w] = d;
+            next.push_back(w);
+            seen.push_back(w);
+          }
+      frontier.swap(next);
+    }
+    std::vector<std::pair<std::int64_t, std::int64_t>> reached;
+    for (std::int64_t w : seen)
+      if (dist[w] > 0) reached.emplace_back(w, dist[w]);
+    std::sort(reached.begin(), reached.end());
+    for (auto [w, d] : reached) out.push_back({nodes[i], nodes[w], d});
+    for (std::int64_t w : seen) dist[w] = -1;
+  }
+  return out;
+}
+
+}  // namespace hypernas::ghn
