@@ -11,7 +11,11 @@
 #include "kernel/core/cancel.h"
 #include "kernel/core/log.h"
 #include "kernel/core/progress.h"
+#include "kernel/core/context.h"
+#include "kernel/data/dataset.h"
 #include "kernel/device/device.h"
+#include "kernel/exec/executor.h"
+#include "kernel/store/checkpoint.h"
 #include "kernel/graph/serialize.h"
 #include "kernel/lua/host.h"
 #include "kernel/plugin/registry.h"
@@ -88,7 +92,10 @@ int cmd_arch(int argc, char** argv) {
     HYPERNAS_CHECK(in.good(), "cannot read architecture file ", text.substr(1));
     std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     try {
-      arch = graph::from_json(json);
+      // Accept what --json prints: the graph plus the counts, which are derived, not read.
+      nlohmann::json j = nlohmann::json::parse(json);
+      for (const char* derived : {"hash", "params", "flops"}) j.erase(derived);
+      arch = graph::from_json(j.dump());
     } catch (const std::exception& e) {
       throw Error(cat(text.substr(1), ": ", e.what()));
     }
@@ -125,6 +132,134 @@ int cmd_arch(int argc, char** argv) {
             << "ops    ";
   for (const auto& [op, n] : ops) std::cout << " " << op << "=" << n;
   std::cout << "\n";
+  return 0;
+}
+
+int cmd_score(int argc, char** argv) {
+  cxxopts::Options o("hypernas score",
+                     cat("Score architectures with a surrogate, one CSV row each:\n"
+                         "hypernas score --surrogate ghn --checkpoint FILE --space nb201 "
+                         "--data fashion-mnist --archs FILE [--out FILE.csv]\n"
+                         "FILE lists one architecture per line in the space's string form "
+                         "(blank lines and lines starting with # are skipped).",
+                         kPluginPathNote));
+  // clang-format off
+  o.add_options()
+    ("surrogate", "surrogate plugin name", cxxopts::value<std::string>())
+    ("option", "surrogate option key=value; repeatable", cxxopts::value<std::vector<std::string>>())
+    ("checkpoint", "load the surrogate's state from this checkpoint", cxxopts::value<std::string>())
+    ("space", "search space name", cxxopts::value<std::string>())
+    ("set", "space option key=value; repeatable", cxxopts::value<std::vector<std::string>>())
+    ("data", "dataset name (fashion-mnist, cifar10, ...)", cxxopts::value<std::string>())
+    ("data-root", "dataset folder (default: its usual place)", cxxopts::value<std::string>())
+    ("archs", "file with one architecture per line", cxxopts::value<std::string>())
+    ("out", "CSV file (default: standard output)", cxxopts::value<std::string>())
+    ("images", "validation images per architecture (0: all)", cxxopts::value<std::int64_t>()->default_value("0"))
+    ("batch", "evaluation batch size", cxxopts::value<std::int64_t>()->default_value("256"))
+    ("device", "cpu, cuda, cuda:N or auto", cxxopts::value<std::string>()->default_value("cpu"))
+    ("threads", "CPU threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+    ("seed", "seed", cxxopts::value<std::uint64_t>()->default_value("0"))
+    ("h,help", "this text");
+  // clang-format on
+  auto r = o.parse(argc, argv);
+  if (r.count("help")) {
+    std::cout << o.help();
+    return 0;
+  }
+  for (const char* required : {"surrogate", "space", "archs"})
+    if (!r.count(required)) throw UsageError(cat("missing --", required, " (see hypernas score --help)"));
+
+  core::RunServices services;
+  services.device = device::select(r["device"].as<std::string>());
+  services.threads = device::set_threads(r["threads"].as<int>());
+  services.seed = r["seed"].as<std::uint64_t>();
+  exec::GraphExecutor executor;
+  services.executor = &executor;
+
+  plugin::Registry registry;
+  registry.scan(plugin::Registry::default_search_path());
+  Options space_options;
+  if (r.count("set")) space_options = sets_to_options(parse_sets(r["set"].as<std::vector<std::string>>()));
+  std::shared_ptr<Dataset> data;
+  if (r.count("data")) {
+    data::DatasetOptions d;
+    d.name = r["data"].as<std::string>();
+    if (r.count("data-root")) d.root = r["data-root"].as<std::string>();
+    data = data::open_dataset(d, services.device);
+    const ProblemSpec p = data->spec();
+    if (!space_options.has("input_channels")) space_options.set("input_channels", p.channels);
+    if (!space_options.has("input_size")) space_options.set("input_size", p.height);
+    if (!space_options.has("classes")) space_options.set("classes", p.classes);
+  }
+  auto space = registry.create_space(r["space"].as<std::string>(), space_options);
+  const std::string name = r["surrogate"].as<std::string>();
+  Options surrogate_options;
+  if (r.count("option"))
+    surrogate_options = sets_to_options(parse_sets(r["option"].as<std::vector<std::string>>()));
+  auto surrogate = registry.create_surrogate(name, surrogate_options);
+  if ((surrogate->capabilities() & kNeedsData) && !data)
+    throw UsageError(cat("surrogate '", name, "' needs --data"));
+  if (r.count("checkpoint")) {
+    const std::string path = r["checkpoint"].as<std::string>();
+    store::Checkpoint c = store::read_checkpoint(path);
+    HYPERNAS_CHECK(c.plugin == name, "checkpoint ", path, " was written by surrogate '", c.plugin,
+                   "', not '", name, "'");
+    try {
+      surrogate->load_state(c.blob);
+    } catch (const std::exception& e) {
+      throw Error(cat("checkpoint ", path, ": ", e.what()));
+    }
+  }
+
+  // Parse every line first: a malformed line stops the run before any scoring.
+  const std::string archs_path = r["archs"].as<std::string>();
+  std::ifstream in(archs_path);
+  HYPERNAS_CHECK(in.good(), "cannot read architecture list ", archs_path);
+  std::vector<Architecture> archs;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const auto last = line.find_last_not_of(" \t\r");
+    try {
+      archs.push_back(space->parse(line.substr(first, last - first + 1)));
+    } catch (const std::exception& e) {
+      throw Error(cat(archs_path, ":", number, ": ", e.what()));
+    }
+  }
+  HYPERNAS_CHECK(!archs.empty(), archs_path, " lists no architectures");
+
+  std::ofstream file;
+  if (r.count("out")) {
+    file.open(r["out"].as<std::string>());
+    HYPERNAS_CHECK(file.good(), "cannot write ", r["out"].as<std::string>());
+  }
+  std::ostream& out = r.count("out") ? static_cast<std::ostream&>(file) : std::cout;
+  out << "arch,score,params,flops,seconds\n";
+  core::install_interrupt_handler();
+  core::KernelContext ctx(services, name);
+  core::ConsoleProgress progress("scoring", static_cast<std::int64_t>(archs.size()));
+  for (const auto& arch : archs) {
+    ctx.check_cancelled();
+    ScoreRequest req;
+    req.space = space.get();
+    req.data = data.get();
+    req.archs = {&arch};
+    req.batch_size = r["batch"].as<std::int64_t>();
+    req.max_images = r["images"].as<std::int64_t>();
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::vector<Score> scores = surrogate->score(ctx, req);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    HYPERNAS_CHECK(scores.size() == 1, "surrogate '", name, "' returned ", scores.size(),
+                   " scores for one architecture");
+    const ArchStats st = space->stats(arch);
+    char row[96];
+    std::snprintf(row, sizeof row, ",%.6g,%lld,%lld,%.4f\n", scores[0].value,
+                  static_cast<long long>(st.params), static_cast<long long>(st.flops), seconds);
+    out << '"' << arch.text << '"' << row << std::flush;  // each row is kept if stopped later
+    progress.advance(1);
+  }
+  progress.finish();
   return 0;
 }
 

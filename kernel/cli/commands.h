@@ -9,6 +9,8 @@ namespace hypernas::cli {
 int cmd_run(int argc, char** argv);
 /// `hypernas plugins [--json]`
 int cmd_plugins(int argc, char** argv);
+/// `hypernas score --surrogate NAME --space NAME --archs FILE [--data NAME] ...`
+int cmd_score(int argc, char** argv);
 /// `hypernas arch info --space NAME [--set k=v ...] ARCH [--json] [--dot FILE]`
 int cmd_arch(int argc, char** argv);
 

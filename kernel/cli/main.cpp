@@ -23,6 +23,7 @@ const char* kUsage =
     "  run SCRIPT.lua   run a Lua search script (hypernas run --help)\n"
     "  plugins          list loaded and refused plugins (hypernas plugins --help)\n"
     "  arch info ARCH   nodes, edges, parameters and FLOPs of one architecture\n"
+    "  score            score a list of architectures with a surrogate, to CSV\n"
     "\n"
     "  --version        print the version, ABI and build id\n"
     "  --help           this text\n";
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
     if (command == "run") return cli::cmd_run(sub_argc, sub_argv.data());
     if (command == "plugins") return cli::cmd_plugins(sub_argc, sub_argv.data());
     if (command == "arch") return cli::cmd_arch(sub_argc, sub_argv.data());
+    if (command == "score") return cli::cmd_score(sub_argc, sub_argv.data());
     std::cerr << "hypernas: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const cxxopts::exceptions::exception& e) {

@@ -13,6 +13,7 @@
 #include <hypernas/strategy.h>
 
 #include "kernel/core/context.h"
+#include "kernel/exec/executor.h"
 #include "kernel/lua/host.h"
 
 namespace hypernas::store {
@@ -24,6 +25,7 @@ namespace hypernas::lua {
 /// What every binding can reach: the configuration, the run's services and the store.
 struct HostState {
   HostConfig config;                          ///< From the command line.
+  exec::GraphExecutor executor;               ///< Runs every architecture (services.executor).
   core::RunServices services;                 ///< Device, seed, store, executor, callback.
   std::unique_ptr<store::SqliteStore> store;  ///< The experiment's store, once opened.
   std::filesystem::path experiment_dir;       ///< results_root/experiment.

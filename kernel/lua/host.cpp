@@ -96,6 +96,7 @@ Host::Host(HostConfig config) : state_(std::make_unique<HostState>()) {
   state_->services.device = state_->config.device;
   state_->services.seed = state_->config.seed;
   state_->services.threads = state_->config.threads;
+  state_->services.executor = &state_->executor;
   state_->script_rng = Rng(core::derive_seed(state_->config.seed, "script"));
   L_ = luaL_newstate();
   HYPERNAS_CHECK(L_ != nullptr, "cannot create a Lua state (out of memory)");

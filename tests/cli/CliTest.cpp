@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <set>
@@ -137,7 +138,7 @@ TEST_F(Cli, CtrlCStopsCleanlyAndKeepsWhatWasRecorded) {
          "local n = 0\n"
          "nas.on_candidate(function() n = n + 1; if n == 20 then nas.log('ready') end;"
          " if n >= 20 then local x = 0; for i = 1, 200000 do x = x + i end end end)\n"
-         "nas.strategy('random', { candidates = 15625 }):run{ surrogate = nas.surrogate('params'), space = space }\n");
+         "nas.strategy('random', { candidates = 3000 }):run{ surrogate = nas.surrogate('params'), space = space }\n");
   Process p({HYPERNAS_EXE, "run", "long.lua", "--progress", "off"}, {{"HYPERNAS_PLUGIN_PATH", ""}},
             dir.string());
   ASSERT_TRUE(p.wait_for("ready"));
@@ -148,7 +149,57 @@ TEST_F(Cli, CtrlCStopsCleanlyAndKeepsWhatWasRecorded) {
   auto store = hypernas::store::SqliteStore::open(dir / "results" / "long" / "experiment.db");
   EXPECT_EQ(store->runs().at(0).state, "cancelled");
   EXPECT_GE(store->count("evaluations"), 20);
-  EXPECT_LT(store->count("evaluations"), 15625);
+  EXPECT_LT(store->count("evaluations"), 3000);
+}
+
+const char* kAll3x3 =
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+
+TEST_F(Cli, ArchInfoMatchesNasBench201ParameterCount) {
+  auto r = hypernas({"arch", "info", "--space", "nb201", kAll3x3});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("params  1531546"), std::string::npos) << r.output;
+  auto j = hypernas({"arch", "info", "--space", "nb201", "--json", "--dot", "g.dot", kAll3x3});
+  ASSERT_EQ(j.exit_code, 0) << j.output;
+  auto json = nlohmann::json::parse(j.output);
+  EXPECT_EQ(json["params"], 1531546);
+  EXPECT_EQ(json["space"], "nb201");
+  EXPECT_TRUE(fs::exists(dir / "g.dot"));
+  // The JSON form reads back to the same architecture.
+  std::ofstream(dir / "arch.json") << j.output;
+  auto back = hypernas({"arch", "info", "--space", "nb201", "@arch.json"});
+  EXPECT_EQ(back.exit_code, 0) << back.output;
+  EXPECT_NE(back.output.find("params  1531546"), std::string::npos);
+}
+
+TEST_F(Cli, MalformedArchitectureIsOneClearFailure) {
+  auto r = hypernas({"arch", "info", "--space", "nb201", "|nor_conv_3x3~0|+|conv_9x9~0|none~1|+|none~0|none~1|none~2|"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("unknown op 'conv_9x9'"), std::string::npos) << r.output;
+  EXPECT_EQ(hypernas({"arch", "info", kAll3x3}).exit_code, 2);  // no --space
+}
+
+TEST_F(Cli, ScoreWritesACsvRowPerArchitecture) {
+  std::ofstream(dir / "archs.txt") << kAll3x3 << "\n# skipped\n\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
+  auto r = hypernas({"score", "--surrogate", "params", "--space", "nb201", "--archs", "archs.txt",
+                     "--out", "scores.csv", "--progress-off-is-not-an-option"});
+  EXPECT_EQ(r.exit_code, 2);  // unknown flag
+  r = hypernas({"score", "--surrogate", "params", "--space", "nb201", "--archs", "archs.txt", "--out",
+                "scores.csv"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::stringstream csv;
+  csv << std::ifstream(dir / "scores.csv").rdbuf();
+  EXPECT_EQ(csv.str().substr(0, csv.str().find('\n')), "arch,score,params,flops,seconds");
+  EXPECT_NE(csv.str().find(std::string("\"") + kAll3x3 + "\",6.18513,1531546,220119680,"), std::string::npos)
+      << csv.str();
+  EXPECT_NE(csv.str().find(",73306,"), std::string::npos);
+}
+
+TEST_F(Cli, ScoreNamesTheBadLineOfTheList) {
+  std::ofstream(dir / "archs.txt") << kAll3x3 << "\n|none~0|+|oops|\n";
+  auto r = hypernas({"score", "--surrogate", "params", "--space", "nb201", "--archs", "archs.txt"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("archs.txt:2: nb201: cannot parse"), std::string::npos) << r.output;
 }
 
 }  // namespace

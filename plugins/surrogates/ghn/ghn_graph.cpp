@@ -3,7 +3,6 @@
 /// propagation schedule and virtual edges.
 
 #include <algorithm>
-#include <cstring>
 #include <map>
 
 #include "ghn.h"

@@ -1,0 +1,1074 @@
+/// @file ghn.cpp
+/// @brief The GHN model (propagation, hypernetwork), its training and scoring, and its state
+/// blob. ATen only (no <torch/torch.h>): parameters are plain tensors and Adam is written out,
+/// so that the same code builds against LibTorch 1.13 and 2.x and the optimiser state is ours
+/// to save.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <unordered_map>
+#include <utility>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
+
+#include "ghn.h"
+
+namespace hypernas {
+
+namespace {
+
+using at::Tensor;
+using ghn::Propagation;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+/// The resolved options, typed.
+struct Config {
+  std::int64_t hidden = 32;
+  std::int64_t hyper_hidden = 64;
+  std::int64_t steps = 5;
+  Propagation propagation = Propagation::ForwardBackward;
+  bool stacked = true;
+  double lr = 1e-3;
+  double weight_decay = 0;
+  std::int64_t meta_batch = 1;
+  bool fan_in_norm = false;
+  bool layer_norm = false;
+  bool virtual_edges = false;
+  std::int64_t max_shortest_path = 50;
+  std::int64_t max_channels = 64;
+  std::int64_t max_kernel = 3;
+  std::int64_t init_seed = 0;
+  std::int64_t log_every = 50;
+
+  explicit Config(const Options& o)
+      : hidden(o.get_int("hidden")),
+        hyper_hidden(o.get_int("hyper_hidden")),
+        steps(o.get_int("steps")),
+        propagation(ghn::parse_propagation(o.get_string("propagation"))),
+        stacked(o.get_bool("stacked")),
+        lr(o.get_real("lr")),
+        weight_decay(o.get_real("weight_decay")),
+        meta_batch(o.get_int("meta_batch")),
+        fan_in_norm(o.get_bool("fan_in_norm")),
+        layer_norm(o.get_bool("layer_norm")),
+        virtual_edges(o.get_bool("virtual_edges")),
+        max_shortest_path(o.get_int("max_shortest_path")),
+        max_channels(o.get_int("max_channels")),
+        max_kernel(o.get_int("max_kernel")),
+        init_seed(o.get_int("init_seed")),
+        log_every(o.get_int("log_every")) {}
+
+  /// Size of the maximal 4-D block [C, C, K, K] of H's output.
+  std::int64_t block4() const { return max_channels * max_channels * max_kernel * max_kernel; }
+  /// Size of H's whole output: the 4-D block and the [2, C] vector block.
+  std::int64_t outputs() const { return block4() + 2 * max_channels; }
+};
+
+/// Options that define the model (a state saved with others cannot be loaded).
+const char* const kModelKeys[] = {"hidden",        "hyper_hidden",      "steps",
+                                  "propagation",   "stacked",           "fan_in_norm",
+                                  "layer_norm",    "virtual_edges",     "max_shortest_path",
+                                  "max_channels",  "max_kernel"};
+
+std::string model_signature(const Options& o) {
+  std::string out;
+  for (const char* key : kModelKeys) out += cat(out.empty() ? "" : ",", key, "=", to_string(o.at(key)));
+  return out;
+}
+
+std::map<std::string, std::string> split_signature(const std::string& s) {
+  std::map<std::string, std::string> out;
+  std::size_t start = 0;
+  while (start < s.size()) {
+    std::size_t end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    const std::string item = s.substr(start, end - start);
+    const std::size_t eq = item.find('=');
+    if (eq != std::string::npos) out[item.substr(0, eq)] = item.substr(eq + 1);
+    start = end + 1;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small tensor helpers
+
+Tensor index_tensor(const std::vector<std::int64_t>& v, const at::Device& device) {
+  Tensor t = at::empty({static_cast<std::int64_t>(v.size())}, at::kLong);
+  if (!v.empty()) std::memcpy(t.data_ptr<std::int64_t>(), v.data(), v.size() * sizeof(std::int64_t));
+  return device.is_cpu() ? t : t.to(device);
+}
+
+Tensor float_tensor(const std::vector<float>& v, const at::Device& device) {
+  Tensor t = at::empty({static_cast<std::int64_t>(v.size())}, at::kFloat);
+  if (!v.empty()) std::memcpy(t.data_ptr<float>(), v.data(), v.size() * sizeof(float));
+  return device.is_cpu() ? t : t.to(device);
+}
+
+std::string shape_text(const std::vector<std::int64_t>& s) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) out += cat(i ? ", " : "", s[i]);
+  return out + "]";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The propagation plan of a batch of graphs (their disjoint union)
+
+/// Messages into one group of nodes: 1-hop edges (src: global node, dst: row of the group)
+/// and, with virtual edges, weighted edges of distance <= max_shortest_path.
+struct Messages {
+  Tensor src, dst;       ///< 1-hop edges.
+  Tensor vsrc, vdst, vw; ///< Virtual edges and their weights 1/distance.
+  bool any = false;      ///< Any 1-hop edge.
+  bool vany = false;     ///< Any virtual edge.
+};
+
+/// One batched GRU update.
+struct Group {
+  Tensor idx;             ///< Global node ids.
+  std::int64_t size = 0;  ///< Number of nodes.
+  Messages msg;           ///< Messages into them.
+  bool feeds = false;     ///< Some later group of the same pass reads their messages.
+};
+
+/// Segment s of every graph that has one.
+struct SegmentStep {
+  Tensor nodes;                    ///< Global ids of the segment's nodes.
+  std::int64_t count = 0;          ///< Their number.
+  Tensor entries, entry_slot;      ///< Entry nodes and the graph slot of each (stacked).
+  Tensor prev_nodes, prev_slot;    ///< Nodes of segment s-1 and their graph slot.
+  Tensor prev_count;               ///< [slots, 1] sizes of segment s-1 per slot.
+  std::int64_t slots = 0;          ///< Graphs having this segment (0 for s = 0).
+  std::vector<Group> forward, backward;  ///< Level groups (forward-backward).
+  Messages sync_forward, sync_backward;  ///< Synchronous rounds; ids local to `nodes`.
+};
+
+/// Everything propagation needs, as tensors on the model's device.
+struct Plan {
+  std::int64_t total = 0;              ///< Nodes in the batch.
+  std::vector<std::int64_t> base;      ///< First global id of each graph.
+  Tensor init;                         ///< [total, hidden] padded one-hot types.
+  std::vector<SegmentStep> steps;
+};
+
+struct MessagesBuild {
+  std::vector<std::int64_t> src, dst, vsrc, vdst;
+  std::vector<float> vw;
+  Messages finish(const at::Device& d) const {
+    Messages m;
+    m.any = !src.empty();
+    m.vany = !vsrc.empty();
+    if (m.any) {
+      m.src = index_tensor(src, d);
+      m.dst = index_tensor(dst, d);
+    }
+    if (m.vany) {
+      m.vsrc = index_tensor(vsrc, d);
+      m.vdst = index_tensor(vdst, d);
+      m.vw = float_tensor(vw, d).unsqueeze(1);
+    }
+    return m;
+  }
+};
+
+struct GroupBuild {
+  std::vector<std::int64_t> idx;
+  MessagesBuild msg;
+};
+
+struct StepBuild {
+  std::vector<std::int64_t> nodes, entries, entry_slot, prev_nodes, prev_slot;
+  std::vector<float> prev_count;
+  std::vector<GroupBuild> forward, backward;
+  MessagesBuild sync_forward, sync_backward;
+};
+
+Plan build_plan(const std::vector<const ArchGraph*>& graphs, const Config& cfg,
+                const at::Device& device, bool one_at_a_time) {
+  Plan plan;
+  std::vector<StepBuild> steps;
+  std::vector<std::int64_t> types;
+  std::int64_t base = 0;
+  for (const ArchGraph* graph : graphs) {
+    const std::int64_t n = static_cast<std::int64_t>(boost::num_vertices(*graph));
+    plan.base.push_back(base);
+    for (std::int64_t v = 0; v < n; ++v) types.push_back(ghn::node_type((*graph)[v]));
+    const std::vector<ghn::Segment> segments = ghn::split_segments(*graph, cfg.stacked);
+    if (steps.size() < segments.size()) steps.resize(segments.size());
+    // Per-vertex bookkeeping: segment, level and row in the level group, position in segment.
+    std::vector<std::int64_t> seg_of(n, -1), flevel(n), frow(n), blevel(n), brow(n), pos(n);
+    for (std::size_t s = 0; s < segments.size(); ++s)
+      for (std::int64_t v : segments[s].nodes) seg_of[v] = static_cast<std::int64_t>(s);
+    for (std::size_t s = 0; s < segments.size(); ++s) {
+      const ghn::Segment& seg = segments[s];
+      StepBuild& st = steps[s];
+      if (s > 0) {
+        const std::int64_t slot = static_cast<std::int64_t>(st.prev_count.size());
+        for (std::int64_t u : segments[s - 1].nodes) {
+          st.prev_nodes.push_back(base + u);
+          st.prev_slot.push_back(slot);
+        }
+        st.prev_count.push_back(static_cast<float>(segments[s - 1].nodes.size()));
+        for (std::int64_t v : seg.entries) {
+          st.entries.push_back(base + v);
+          st.entry_slot.push_back(slot);
+        }
+      }
+      const std::int64_t offset = static_cast<std::int64_t>(st.nodes.size());
+      for (std::size_t i = 0; i < seg.nodes.size(); ++i) {
+        pos[seg.nodes[i]] = offset + static_cast<std::int64_t>(i);
+        st.nodes.push_back(base + seg.nodes[i]);
+      }
+      const ghn::SegmentLevels levels = ghn::segment_levels(*graph, seg, one_at_a_time);
+      if (st.forward.size() < levels.forward.size()) st.forward.resize(levels.forward.size());
+      if (st.backward.size() < levels.backward.size()) st.backward.resize(levels.backward.size());
+      for (std::size_t l = 0; l < levels.forward.size(); ++l)
+        for (std::int64_t v : levels.forward[l]) {
+          flevel[v] = static_cast<std::int64_t>(l);
+          frow[v] = static_cast<std::int64_t>(st.forward[l].idx.size());
+          st.forward[l].idx.push_back(base + v);
+        }
+      for (std::size_t l = 0; l < levels.backward.size(); ++l)
+        for (std::int64_t v : levels.backward[l]) {
+          blevel[v] = static_cast<std::int64_t>(l);
+          brow[v] = static_cast<std::int64_t>(st.backward[l].idx.size());
+          st.backward[l].idx.push_back(base + v);
+        }
+      // Real edges inside the segment, both directions.
+      for (std::int64_t v : seg.nodes) {
+        for (auto [it, end] = boost::in_edges(v, *graph); it != end; ++it) {
+          const std::int64_t u = static_cast<std::int64_t>(boost::source(*it, *graph));
+          if (seg_of[u] != static_cast<std::int64_t>(s)) continue;
+          MessagesBuild& f = st.forward[flevel[v]].msg;
+          f.src.push_back(base + u);
+          f.dst.push_back(frow[v]);
+          MessagesBuild& b = st.backward[blevel[u]].msg;
+          b.src.push_back(base + v);
+          b.dst.push_back(brow[u]);
+          st.sync_forward.src.push_back(pos[u]);
+          st.sync_forward.dst.push_back(pos[v]);
+          st.sync_backward.src.push_back(pos[v]);
+          st.sync_backward.dst.push_back(pos[u]);
+        }
+      }
+      if (cfg.virtual_edges) {
+        for (const ghn::VirtualEdge& e : ghn::virtual_edges(*graph, seg, cfg.max_shortest_path)) {
+          const float w = 1.0f / static_cast<float>(e.distance);
+          MessagesBuild& f = st.forward[flevel[e.to]].msg;
+          f.vsrc.push_back(base + e.from);
+          f.vdst.push_back(frow[e.to]);
+          f.vw.push_back(w);
+          MessagesBuild& b = st.backward[blevel[e.from]].msg;
+          b.vsrc.push_back(base + e.to);
+          b.vdst.push_back(brow[e.from]);
+          b.vw.push_back(w);
+          st.sync_forward.vsrc.push_back(pos[e.from]);
+          st.sync_forward.vdst.push_back(pos[e.to]);
+          st.sync_forward.vw.push_back(w);
+          st.sync_backward.vsrc.push_back(pos[e.to]);
+          st.sync_backward.vdst.push_back(pos[e.from]);
+          st.sync_backward.vw.push_back(w);
+        }
+      }
+    }
+    base += n;
+  }
+  plan.total = base;
+
+  // Initial embeddings: one-hot of the type, zero-padded to `hidden`.
+  Tensor init = at::zeros({base, cfg.hidden}, at::kFloat);
+  {
+    float* p = init.data_ptr<float>();
+    for (std::int64_t v = 0; v < base; ++v) p[v * cfg.hidden + types[v]] = 1.0f;
+  }
+  plan.init = device.is_cpu() ? init : init.to(device);
+
+  std::vector<char> is_source(static_cast<std::size_t>(base), 0);
+  auto finish_pass = [&](std::vector<GroupBuild>& groups) {
+    std::vector<Group> out;
+    std::fill(is_source.begin(), is_source.end(), 0);
+    for (const GroupBuild& g : groups) {
+      for (std::int64_t u : g.msg.src) is_source[u] = 1;
+      for (std::int64_t u : g.msg.vsrc) is_source[u] = 1;
+    }
+    for (const GroupBuild& g : groups) {
+      Group o;
+      o.idx = index_tensor(g.idx, device);
+      o.size = static_cast<std::int64_t>(g.idx.size());
+      o.msg = g.msg.finish(device);
+      for (std::int64_t v : g.idx) o.feeds = o.feeds || is_source[v];
+      out.push_back(std::move(o));
+    }
+    return out;
+  };
+  for (StepBuild& sb : steps) {
+    SegmentStep st;
+    st.nodes = index_tensor(sb.nodes, device);
+    st.count = static_cast<std::int64_t>(sb.nodes.size());
+    st.slots = static_cast<std::int64_t>(sb.prev_count.size());
+    if (st.slots > 0) {
+      st.entries = index_tensor(sb.entries, device);
+      st.entry_slot = index_tensor(sb.entry_slot, device);
+      st.prev_nodes = index_tensor(sb.prev_nodes, device);
+      st.prev_slot = index_tensor(sb.prev_slot, device);
+      st.prev_count = float_tensor(sb.prev_count, device).unsqueeze(1);
+    }
+    st.forward = finish_pass(sb.forward);
+    st.backward = finish_pass(sb.backward);
+    st.sync_forward = sb.sync_forward.finish(device);
+    st.sync_backward = sb.sync_backward.finish(device);
+    plan.steps.push_back(std::move(st));
+  }
+  return plan;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state blob
+
+constexpr char kMagic[8] = {'H', 'N', 'A', 'S', '.', 'G', 'H', 'N'};
+constexpr std::uint32_t kFormatVersion = 1;
+constexpr std::size_t kHeaderSize = 8 + 4 + 8 + 8;  // magic, version, payload size, checksum
+
+std::uint64_t fnv1a(const char* data, std::size_t n) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(data[i]);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+class Writer {
+ public:
+  template <typename T>
+  void pod(const T& v) {
+    out_.append(reinterpret_cast<const char*>(&v), sizeof(T));
+  }
+  void str(const std::string& s) {
+    pod<std::uint64_t>(s.size());
+    out_ += s;
+  }
+  void tensor(const std::string& name, const Tensor& t) {
+    const Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+    str(name);
+    pod<std::uint32_t>(static_cast<std::uint32_t>(c.dim()));
+    for (std::int64_t d : c.sizes()) pod<std::int64_t>(d);
+    out_.append(reinterpret_cast<const char*>(c.data_ptr<float>()),
+                static_cast<std::size_t>(c.numel()) * sizeof(float));
+  }
+  std::string& data() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  Reader(const char* data, std::size_t size) : data_(data), size_(size) {}
+  template <typename T>
+  T pod(const char* what) {
+    need(sizeof(T), what);
+    T v;
+    std::memcpy(&v, data_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string str(const char* what) {
+    const std::uint64_t n = pod<std::uint64_t>(what);
+    need(n, what);
+    std::string s(data_ + pos_, static_cast<std::size_t>(n));
+    pos_ += static_cast<std::size_t>(n);
+    return s;
+  }
+  std::pair<std::string, Tensor> tensor() {
+    std::string name = str("a tensor name");
+    const std::uint32_t dims = pod<std::uint32_t>("a tensor rank");
+    HYPERNAS_CHECK(dims <= 8, "ghn: state blob is malformed: tensor '", name, "' has rank ", dims);
+    std::vector<std::int64_t> shape;
+    std::uint64_t numel = 1;
+    for (std::uint32_t i = 0; i < dims; ++i) {
+      shape.push_back(pod<std::int64_t>("a tensor dimension"));
+      HYPERNAS_CHECK(shape.back() >= 0 && shape.back() < (std::int64_t{1} << 32),
+                     "ghn: state blob is malformed: tensor '", name, "' has dimension ",
+                     shape.back());
+      numel *= static_cast<std::uint64_t>(shape.back());
+    }
+    need(numel * sizeof(float), "tensor data");
+    Tensor t = at::empty(shape, at::kFloat);
+    std::memcpy(t.data_ptr<float>(), data_ + pos_, static_cast<std::size_t>(numel) * sizeof(float));
+    pos_ += static_cast<std::size_t>(numel) * sizeof(float);
+    return {std::move(name), std::move(t)};
+  }
+  bool done() const { return pos_ == size_; }
+
+ private:
+  void need(std::uint64_t n, const char* what) {
+    HYPERNAS_CHECK(n <= size_ - pos_, "ghn: state blob is malformed: it ends inside ", what,
+                   " (", size_ - pos_, " bytes left, ", n, " needed)");
+  }
+  const char* data_;
+  std::size_t size_;
+  std::size_t pos_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Valid batches, loaded once per score() call when they fit in memory
+
+constexpr std::int64_t kCacheFloats = std::int64_t{64} << 20;  // 256 MiB of images
+
+}  // namespace
+
+// =============================================================================================
+
+struct GhnSurrogate::Impl {
+  Options options;
+  Config cfg;
+  at::Device device{at::kCPU};
+
+  /// GHN parameters (leaves requiring grad), in a fixed order, with their names.
+  std::vector<std::string> names;
+  std::vector<Tensor> params;
+  /// Indices into params.
+  int msg_w1 = -1, msg_b1, msg_w2, msg_b2;
+  int ve_w1 = -1, ve_b1, ve_w2, ve_b2;
+  int gru_w_ih = -1, gru_w_hh, gru_b_ih, gru_b_hh;
+  int ln_w = -1, ln_b;
+  int hyp_w1 = -1, hyp_b1, hyp_w2, hyp_b2;
+
+  /// Adam moments (same order as params; undefined until the first step) and step count.
+  std::vector<Tensor> adam_m, adam_v;
+  std::int64_t adam_step = 0;
+  std::vector<double> curve;
+
+  /// H's output indices of each parameter slot and shape, on `device`.
+  std::map<std::pair<int, std::vector<std::int64_t>>, std::pair<Tensor, std::int64_t>> index_cache;
+
+  explicit Impl(const Options& o) : options(o), cfg(o) {
+    HYPERNAS_CHECK(cfg.hidden >= static_cast<std::int64_t>(ghn::node_types().size()),
+                   "ghn: option 'hidden' expects int >= ", ghn::node_types().size(),
+                   " (the one-hot node type is padded to it), got '", cfg.hidden, "'");
+    at::Generator gen = at::detail::createCPUGenerator(static_cast<std::uint64_t>(cfg.init_seed));
+    auto add = [&](const std::string& name, std::vector<std::int64_t> shape, double bound) {
+      Tensor t = at::empty(shape, at::kFloat);
+      if (bound > 0) t.uniform_(-bound, bound, gen);
+      else t.fill_(bound == 0 ? 0.0 : 1.0);
+      names.push_back(name);
+      params.push_back(t.requires_grad_(true));
+      return static_cast<int>(params.size() - 1);
+    };
+    const std::int64_t h = cfg.hidden, hh = cfg.hyper_hidden;
+    // nn.Linear's default initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    auto linear = [&](const std::string& name, std::int64_t in, std::int64_t out, int& w, int& b) {
+      const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+      w = add(name + ".weight", {out, in}, bound);
+      b = add(name + ".bias", {out}, bound);
+    };
+    linear("message.fc1", h, h, msg_w1, msg_b1);
+    linear("message.fc2", h, h, msg_w2, msg_b2);
+    if (cfg.virtual_edges) {
+      linear("message_ve.fc1", h, h, ve_w1, ve_b1);
+      linear("message_ve.fc2", h, h, ve_w2, ve_b2);
+    }
+    // nn.GRUCell's default initialisation: U(-1/sqrt(hidden), 1/sqrt(hidden)) everywhere.
+    const double gb = 1.0 / std::sqrt(static_cast<double>(h));
+    gru_w_ih = add("gru.weight_ih", {3 * h, h}, gb);
+    gru_w_hh = add("gru.weight_hh", {3 * h, h}, gb);
+    gru_b_ih = add("gru.bias_ih", {3 * h}, gb);
+    gru_b_hh = add("gru.bias_hh", {3 * h}, gb);
+    if (cfg.layer_norm) {
+      ln_w = add("layer_norm.weight", {h}, -1);  // ones
+      ln_b = add("layer_norm.bias", {h}, 0);     // zeros
+    }
+    linear("hyper.fc1", h, hh, hyp_w1, hyp_b1);
+    linear("hyper.fc2", hh, cfg.outputs(), hyp_w2, hyp_b2);
+    adam_m.resize(params.size());
+    adam_v.resize(params.size());
+  }
+
+  const Tensor& P(int i) const { return params[static_cast<std::size_t>(i)]; }
+
+  void to_device(const at::Device& d) {
+    if (d == device) return;
+    for (Tensor& p : params) {
+      const bool g = p.requires_grad();
+      p = p.detach().to(d).requires_grad_(g);
+    }
+    for (auto* moments : {&adam_m, &adam_v})
+      for (Tensor& t : *moments)
+        if (t.defined()) t = t.to(d);
+    index_cache.clear();
+    device = d;
+  }
+
+  // ----- propagation ---------------------------------------------------------------------
+
+  Tensor mlp(const Tensor& x, int w1, int b1, int w2, int b2) const {
+    return at::relu(at::linear(at::relu(at::linear(x, P(w1), P(b1))), P(w2), P(b2)));
+  }
+
+  /// Sum of messages into `rows` nodes: 1-hop from `buf`, virtual edges from `vbuf`.
+  Tensor gather(const Messages& m, std::int64_t rows, const Tensor& buf, const Tensor& vbuf) const {
+    Tensor out = at::zeros({rows, cfg.hidden}, buf.options().requires_grad(false));
+    if (m.any) out.index_add_(0, m.dst, buf.index_select(0, m.src));
+    if (m.vany) out.index_add_(0, m.vdst, vbuf.index_select(0, m.vsrc) * m.vw);
+    return out;
+  }
+
+  Tensor gru(const Tensor& m, const Tensor& h) const {
+    return at::gru_cell(m, h, P(gru_w_ih), P(gru_w_hh), P(gru_b_ih), P(gru_b_hh));
+  }
+
+  Tensor propagate(const Plan& plan) const {
+    Tensor H = plan.init.clone();
+    const auto opts = H.options();
+    Tensor buf = at::zeros({plan.total, cfg.hidden}, opts);
+    Tensor vbuf = cfg.virtual_edges ? at::zeros({plan.total, cfg.hidden}, opts) : Tensor();
+    for (const SegmentStep& st : plan.steps) {
+      if (st.slots > 0) {
+        // Stacked GHN: the mean final embedding of segment s-1 enters segment s's entries.
+        Tensor sums = at::zeros({st.slots, cfg.hidden}, opts)
+                          .index_add_(0, st.prev_slot, H.index_select(0, st.prev_nodes));
+        Tensor means = sums / st.prev_count;
+        H.index_copy_(0, st.entries,
+                      H.index_select(0, st.entries) + means.index_select(0, st.entry_slot));
+      }
+      for (std::int64_t t = 0; t < cfg.steps; ++t) {
+        if (cfg.propagation == Propagation::Synchronous) {
+          for (const Messages* m : {&st.sync_forward, &st.sync_backward}) {
+            Tensor hs = H.index_select(0, st.nodes);
+            Tensor ms = m->any ? mlp(hs, msg_w1, msg_b1, msg_w2, msg_b2) : Tensor();
+            Tensor vs = m->vany ? mlp(hs, ve_w1, ve_b1, ve_w2, ve_b2) : Tensor();
+            H.index_copy_(0, st.nodes, gru(gather(*m, st.count, ms, vs), hs));
+          }
+          continue;
+        }
+        for (const std::vector<Group>* pass : {&st.forward, &st.backward}) {
+          for (const Group& g : *pass) {
+            Tensor h = gru(gather(g.msg, g.size, buf, vbuf), H.index_select(0, g.idx));
+            H.index_copy_(0, g.idx, h);
+            if (g.feeds) {
+              buf.index_copy_(0, g.idx, mlp(h, msg_w1, msg_b1, msg_w2, msg_b2));
+              if (cfg.virtual_edges) vbuf.index_copy_(0, g.idx, mlp(h, ve_w1, ve_b1, ve_w2, ve_b2));
+            }
+          }
+        }
+      }
+    }
+    if (cfg.layer_norm) H = at::layer_norm(H, {cfg.hidden}, P(ln_w), P(ln_b), 1e-5);
+    return H;
+  }
+
+  // ----- hypernetwork --------------------------------------------------------------------
+
+  /// Slot of a parameter in H's output: 0 the 4-D block, 1 vector row 0, 2 vector row 1.
+  static int slot_of(const ParamShape& p) {
+    if (p.shape.size() == 4 || p.shape.size() == 2) return 0;
+    if (p.shape.size() == 1) {
+      const std::string suffix = ".bias";
+      const bool bias = p.name.size() >= suffix.size() &&
+                        p.name.compare(p.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+      return bias ? 2 : 1;
+    }
+    throw Error(cat("ghn: cannot generate parameter '", p.name, "' of shape ", shape_text(p.shape),
+                    " (only 1-D, 2-D and 4-D parameters are supported)"));
+  }
+
+  /// Indices of H's outputs forming a parameter of `shape` in `slot` (sliced, or tiled where
+  /// the target is larger), and the first index when they are one contiguous range (else -1).
+  const std::pair<Tensor, std::int64_t>& output_index(int slot, const std::vector<std::int64_t>& shape) {
+    auto key = std::make_pair(slot, shape);
+    auto it = index_cache.find(key);
+    if (it != index_cache.end()) return it->second;
+    const std::int64_t C = cfg.max_channels, K = cfg.max_kernel;
+    std::vector<std::int64_t> idx;
+    if (slot == 0) {
+      const std::int64_t o = shape[0], i = shape[1];
+      const std::int64_t kh = shape.size() == 4 ? shape[2] : 1, kw = shape.size() == 4 ? shape[3] : 1;
+      idx.reserve(static_cast<std::size_t>(o * i * kh * kw));
+      for (std::int64_t a = 0; a < o; ++a)
+        for (std::int64_t b = 0; b < i; ++b)
+          for (std::int64_t y = 0; y < kh; ++y)
+            for (std::int64_t x = 0; x < kw; ++x)
+              idx.push_back(((a % C) * C + (b % C)) * K * K + (y % K) * K + (x % K));
+    } else {
+      for (std::int64_t c = 0; c < shape[0]; ++c)
+        idx.push_back(cfg.block4() + (slot - 1) * C + (c % C));
+    }
+    std::int64_t start = idx.empty() ? -1 : idx[0];
+    for (std::size_t k = 0; k < idx.size() && start >= 0; ++k)
+      if (idx[k] != idx[0] + static_cast<std::int64_t>(k)) start = -1;
+    return index_cache.emplace(key, std::make_pair(index_tensor(idx, device), start)).first->second;
+  }
+
+  /// GHN-2's normalisation of predicted parameters (ppuda `_normalize`): fan-in scaling of
+  /// weight tensors (beta 1 for depthwise convs, 2 otherwise), 2*sigmoid(x/2) for norm
+  /// weights, tanh(x/5) for biases.
+  static Tensor normalize(const Tensor& w, int slot, const std::vector<std::int64_t>& shape) {
+    if (slot == 1) return 2.0 * at::sigmoid(0.5 * w);
+    if (slot == 2) return at::tanh(0.2 * w);
+    std::int64_t fan_in = 1;
+    for (std::size_t d = 1; d < shape.size(); ++d) fan_in *= shape[d];
+    const double beta = (shape.size() == 4 && shape[1] == 1) ? 1.0 : 2.0;
+    return w * std::sqrt(beta / static_cast<double>(std::max<std::int64_t>(fan_in, 1)));
+  }
+
+  std::vector<WeightMap> generate(const std::vector<const Architecture*>& archs,
+                                  const std::vector<std::vector<ParamShape>>& shapes,
+                                  bool one_at_a_time = false) {
+    HYPERNAS_CHECK(archs.size() == shapes.size(), "ghn: ", archs.size(), " architectures but ",
+                   shapes.size(), " parameter lists");
+    std::vector<const ArchGraph*> graphs;
+    for (const Architecture* a : archs) {
+      HYPERNAS_CHECK(boost::num_vertices(a->graph) > 0, "ghn: architecture '", a->text,
+                     "' of space '", a->space, "' has an empty graph");
+      graphs.push_back(&a->graph);
+    }
+    const Plan plan = build_plan(graphs, cfg, device, one_at_a_time);
+    const Tensor H = propagate(plan);
+
+    // Which node each parameter belongs to, grouped by (slot, shape).
+    struct Target {
+      std::size_t arch;
+      const std::string* name;
+      std::int64_t row;  // row in the parameterised-node list
+    };
+    std::map<std::pair<int, std::vector<std::int64_t>>, std::vector<Target>> groups;
+    std::vector<std::int64_t> pnodes;
+    std::unordered_map<std::int64_t, std::int64_t> prow;
+    for (std::size_t a = 0; a < archs.size(); ++a) {
+      const ArchGraph& g = archs[a]->graph;
+      std::unordered_map<std::string, std::int64_t> by_name;
+      for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(g)); ++v)
+        by_name.emplace(g[v].name, v);
+      for (const ParamShape& p : shapes[a]) {
+        auto it = by_name.find(p.node);
+        HYPERNAS_CHECK(it != by_name.end(), "ghn: parameter '", p.name, "' belongs to node '",
+                       p.node, "', which architecture '", archs[a]->text, "' does not have");
+        for (std::int64_t d : p.shape)
+          HYPERNAS_CHECK(d > 0, "ghn: parameter '", p.name, "' has shape ", shape_text(p.shape));
+        const std::int64_t global = plan.base[a] + it->second;
+        auto [r, fresh] = prow.emplace(global, static_cast<std::int64_t>(pnodes.size()));
+        if (fresh) pnodes.push_back(global);
+        groups[{slot_of(p), p.shape}].push_back({a, &p.name, r->second});
+      }
+    }
+    std::vector<WeightMap> out(archs.size());
+    if (pnodes.empty()) return out;
+    const Tensor hidden =
+        at::relu(at::linear(H.index_select(0, index_tensor(pnodes, device)), P(hyp_w1), P(hyp_b1)));
+    for (const auto& [key, targets] : groups) {
+      const auto& [slot, shape] = key;
+      const auto& [idx, start] = output_index(slot, shape);
+      const std::int64_t numel = idx.size(0);
+      Tensor w2 = start >= 0 ? P(hyp_w2).narrow(0, start, numel) : P(hyp_w2).index_select(0, idx);
+      Tensor b2 = start >= 0 ? P(hyp_b2).narrow(0, start, numel) : P(hyp_b2).index_select(0, idx);
+      std::vector<std::int64_t> rows;
+      for (const Target& t : targets) rows.push_back(t.row);
+      Tensor x = rows.size() == pnodes.size() && std::is_sorted(rows.begin(), rows.end()) &&
+                         rows.front() == 0
+                     ? hidden
+                     : hidden.index_select(0, index_tensor(rows, device));
+      Tensor w = at::linear(x, w2, b2);
+      if (cfg.fan_in_norm) w = normalize(w, slot, shape);
+      std::vector<std::int64_t> full = {static_cast<std::int64_t>(targets.size())};
+      full.insert(full.end(), shape.begin(), shape.end());
+      std::vector<Tensor> parts = w.view(full).unbind(0);
+      for (std::size_t k = 0; k < targets.size(); ++k)
+        out[targets[k].arch][*targets[k].name] = parts[k];
+    }
+    return out;
+  }
+
+  // ----- optimiser -----------------------------------------------------------------------
+
+  void adam_update() {
+    c10::NoGradGuard no_grad;
+    constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    ++adam_step;
+    const double bc1 = 1.0 - std::pow(b1, static_cast<double>(adam_step));
+    const double bc2 = 1.0 - std::pow(b2, static_cast<double>(adam_step));
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      Tensor& p = params[i];
+      Tensor g = p.grad();
+      if (!g.defined()) continue;
+      if (cfg.weight_decay > 0) g = g.add(p, cfg.weight_decay);
+      if (!adam_m[i].defined()) {
+        adam_m[i] = at::zeros_like(p);
+        adam_v[i] = at::zeros_like(p);
+      }
+      adam_m[i].mul_(b1).add_(g, 1.0 - b1);
+      adam_v[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
+      Tensor denom = (adam_v[i].sqrt() / std::sqrt(bc2)).add_(eps);
+      p.addcdiv_(adam_m[i], denom, -cfg.lr / bc1);
+    }
+    for (Tensor& p : params)
+      if (p.grad().defined()) p.mutable_grad() = Tensor();
+  }
+};
+
+// =============================================================================================
+
+const ParamTable& GhnSurrogate::params() noexcept {
+  static const ParamTable table = [] {
+    ParamTable t;
+    t.add_int("hidden", 32,
+              "node embedding size (GRU state, message MLP width); >= 17, the node types",
+              17, 1024);
+    t.add_int("hyper_hidden", 64, "hidden width of the hypernetwork MLP H", 1, 4096);
+    t.add_int("steps", 5, "propagation phases T (each: a forward and a backward pass)", 0, 100);
+    t.add_string("propagation", "forward-backward",
+                 "forward-backward (asynchronous, the paper's) or synchronous (the ablation)",
+                 {"forward-backward", "synchronous"});
+    t.add_bool("stacked", true,
+               "stacked GHN: propagate per cell (OpNode::module), passing each cell's mean "
+               "embedding to the next");
+    t.add_real("lr", 1e-3, "Adam learning rate", 0.0, 10.0);
+    t.add_real("weight_decay", 0.0, "Adam L2 weight decay", 0.0, 1.0);
+    t.add_int("meta_batch", 1, "architectures per image batch in fit (GHN-2 meta-batch)", 1, 64);
+    t.add_bool("fan_in_norm", false, "GHN-2: scale predicted weights by fan-in (ppuda)");
+    t.add_bool("layer_norm", false, "GHN-2: layer norm on the final node embeddings");
+    t.add_bool("virtual_edges", false,
+               "GHN-2: extra messages from nodes up to max_shortest_path edges away, "
+               "weighted by 1/distance");
+    t.add_int("max_shortest_path", 50, "virtual edges: largest path length", 1, 1000);
+    t.add_int("max_channels", 64,
+              "channels of the maximal predicted tensor (larger parameters tile it)", 1, 512);
+    t.add_int("max_kernel", 3, "kernel size of the maximal predicted tensor", 1, 11);
+    t.add_int("init_seed", 0, "seed of the GHN's initial weights", 0);
+    t.add_int("log_every", 50, "fit: log the mean loss every this many steps", 1);
+    return t;
+  }();
+  return table;
+}
+
+GhnSurrogate::GhnSurrogate(const Options& options) : impl_(std::make_unique<Impl>(options)) {}
+
+GhnSurrogate::~GhnSurrogate() = default;
+
+std::uint32_t GhnSurrogate::capabilities() const {
+  return kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData;
+}
+
+const std::vector<double>& GhnSurrogate::loss_curve() const { return impl_->curve; }
+
+const Options& GhnSurrogate::options() const { return impl_->options; }
+
+std::int64_t GhnSurrogate::parameter_count() const {
+  std::int64_t n = 0;
+  for (const Tensor& p : impl_->params) n += p.numel();
+  return n;
+}
+
+namespace {
+
+const Executor& need_executor(Context& ctx) {
+  const Executor* e = ctx.executor();
+  HYPERNAS_CHECK(e != nullptr, "ghn: this kernel has no graph executor; the ghn surrogate needs "
+                 "one to run architectures with generated weights");
+  return *e;
+}
+
+/// `arch` itself, or, when it carries only its text (read back from a store), re-parsed.
+const Architecture& with_graph(const Architecture& arch, const SearchSpace* space,
+                               Architecture& storage) {
+  if (boost::num_vertices(arch.graph) > 0) return arch;
+  HYPERNAS_CHECK(space != nullptr, "ghn: architecture '", arch.text,
+                 "' has no graph and no search space was given to rebuild it");
+  storage = space->parse(arch.text);
+  return storage;
+}
+
+}  // namespace
+
+std::vector<WeightMap> GhnSurrogate::generate_batch(
+    const std::vector<const Architecture*>& archs,
+    const std::vector<std::vector<ParamShape>>& shapes, bool with_grad) {
+  if (with_grad) return impl_->generate(archs, shapes);
+  c10::NoGradGuard no_grad;
+  return impl_->generate(archs, shapes);
+}
+
+at::Tensor GhnSurrogate::node_embeddings(const Architecture& arch, bool one_at_a_time) {
+  c10::NoGradGuard no_grad;
+  const Plan plan = build_plan({&arch.graph}, impl_->cfg, impl_->device, one_at_a_time);
+  return impl_->propagate(plan).to(at::kCPU);
+}
+
+WeightMap GhnSurrogate::generate(Context& ctx, const Architecture& arch, const SearchSpace& space) {
+  const Executor& exec = need_executor(ctx);
+  impl_->to_device(ctx.device());
+  Architecture storage;
+  const Architecture& a = with_graph(arch, &space, storage);
+  return generate_batch({&a}, {exec.parameters(a)}, false)[0];
+}
+
+void GhnSurrogate::fit(Context& ctx, const FitRequest& req) {
+  HYPERNAS_CHECK(req.space != nullptr, "ghn: fit needs a search space to sample from");
+  HYPERNAS_CHECK(req.data != nullptr, "ghn: fit needs a dataset");
+  HYPERNAS_CHECK(req.batch_size >= 1, "ghn: fit expects batch_size >= 1, got ", req.batch_size);
+  HYPERNAS_CHECK(req.epochs >= 0, "ghn: fit expects epochs >= 0, got ", req.epochs);
+  const Executor& exec = need_executor(ctx);
+  Impl& m = *impl_;
+  m.to_device(ctx.device());
+  const std::int64_t n = req.data->size(Split::Train);
+  HYPERNAS_CHECK(n > 0, "ghn: dataset '", req.data->name(), "' has an empty train split");
+  BatchOptions bo;
+  bo.batch_size = req.batch_size;
+  bo.shuffle = true;
+  bo.augment = true;
+  bo.drop_last = n >= req.batch_size;  // equal batches for batch-statistics BN
+  const std::int64_t per_epoch = bo.drop_last ? n / req.batch_size : 1;
+  std::int64_t total = per_epoch * req.epochs;
+  if (req.max_steps > 0) total = std::min(total, req.max_steps);
+  if (total <= 0) return;
+
+  Rng& rng = ctx.rng();
+  auto progress = ctx.progress("ghn fit", total);
+  std::int64_t step = 0;
+  double window = 0;
+  std::int64_t window_n = 0;
+  auto t_window = std::chrono::steady_clock::now();
+  bool stop = false;
+  for (std::int64_t epoch = 0; epoch < req.epochs && step < total && !stop; ++epoch) {
+    auto stream = req.data->batches(Split::Train, bo, rng);
+    while (step < total && !stop) {
+      ctx.check_cancelled();
+      std::optional<Batch> batch = stream->next();
+      if (!batch) break;
+      // Sample the meta-batch, generate all weights in one batched propagation.
+      std::vector<Architecture> archs;
+      for (std::int64_t k = 0; k < m.cfg.meta_batch; ++k) archs.push_back(req.space->sample(rng));
+      std::vector<const Architecture*> ptrs;
+      std::vector<std::vector<ParamShape>> shapes;
+      for (const Architecture& a : archs) {
+        ptrs.push_back(&a);
+        shapes.push_back(exec.parameters(a));
+      }
+      const std::int64_t global_step = static_cast<std::int64_t>(m.curve.size()) + 1;
+      std::vector<WeightMap> weights = m.generate(ptrs, shapes);
+      Tensor loss;
+      for (std::size_t k = 0; k < archs.size(); ++k) {
+        const std::vector<Tensor> logits = exec.forward(archs[k], weights[k], batch->images);
+        HYPERNAS_CHECK(!logits.empty(), "ghn: the executor returned no output for '",
+                       archs[k].text, "'");
+        Tensor l = at::cross_entropy_loss(logits.back(), batch->labels);
+        const double value = l.item<double>();
+        HYPERNAS_CHECK(std::isfinite(value), "ghn: fit step ", global_step, " (epoch ",
+                       epoch + 1, "): the loss is ", value, " on architecture '", archs[k].text,
+                       "' of space '", archs[k].space, "'");
+        loss = loss.defined() ? loss + l : l;
+      }
+      loss = loss / static_cast<double>(archs.size());
+      loss.backward();
+      m.adam_update();
+      const double value = loss.item<double>();
+      m.curve.push_back(value);
+      ++step;
+      window += value;
+      ++window_n;
+      progress->advance(1, cat("loss ", value));
+      if (step % m.cfg.log_every == 0 || step == total) {
+        const double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
+        ctx.log().info(cat("step ", step, "/", total, ": mean loss ", window / window_n,
+                           " over the last ", window_n, " steps (", secs / window_n, " s/step)"));
+        window = 0;
+        window_n = 0;
+        t_window = std::chrono::steady_clock::now();
+      }
+      if (!ctx.notify("fit_step", {{"step", static_cast<double>(global_step)}, {"loss", value}})) {
+        ctx.log().info(cat("fit stopped by the script's callback after step ", step));
+        stop = true;
+      }
+    }
+  }
+  progress->finish();
+}
+
+std::vector<Score> GhnSurrogate::score(Context& ctx, const ScoreRequest& req) {
+  HYPERNAS_CHECK(req.data != nullptr, "ghn: score needs a dataset (its valid split)");
+  HYPERNAS_CHECK(req.batch_size >= 1, "ghn: score expects batch_size >= 1, got ", req.batch_size);
+  const Executor& exec = need_executor(ctx);
+  Impl& m = *impl_;
+  m.to_device(ctx.device());
+  c10::NoGradGuard no_grad;
+
+  BatchOptions bo;
+  bo.batch_size = req.batch_size;
+  bo.shuffle = false;
+  bo.limit = req.max_images;
+  Rng unused(0);  // no shuffling: the stream draws nothing
+  const std::int64_t valid = req.data->size(Split::Valid);
+  HYPERNAS_CHECK(valid > 0, "ghn: dataset '", req.data->name(), "' has an empty valid split");
+  const ProblemSpec spec = req.data->spec();
+  const std::int64_t images = req.max_images > 0 ? std::min(req.max_images, valid) : valid;
+  const bool cache = images * spec.channels * spec.height * spec.width <= kCacheFloats;
+  std::vector<Batch> cached;
+  if (cache) {
+    auto stream = req.data->batches(Split::Valid, bo, unused);
+    while (auto b = stream->next()) cached.push_back(std::move(*b));
+  }
+
+  std::vector<Score> out;
+  constexpr std::size_t kChunk = 8;  // architectures generated per batched propagation
+  for (std::size_t start = 0; start < req.archs.size(); start += kChunk) {
+    ctx.check_cancelled();
+    const std::size_t end = std::min(req.archs.size(), start + kChunk);
+    std::vector<Architecture> storage(end - start);
+    std::vector<const Architecture*> archs;
+    std::vector<std::vector<ParamShape>> shapes;
+    for (std::size_t i = start; i < end; ++i) {
+      HYPERNAS_CHECK(req.archs[i] != nullptr, "ghn: score got a null architecture");
+      archs.push_back(&with_graph(*req.archs[i], req.space, storage[i - start]));
+      shapes.push_back(exec.parameters(*archs.back()));
+    }
+    std::vector<WeightMap> weights = m.generate(archs, shapes);
+    for (std::size_t k = 0; k < archs.size(); ++k) {
+      double loss = 0;
+      std::int64_t correct = 0, count = 0;
+      auto run = [&](const Batch& b) {
+        const std::vector<Tensor> logits = exec.forward(*archs[k], weights[k], b.images);
+        HYPERNAS_CHECK(!logits.empty(), "ghn: the executor returned no output for '",
+                       archs[k]->text, "'");
+        const Tensor& y = logits.back();
+        loss += at::cross_entropy_loss(y, b.labels, {}, at::Reduction::Sum).item<double>();
+        correct += y.argmax(1).eq(b.labels).sum().item<std::int64_t>();
+        count += b.labels.size(0);
+      };
+      if (cache) {
+        for (const Batch& b : cached) run(b);
+      } else {
+        auto stream = req.data->batches(Split::Valid, bo, unused);
+        while (auto b = stream->next()) run(*b);
+      }
+      HYPERNAS_CHECK(count > 0, "ghn: no validation images were scored");
+      Score s;
+      s.value = static_cast<double>(correct) / static_cast<double>(count);
+      s.extra["accuracy"] = s.value;
+      s.extra["loss"] = loss / static_cast<double>(count);
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+std::string GhnSurrogate::save_state() const {
+  const Impl& m = *impl_;
+  Writer w;
+  w.str(model_signature(m.options));
+  w.str(m.options.canonical());
+  w.pod<std::int64_t>(m.adam_step);
+  w.pod<std::uint64_t>(m.curve.size());
+  for (double v : m.curve) w.pod<double>(v);
+  std::uint32_t count = static_cast<std::uint32_t>(m.params.size());
+  for (std::size_t i = 0; i < m.params.size(); ++i) count += m.adam_m[i].defined() ? 2 : 0;
+  w.pod<std::uint32_t>(count);
+  for (std::size_t i = 0; i < m.params.size(); ++i) w.tensor(m.names[i], m.params[i]);
+  for (std::size_t i = 0; i < m.params.size(); ++i)
+    if (m.adam_m[i].defined()) {
+      w.tensor("adam.m." + m.names[i], m.adam_m[i]);
+      w.tensor("adam.v." + m.names[i], m.adam_v[i]);
+    }
+  const std::string& payload = w.data();
+  Writer head;
+  head.data().append(kMagic, sizeof(kMagic));
+  head.pod<std::uint32_t>(kFormatVersion);
+  head.pod<std::uint64_t>(payload.size());
+  head.pod<std::uint64_t>(fnv1a(payload.data(), payload.size()));
+  return head.data() + payload;
+}
+
+void GhnSurrogate::load_state(const std::string& blob) {
+  Impl& m = *impl_;
+  HYPERNAS_CHECK(!blob.empty(), "ghn: cannot load an empty state blob");
+  HYPERNAS_CHECK(blob.size() >= sizeof(kMagic) &&
+                     std::memcmp(blob.data(), kMagic, sizeof(kMagic)) == 0,
+                 "ghn: not a GHN state blob (it does not start with 'HNAS.GHN'; ", blob.size(),
+                 " bytes)");
+  HYPERNAS_CHECK(blob.size() >= kHeaderSize, "ghn: state blob is truncated: ", blob.size(),
+                 " bytes, shorter than its ", kHeaderSize, "-byte header");
+  std::uint32_t version;
+  std::uint64_t size, checksum;
+  std::memcpy(&version, blob.data() + 8, 4);
+  std::memcpy(&size, blob.data() + 12, 8);
+  std::memcpy(&checksum, blob.data() + 20, 8);
+  HYPERNAS_CHECK(version >= 1 && version <= kFormatVersion, "ghn: state blob has format version ",
+                 version, "; this build reads versions 1..", kFormatVersion);
+  const std::uint64_t have = blob.size() - kHeaderSize;
+  HYPERNAS_CHECK(have >= size, "ghn: state blob is truncated: its header announces ", size,
+                 " bytes of payload, but only ", have, " follow");
+  HYPERNAS_CHECK(have == size, "ghn: state blob has ", have - size,
+                 " unexpected bytes after its ", size, "-byte payload");
+  const char* payload = blob.data() + kHeaderSize;
+  HYPERNAS_CHECK(fnv1a(payload, size) == checksum,
+                 "ghn: state blob is corrupted: the payload checksum does not match");
+
+  Reader r(payload, size);
+  const std::string signature = r.str("the option signature");
+  const std::string all_options = r.str("the options");
+  const std::string mine = model_signature(m.options);
+  if (signature != mine) {
+    const auto theirs = split_signature(signature), ours = split_signature(mine);
+    std::string diff;
+    for (const auto& [k, v] : ours) {
+      auto it = theirs.find(k);
+      const std::string other = it == theirs.end() ? "(unset)" : it->second;
+      if (other != v) diff += cat(diff.empty() ? "" : ", ", k, "=", other, " (here ", v, ")");
+    }
+    throw Error(cat("ghn: the state was saved by a GHN with other model options: ", diff,
+                    "; create the surrogate with the saved options (", signature, ")"));
+  }
+  const std::int64_t adam_step = r.pod<std::int64_t>("the optimiser step");
+  const std::uint64_t curve_n = r.pod<std::uint64_t>("the loss curve length");
+  HYPERNAS_CHECK(curve_n <= size / sizeof(double), "ghn: state blob is malformed: loss curve of ",
+                 curve_n, " values");
+  std::vector<double> curve;
+  for (std::uint64_t i = 0; i < curve_n; ++i) curve.push_back(r.pod<double>("the loss curve"));
+  const std::uint32_t count = r.pod<std::uint32_t>("the tensor count");
+  std::map<std::string, Tensor> tensors;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto [name, t] = r.tensor();
+    tensors[name] = std::move(t);
+  }
+  HYPERNAS_CHECK(r.done(), "ghn: state blob is malformed: bytes left after the last tensor");
+  std::vector<Tensor> values(m.params.size()), moments_m(m.params.size()), moments_v(m.params.size());
+  for (std::size_t i = 0; i < m.params.size(); ++i) {
+    auto it = tensors.find(m.names[i]);
+    HYPERNAS_CHECK(it != tensors.end(), "ghn: state blob lacks tensor '", m.names[i], "'");
+    HYPERNAS_CHECK(it->second.sizes() == m.params[i].sizes(), "ghn: state tensor '", m.names[i],
+                   "' has shape ", it->second.sizes(), ", expected ", m.params[i].sizes());
+    values[i] = it->second;
+    auto mi = tensors.find("adam.m." + m.names[i]);
+    auto vi = tensors.find("adam.v." + m.names[i]);
+    if (mi != tensors.end() && vi != tensors.end()) {
+      HYPERNAS_CHECK(mi->second.sizes() == m.params[i].sizes() &&
+                         vi->second.sizes() == m.params[i].sizes(),
+                     "ghn: state blob's Adam moments of '", m.names[i], "' have the wrong shape");
+      moments_m[i] = mi->second.to(m.device);
+      moments_v[i] = vi->second.to(m.device);
+    }
+  }
+  // Everything checked: commit.
+  {
+    c10::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < m.params.size(); ++i) {
+      m.params[i].copy_(values[i]);
+      if (m.params[i].grad().defined()) m.params[i].mutable_grad() = Tensor();
+    }
+  }
+  m.adam_m = std::move(moments_m);
+  m.adam_v = std::move(moments_v);
+  m.adam_step = adam_step;
+  m.curve = std::move(curve);
+  (void)all_options;
+}
+
+}  // namespace hypernas

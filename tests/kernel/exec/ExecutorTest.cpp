@@ -1,0 +1,406 @@
+// Tests of the graph executor (kernel/exec): parameters, forward conventions, equality with a
+// network built by hand from torch::nn modules, both weight modes, gradients, errors.
+
+#include <cmath>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "kernel/exec/executor.h"
+#include "plugins/spaces/nb201/nb201.h"
+#include "tests/kernel/exec/Nb201Reference.h"
+
+namespace {
+
+using hypernas::Architecture;
+using hypernas::ArchGraph;
+using hypernas::OpNode;
+using hypernas::WeightMap;
+using hypernas::exec::GraphExecutor;
+namespace nb201 = hypernas::nb201;
+
+const std::string kExample =
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+    "skip_connect~2|";
+const std::string kSparse =
+    "|nor_conv_1x1~0|+|none~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|";
+const std::string kAllNone = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+
+nb201::MacroConfig small_config(std::int64_t n = 1, std::int64_t c = 4,
+                                std::int64_t in_channels = 3, std::int64_t size = 8) {
+  nb201::MacroConfig m;
+  m.cells_per_stage = n;
+  m.channels = c;
+  m.input_channels = in_channels;
+  m.input_size = size;
+  m.classes = 5;
+  return m;
+}
+
+Architecture nb201_arch(const std::string& text, const nb201::MacroConfig& m) {
+  Architecture a;
+  a.space = "nb201";
+  a.text = text;
+  a.graph = nb201::build_graph(nb201::parse_cell(text), m);
+  return a;
+}
+
+torch::Tensor images(const nb201::MacroConfig& m, std::int64_t n = 6, std::uint64_t seed = 1) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  return at::randn({n, m.input_channels, m.input_size, m.input_size}, gen);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const hypernas::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+/// A tiny graph builder for hand-made architectures.
+struct Builder {
+  Architecture arch;
+  std::size_t add(const std::string& op, const std::string& name, std::int64_t c_in,
+                  std::int64_t c_out, std::vector<std::size_t> inputs, std::int64_t kernel = 0,
+                  std::int64_t stride = 1, std::int64_t dilation = 1, std::int64_t groups = 1,
+                  std::int64_t exit = -1, std::int64_t scale = 0) {
+    OpNode n;
+    n.op = op;
+    n.name = name;
+    n.c_in = c_in;
+    n.c_out = c_out;
+    n.kernel = kernel;
+    n.stride = stride;
+    n.dilation = dilation;
+    n.groups = groups;
+    n.exit = exit;
+    n.scale = scale;
+    const std::size_t v = boost::add_vertex(n, arch.graph);
+    for (std::size_t u : inputs) boost::add_edge(u, v, arch.graph);
+    return v;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+TEST(Executor, ParametersOfNb201InVertexOrderWithShapes) {
+  const auto m = small_config();
+  const Architecture a = nb201_arch(kExample, m);
+  GraphExecutor exec;
+  const auto params = exec.parameters(a);
+  ASSERT_FALSE(params.empty());
+  EXPECT_EQ(params[0].name, "stem.conv.weight");
+  EXPECT_EQ(params[0].node, "stem.conv");
+  EXPECT_EQ(params[0].shape, (std::vector<std::int64_t>{4, 3, 3, 3}));
+  EXPECT_EQ(params[1].name, "stem.bn.weight");
+  EXPECT_EQ(params[1].shape, (std::vector<std::int64_t>{4}));
+  EXPECT_EQ(params[2].name, "stem.bn.bias");
+  EXPECT_EQ(params.back().name, "head.linear.bias");
+  EXPECT_EQ(params.back().shape, (std::vector<std::int64_t>{5}));
+  EXPECT_EQ(params[params.size() - 2].shape, (std::vector<std::int64_t>{5, 16}));
+
+  std::int64_t count = 0;
+  std::set<std::string> names;
+  for (const auto& p : params) {
+    std::int64_t k = 1;
+    for (auto d : p.shape) k *= d;
+    count += k;
+    EXPECT_TRUE(names.insert(p.name).second) << p.name;
+  }
+  EXPECT_EQ(count, nb201::graph_stats(a.graph, m.input_size).params);
+
+  // The same names as the hand-built network, with the same shapes.
+  hypernas::test::Nb201Reference ref(nb201::parse_cell(kExample), m);
+  ASSERT_EQ(ref.by_name().size(), params.size());
+  for (const auto& p : params) {
+    auto it = ref.by_name().find(p.name);
+    ASSERT_NE(it, ref.by_name().end()) << p.name;
+    EXPECT_EQ(it->second.sizes().vec(), p.shape) << p.name;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Equality with torch::nn
+
+class Nb201VsTorchNn : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Nb201VsTorchNn, SameLogitsAndGradients) {
+  const auto m = small_config(/*n=*/2, /*c=*/4, /*in=*/3, /*size=*/8);
+  const Architecture a = nb201_arch(GetParam(), m);
+  GraphExecutor exec;
+  WeightMap w = exec.init_weights(a, 7, torch::kCPU);
+  // Non-trivial BN affine parameters, so that mixing weight and bias up would show.
+  {
+    torch::NoGradGuard g;
+    auto gen = at::detail::createCPUGenerator(3);
+    for (auto& [name, t] : w)
+      if (name.find(".bn.") != std::string::npos || name.rfind("head.bn", 0) == 0)
+        t.add_(at::randn(t.sizes(), gen) * 0.1);
+  }
+  hypernas::test::Nb201Reference ref(nb201::parse_cell(GetParam()), m);
+  ref.train();
+  ref.load(w);
+
+  const torch::Tensor x = images(m);
+  const torch::Tensor labels = torch::tensor({0, 1, 2, 3, 4, 0}, torch::kLong);
+  auto out = exec.forward(a, w, x);
+  ASSERT_EQ(out.size(), 1u);
+  const torch::Tensor expected = ref.forward(x);
+  ASSERT_EQ(out[0].sizes(), expected.sizes());
+  EXPECT_TRUE(torch::allclose(out[0], expected, 1e-5, 1e-5))
+      << (out[0] - expected).abs().max().item<double>();
+
+  torch::nn::functional::cross_entropy(out[0], labels).backward();
+  torch::nn::functional::cross_entropy(expected, labels).backward();
+  int with_grad = 0;
+  for (const auto& [name, p] : ref.by_name()) {
+    // A branch that feeds only an all-none node gets no gradient in either network.
+    ASSERT_EQ(w.at(name).grad().defined(), p.grad().defined()) << name;
+    if (!p.grad().defined()) continue;
+    ++with_grad;
+    EXPECT_TRUE(torch::allclose(w.at(name).grad(), p.grad(), 1e-4, 1e-5)) << name;
+  }
+  EXPECT_GT(with_grad, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cells, Nb201VsTorchNn, ::testing::Values(kExample, kSparse, kAllNone));
+
+TEST(Executor, Nb201OneChannelInput) {
+  const auto m = small_config(1, 4, 1, 12);
+  const Architecture a = nb201_arch(kExample, m);
+  GraphExecutor exec;
+  WeightMap w = exec.init_weights(a, 1, torch::kCPU);
+  hypernas::test::Nb201Reference ref(nb201::parse_cell(kExample), m);
+  ref.load(w);
+  const torch::Tensor x = images(m, 4);
+  EXPECT_TRUE(torch::allclose(exec.forward(a, w, x)[0], ref.forward(x), 1e-5, 1e-5));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two weight modes
+
+TEST(Executor, GeneratedAndTrainableWeightsGiveIdenticalOutputs) {
+  const auto m = small_config();
+  const Architecture a = nb201_arch(kExample, m);
+  GraphExecutor exec;
+  const WeightMap trainable = exec.init_weights(a, 11, torch::kCPU);
+  for (const auto& [name, t] : trainable) {
+    EXPECT_TRUE(t.requires_grad()) << name;
+    EXPECT_TRUE(t.is_leaf()) << name;
+  }
+
+  // "Generated" weights: a differentiable function of a hypernetwork's parameters (a scalar
+  // gain and, for one conv, a linear map of an embedding) whose values equal the trainable ones.
+  const torch::Tensor gain = torch::ones({}, torch::requires_grad());
+  const std::string conv = "s1.c0.n1.e0.conv.weight";
+  const torch::Tensor target = trainable.at(conv).detach().flatten();
+  const torch::Tensor embedding = torch::ones({1});
+  const torch::Tensor hyper = target.unsqueeze(1).clone().requires_grad_(true);  // [numel, 1]
+  WeightMap generated;
+  for (const auto& [name, t] : trainable) generated[name] = t.detach() * gain;
+  generated[conv] = torch::matmul(hyper, embedding).view(trainable.at(conv).sizes());
+  EXPECT_FALSE(generated.at(conv).is_leaf());
+
+  const torch::Tensor x = images(m);
+  const auto out_trainable = exec.forward(a, trainable, x);
+  const auto out_generated = exec.forward(a, generated, x);
+  EXPECT_TRUE(torch::equal(out_trainable[0], out_generated[0]));
+
+  // Gradients reach the generator's parameters...
+  out_generated[0].pow(2).mean().backward();
+  ASSERT_TRUE(gain.grad().defined());
+  EXPECT_GT(gain.grad().abs().item<double>(), 0.0);
+  ASSERT_TRUE(hyper.grad().defined());
+  EXPECT_GT(hyper.grad().abs().sum().item<double>(), 0.0);
+  // ...and the trainable weights get the same gradient as the generated one.
+  out_trainable[0].pow(2).mean().backward();
+  EXPECT_TRUE(torch::allclose(trainable.at(conv).grad().flatten(), hyper.grad().flatten(), 1e-6,
+                              1e-7));
+}
+
+TEST(Executor, InitWeightsIsSeededAndFollowsTheScheme) {
+  const auto m = small_config(1, 16);
+  const Architecture a = nb201_arch(kExample, m);
+  GraphExecutor exec;
+  const WeightMap w1 = exec.init_weights(a, 5, torch::kCPU);
+  const WeightMap w2 = exec.init_weights(a, 5, torch::kCPU);
+  const WeightMap w3 = exec.init_weights(a, 6, torch::kCPU);
+  ASSERT_EQ(w1.size(), exec.parameters(a).size());
+  for (const auto& [name, t] : w1) {
+    EXPECT_TRUE(torch::equal(t, w2.at(name))) << name;
+    EXPECT_EQ(t.scalar_type(), torch::kFloat) << name;
+  }
+  EXPECT_FALSE(torch::equal(w1.at("stem.conv.weight"), w3.at("stem.conv.weight")));
+  EXPECT_TRUE(torch::equal(w1.at("stem.bn.weight"), torch::ones({16})));
+  EXPECT_TRUE(torch::equal(w1.at("stem.bn.bias"), torch::zeros({16})));
+  // With C = 16, r2.a.conv is [64, 32, 3, 3]: fan_out 64 * 9.
+  const torch::Tensor big = w1.at("r2.a.conv.weight");
+  EXPECT_NEAR(big.std().item<double>(), std::sqrt(2.0 / (64 * 9)), 0.1 * std::sqrt(2.0 / (64 * 9)));
+  EXPECT_NEAR(big.mean().item<double>(), 0.0, 0.01);
+  const double bound = 1.0 / std::sqrt(64.0);
+  EXPECT_LE(w1.at("head.linear.weight").abs().max().item<double>(), bound);
+  EXPECT_LE(w1.at("head.linear.bias").abs().max().item<double>(), bound);
+  EXPECT_GT(w1.at("head.linear.weight").abs().max().item<double>(), 0.8 * bound);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+TEST(Executor, MissingWeightIsNamed) {
+  const auto m = small_config();
+  const Architecture a = nb201_arch(kExample, m);
+  GraphExecutor exec;
+  WeightMap w = exec.init_weights(a, 1, torch::kCPU);
+  w.erase("s1.c0.n2.e1.pool.weight");  // not a parameter: harmless
+  w.erase("s1.c0.n1.e0.conv.weight");
+  const std::string msg = error_of([&] { exec.forward(a, w, images(m)); });
+  EXPECT_NE(msg.find("missing weight 's1.c0.n1.e0.conv.weight'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[4, 4, 3, 3]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("node 's1.c0.n1.e0.conv'"), std::string::npos) << msg;
+}
+
+TEST(Executor, IllShapedWeightNamesBothShapes) {
+  const auto m = small_config();
+  const Architecture a = nb201_arch(kExample, m);
+  GraphExecutor exec;
+  WeightMap w = exec.init_weights(a, 1, torch::kCPU);
+  w["head.linear.weight"] = torch::zeros({5, 15});
+  const std::string msg = error_of([&] { exec.forward(a, w, images(m)); });
+  EXPECT_NE(msg.find("'head.linear.weight'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[5, 15]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[5, 16]"), std::string::npos) << msg;
+}
+
+TEST(Executor, WrongImageChannelsAndBadGraphsAreReported) {
+  const auto m = small_config();
+  const Architecture a = nb201_arch(kExample, m);
+  GraphExecutor exec;
+  WeightMap w = exec.init_weights(a, 1, torch::kCPU);
+  std::string msg = error_of([&] { exec.forward(a, w, torch::zeros({2, 1, 8, 8})); });
+  EXPECT_NE(msg.find("node 'input'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("3 channels"), std::string::npos) << msg;
+
+  Builder b;
+  b.add("input", "in", 0, 3, {});
+  b.add("softmax", "odd", 3, 3, {0});
+  msg = error_of([&] { exec.parameters(b.arch); });
+  EXPECT_NE(msg.find("node 'odd' (softmax"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown op"), std::string::npos) << msg;
+
+  Builder c;
+  c.add("input", "in", 0, 3, {});
+  c.add("relu", "r", 3, 3, {});
+  msg = error_of([&] { exec.parameters(c.arch); });
+  EXPECT_NE(msg.find("node 'r'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("has no inputs"), std::string::npos) << msg;
+
+  Builder d;
+  d.add("input", "in", 0, 3, {});
+  d.add("relu", "r1", 3, 3, {0});
+  d.add("relu", "r2", 3, 3, {0});
+  boost::add_edge(2, 1, d.arch.graph);
+  msg = error_of([&] { exec.parameters(d.arch); });
+  EXPECT_NE(msg.find("topological"), std::string::npos) << msg;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conventions on small hand-made graphs
+
+TEST(Executor, AddWithoutInputsIsZerosAtItsScale) {
+  Builder b;
+  b.add("input", "in", 0, 3, {});
+  const auto z = b.add("add", "zero", 2, 2, {}, 0, 1, 1, 1, -1, /*scale=*/1);
+  b.add("relu", "out", 2, 2, {z});
+  GraphExecutor exec;
+  EXPECT_TRUE(exec.parameters(b.arch).empty());
+  const auto out = exec.forward(b.arch, {}, torch::ones({3, 3, 9, 8}));
+  ASSERT_EQ(out.size(), 1u);  // no exits: the last vertex
+  EXPECT_EQ(out[0].sizes(), (torch::IntArrayRef{3, 2, 5, 4}));
+  EXPECT_EQ(out[0].abs().sum().item<double>(), 0.0);
+
+  // The all-none NB201 cell runs and gives logits that do not depend on the images.
+  const auto m = small_config();
+  const Architecture a = nb201_arch(kAllNone, m);
+  const WeightMap w = exec.init_weights(a, 3, torch::kCPU);
+  const auto l1 = exec.forward(a, w, images(m, 4, 1))[0];
+  const auto l2 = exec.forward(a, w, images(m, 4, 2))[0];
+  EXPECT_TRUE(torch::allclose(l1, l2));
+}
+
+TEST(Executor, ConcatGroupedDilatedConvMaxPoolAndExits) {
+  namespace F = torch::nn::functional;
+  Builder b;
+  const auto in = b.add("input", "in", 0, 3, {});
+  const auto d = b.add("conv", "dil", 3, 4, {in}, 3, 1, /*dilation=*/2);
+  const auto g = b.add("conv", "grp", 3, 6, {in}, 3, 1, 1, /*groups=*/3);
+  const auto r = b.add("relu", "relu", 3, 3, {in});
+  // Edges added in another order: concatenated in vertex order all the same (dil, grp, relu).
+  const auto cc = b.add("concat", "cat", 13, 13, {r, g, d});
+  const auto mp = b.add("max_pool", "mp", 13, 13, {cc}, 3, 2);
+  const auto mp2 = b.add("max_pool", "mp2", 13, 13, {mp}, 2, 2);
+  const auto ap = b.add("avg_pool", "ap", 13, 13, {mp}, 3, 1);
+  const auto s = b.add("add", "sum", 13, 13, {ap, mp});
+  const auto gp = b.add("gap", "gap", 13, 13, {s});
+  b.add("linear", "head0", 13, 2, {gp}, 0, 1, 1, 1, /*exit=*/1);
+  const auto gp2 = b.add("gap", "gap2", 13, 13, {mp2});
+  b.add("linear", "head1", 13, 3, {gp2}, 0, 1, 1, 1, /*exit=*/0);
+  const auto gc = b.add("conv", "g2", 13, 4, {mp2}, 1, 1, 1, 1);
+  (void)gc;  // a dangling branch: computed and dropped
+
+  GraphExecutor exec;
+  const auto params = exec.parameters(b.arch);
+  std::vector<std::string> names;
+  for (const auto& p : params) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"dil.weight", "grp.weight", "head0.weight",
+                                             "head0.bias", "head1.weight", "head1.bias",
+                                             "g2.weight"}));
+  EXPECT_EQ(params[1].shape, (std::vector<std::int64_t>{6, 1, 3, 3}));
+
+  const WeightMap w = exec.init_weights(b.arch, 9, torch::kCPU);
+  const torch::Tensor x = images(small_config(1, 4, 3, 11), 2);
+  const auto out = exec.forward(b.arch, w, x);
+  ASSERT_EQ(out.size(), 2u);
+
+  // The same computation written out with torch.
+  const auto xd = F::conv2d(x, w.at("dil.weight"), F::Conv2dFuncOptions().padding(2).dilation(2));
+  const auto xg = F::conv2d(x, w.at("grp.weight"), F::Conv2dFuncOptions().padding(1).groups(3));
+  const auto xc = torch::cat({xd, xg, torch::relu(x)}, 1);
+  const auto xm = F::max_pool2d(xc, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+  const auto xm2 = F::max_pool2d(xm, F::MaxPool2dFuncOptions(2).stride(2));
+  const auto xa = F::avg_pool2d(xm, F::AvgPool2dFuncOptions(3).stride(1).padding(1).count_include_pad(false));
+  const auto h0 = F::linear((xa + xm).mean({2, 3}), w.at("head0.weight"), w.at("head0.bias"));
+  const auto h1 = F::linear(xm2.mean({2, 3}), w.at("head1.weight"), w.at("head1.bias"));
+  EXPECT_EQ(out[0].sizes(), (torch::IntArrayRef{2, 3}));  // exit 0 first
+  EXPECT_TRUE(torch::allclose(out[0], h1, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(out[1], h0, 1e-5, 1e-6));
+  EXPECT_EQ(xm.size(2), 6);
+  EXPECT_EQ(xm2.size(2), 3);
+
+  // Gradients reach the weights of every branch that feeds an exit.
+  (out[0].sum() + out[1].sum()).backward();
+  for (const char* n : {"dil.weight", "grp.weight", "head0.weight", "head1.weight"})
+    EXPECT_TRUE(w.at(n).grad().defined()) << n;
+  EXPECT_FALSE(w.at("g2.weight").grad().defined());
+}
+
+TEST(Executor, PlanCanBeReused) {
+  const auto m = small_config();
+  const Architecture a = nb201_arch(kExample, m);
+  GraphExecutor exec;
+  const auto plan = exec.compile(a);
+  EXPECT_EQ(GraphExecutor::parameters(*plan).size(), exec.parameters(a).size());
+  const WeightMap w = GraphExecutor::init_weights(*plan, 2, torch::kCPU);
+  const torch::Tensor x = images(m);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(exec.forward(*plan, w, x)[0], exec.forward(a, w, x)[0]));
+  EXPECT_TRUE(torch::equal(exec.forward(*plan, w, x)[0], exec.forward(*plan, w, x)[0]));
+}
+
+}  // namespace

@@ -1,0 +1,806 @@
+// Tests of the `ghn` surrogate (plugins/surrogates/ghn): node types, segments and the
+// propagation schedule, weight shapes against the kernel's graph executor (nb201 and darts),
+// state blobs, and a short fit on tiny synthetic data.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <hypernas/plugin.h>
+
+#include "kernel/core/context.h"
+#include "kernel/exec/executor.h"
+#include "plugins/spaces/darts/darts.h"
+#include "plugins/spaces/nb201/nb201.h"
+#include "plugins/surrogates/ghn/ghn.h"
+
+namespace hypernas_plugin_export {
+const hypernas::PluginDescriptor* descriptor();  // defined by HYPERNAS_PLUGIN in ghn_plugin.cpp
+}
+
+namespace {
+
+using namespace hypernas;
+using ghn::Propagation;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures: spaces, a context, a tiny synthetic dataset
+
+Nb201Space nb201_space(std::int64_t n = 5, std::int64_t c = 16, std::int64_t input_channels = 3,
+                       std::int64_t input_size = 32, std::int64_t classes = 10) {
+  Options o;
+  o.set("cells_per_stage", n).set("channels", c).set("input_channels", input_channels);
+  o.set("input_size", input_size).set("classes", classes);
+  return Nb201Space(Nb201Space::params().resolve(o, "nb201"));
+}
+
+DartsSpace darts_space(bool macro) {
+  Options o;
+  o.set("layers", std::int64_t{5}).set("channels", std::int64_t{16}).set("macro", macro);
+  return DartsSpace(DartsSpace::params().resolve(o, "darts"));
+}
+
+Options ghn_options(std::map<std::string, Value> given = {}) {
+  Options o;
+  for (auto& [k, v] : given) o.set(k, v);
+  return GhnSurrogate::params().resolve(o, "ghn");
+}
+
+class NullProgress final : public Progress {
+ public:
+  void advance(std::int64_t, const std::string&) override {}
+  void finish() override {}
+};
+
+class QuietLogger final : public Logger {
+ public:
+  void log(LogLevel, const std::string& m) override { lines.push_back(m); }
+  std::vector<std::string> lines;
+};
+
+/// A context with a real executor and everything else under the test's control.
+class TestContext final : public Context {
+ public:
+  explicit TestContext(std::uint64_t seed = 1) : rng_(seed) {}
+  c10::Device device() const override { return c10::kCPU; }
+  Rng& rng() override { return rng_; }
+  Logger& log() override { return log_; }
+  std::unique_ptr<Progress> progress(const std::string&, std::int64_t) override {
+    return std::make_unique<NullProgress>();
+  }
+  bool cancelled() const override { return cancel_; }
+  ResultStore& store() override { throw Error("no store in this test"); }
+  const Executor* executor() const override { return &exec_; }
+  int threads() const override { return 1; }
+  bool notify(const std::string& event, const std::map<std::string, double>& values) override {
+    events.emplace_back(event, values);
+    return stop_after < 0 || static_cast<std::int64_t>(events.size()) < stop_after;
+  }
+
+  bool cancel_ = false;
+  std::int64_t stop_after = -1;
+  std::vector<std::pair<std::string, std::map<std::string, double>>> events;
+  QuietLogger log_;
+
+ private:
+  Rng rng_;
+  exec::GraphExecutor exec_;
+};
+
+/// Tiny images whose class is their brightness: class k of K has pixels around (k + 0.5) / K,
+/// plus noise. Train and valid splits are fixed by the seed.
+class BrightnessData final : public Dataset {
+ public:
+  BrightnessData(std::int64_t train, std::int64_t valid, std::int64_t size = 4,
+                 std::int64_t classes = 2, bool poison = false, std::int64_t channels = 1)
+      : size_(size), classes_(classes), channels_(channels) {
+    at::Generator gen = at::detail::createCPUGenerator(7);
+    for (auto [split, n] : {std::pair{Split::Train, train}, std::pair{Split::Valid, valid}}) {
+      at::Tensor labels = at::randint(classes, {n}, gen, at::kLong);
+      at::Tensor images = (labels.to(at::kFloat).view({n, 1, 1, 1}) + 0.5) / classes +
+                          0.15 * at::randn({n, channels, size, size}, gen);
+      if (poison) images.fill_(std::nan(""));
+      images_[split] = (images - 0.5) * 2.0;
+      labels_[split] = labels;
+    }
+  }
+  std::string name() const override { return "brightness"; }
+  ProblemSpec spec() const override { return {channels_, size_, size_, classes_}; }
+  std::int64_t size(Split s) const override {
+    auto it = labels_.find(s);
+    return it == labels_.end() ? 0 : it->second.size(0);
+  }
+  std::unique_ptr<BatchStream> batches(Split s, const BatchOptions& o, Rng& rng) const override {
+    struct Stream final : BatchStream {
+      at::Tensor images, labels;
+      std::vector<std::int64_t> order;
+      std::int64_t pos = 0, batch = 1;
+      bool drop_last = false;
+      std::optional<Batch> next() override {
+        const std::int64_t n = static_cast<std::int64_t>(order.size());
+        if (pos >= n || (drop_last && pos + batch > n)) return std::nullopt;
+        const std::int64_t end = std::min(n, pos + batch);
+        std::vector<std::int64_t> ids(order.begin() + pos, order.begin() + end);
+        pos = end;
+        at::Tensor idx = at::tensor(ids, at::kLong);
+        return Batch{images.index_select(0, idx), labels.index_select(0, idx)};
+      }
+    };
+    auto st = std::make_unique<Stream>();
+    st->images = images_.at(s);
+    st->labels = labels_.at(s);
+    std::int64_t n = st->labels.size(0);
+    if (o.limit > 0) n = std::min(n, o.limit);
+    st->order.resize(static_cast<std::size_t>(st->labels.size(0)));
+    std::iota(st->order.begin(), st->order.end(), 0);
+    if (o.shuffle) std::shuffle(st->order.begin(), st->order.end(), rng.engine());
+    st->order.resize(static_cast<std::size_t>(n));
+    st->batch = o.batch_size;
+    st->drop_last = o.drop_last;
+    return st;
+  }
+
+ private:
+  std::int64_t size_, classes_, channels_;
+  std::map<Split, at::Tensor> images_, labels_;
+};
+
+/// Checks that `weights` holds exactly the parameters `shapes` lists, with their shapes, finite.
+void expect_matches(const WeightMap& weights, const std::vector<ParamShape>& shapes,
+                    const std::string& what) {
+  EXPECT_EQ(weights.size(), shapes.size()) << what;
+  for (const ParamShape& p : shapes) {
+    auto it = weights.find(p.name);
+    ASSERT_NE(it, weights.end()) << what << ": missing " << p.name;
+    EXPECT_EQ(it->second.sizes().vec(), p.shape) << what << ": " << p.name;
+    EXPECT_TRUE(at::isfinite(it->second).all().item<bool>()) << what << ": " << p.name;
+    EXPECT_EQ(it->second.scalar_type(), at::kFloat) << p.name;
+  }
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const char* kExample =
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+    "skip_connect~2|";
+
+// ---------------------------------------------------------------------------------------------
+// Plugin surface
+
+TEST(Ghn, DescriptorAndOptions) {
+  const PluginDescriptor* d = hypernas_plugin_export::descriptor();
+  EXPECT_EQ(std::string(d->name), "ghn");
+  EXPECT_EQ(d->kind, static_cast<std::uint32_t>(PluginKind::Surrogate));
+  const Options o = ghn_options();
+  EXPECT_EQ(o.get_int("hidden"), 32);
+  EXPECT_EQ(o.get_int("hyper_hidden"), 64);
+  EXPECT_EQ(o.get_int("steps"), 5);
+  EXPECT_EQ(o.get_string("propagation"), "forward-backward");
+  EXPECT_TRUE(o.get_bool("stacked"));
+  EXPECT_DOUBLE_EQ(o.get_real("lr"), 1e-3);
+  EXPECT_EQ(o.get_int("meta_batch"), 1);
+  EXPECT_FALSE(o.get_bool("fan_in_norm"));
+  EXPECT_FALSE(o.get_bool("layer_norm"));
+  EXPECT_FALSE(o.get_bool("virtual_edges"));
+  EXPECT_EQ(o.get_int("max_shortest_path"), 50);
+  EXPECT_EQ(o.get_int("max_channels"), 64);
+  EXPECT_EQ(o.get_int("max_kernel"), 3);
+  EXPECT_THROW(ghn_options({{"propagation", std::string("sideways")}}), UsageError);
+
+  std::string error;
+  std::unique_ptr<Plugin> p(d->create(o, &error));
+  ASSERT_NE(p, nullptr) << error;
+  auto* s = dynamic_cast<Surrogate*>(p.get());
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->capabilities(),
+            std::uint32_t{kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData});
+  // hidden must hold the one-hot node type
+  std::unique_ptr<Plugin> bad(d->create(ghn_options({{"hidden", std::int64_t{8}}}), &error));
+  EXPECT_EQ(bad, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph analysis
+
+TEST(Ghn, NodeTypes) {
+  const auto& types = ghn::node_types();
+  EXPECT_EQ(types.size(), 17u);
+  std::set<std::string> distinct(types.begin(), types.end());
+  EXPECT_EQ(distinct.size(), types.size());
+  for (const char* op : kPrimitiveOps) {
+    OpNode n;
+    n.op = op;
+    n.kernel = 3;
+    n.name = op;
+    const int t = ghn::node_type(n);
+    ASSERT_GE(t, 0);
+    ASSERT_LT(t, static_cast<int>(types.size()));
+    if (std::string(op) != "conv") {
+      EXPECT_EQ(types[t], op);
+    }
+  }
+  OpNode conv;
+  conv.op = "conv";
+  conv.kernel = 1;
+  EXPECT_EQ(types[ghn::node_type(conv)], "conv1x1");
+  conv.kernel = 5;
+  EXPECT_EQ(types[ghn::node_type(conv)], "conv5x5");
+  conv.kernel = 7;
+  EXPECT_EQ(types[ghn::node_type(conv)], "conv");
+  conv.kernel = 3;
+  conv.groups = 16;
+  EXPECT_EQ(types[ghn::node_type(conv)], "dw_conv3x3");
+  conv.dilation = 2;
+  EXPECT_EQ(types[ghn::node_type(conv)], "dil_conv");
+  OpNode odd;
+  odd.op = "sep_conv_3x3";
+  odd.name = "s0.c1.odd";
+  const std::string e = error_of([&] { ghn::node_type(odd); });
+  EXPECT_NE(e.find("s0.c1.odd"), std::string::npos) << e;
+  EXPECT_NE(e.find("sep_conv_3x3"), std::string::npos) << e;
+}
+
+TEST(Ghn, SegmentsFollowModules) {
+  const Nb201Space space = nb201_space(2);
+  const Architecture a = space.parse(kExample);
+  const auto& g = a.graph;
+  const auto flat = ghn::split_segments(g, false);
+  ASSERT_EQ(flat.size(), 1u);
+  EXPECT_EQ(flat[0].nodes.size(), boost::num_vertices(g));
+  EXPECT_EQ(flat[0].entries, std::vector<std::int64_t>{0});  // only `input` has no in-edges
+
+  const auto segs = ghn::split_segments(g, true);
+  // stem, 2 cells, r1, 2 cells, r2, 2 cells, head
+  ASSERT_EQ(segs.size(), 10u);
+  std::vector<std::int64_t> modules;
+  for (const auto& s : segs) modules.push_back(s.module);
+  EXPECT_EQ(modules, (std::vector<std::int64_t>{-1, 0, 1, -1, 2, 3, -1, 4, 5, -1}));
+  std::set<std::int64_t> all;
+  for (std::size_t s = 0; s < segs.size(); ++s) {
+    for (std::int64_t v : segs[s].nodes) {
+      EXPECT_TRUE(all.insert(v).second);
+      EXPECT_EQ(g[v].module, segs[s].module);
+    }
+    for (std::int64_t v : segs[s].entries) {
+      for (auto [it, end] = boost::in_edges(v, g); it != end; ++it) {
+        const auto u = static_cast<std::int64_t>(boost::source(*it, g));
+        EXPECT_FALSE(std::binary_search(segs[s].nodes.begin(), segs[s].nodes.end(), u));
+      }
+    }
+    EXPECT_FALSE(segs[s].entries.empty());
+  }
+  EXPECT_EQ(all.size(), boost::num_vertices(g));
+  // The cell's entries: the ops on edges from cell node 0 (relu, relu, pool, ...) and n3
+  // (skip from node 0): every node reading the previous cell's output.
+  for (std::int64_t v : segs[2].entries) {
+    bool reads_previous = false;
+    for (auto [it, end] = boost::in_edges(v, g); it != end; ++it)
+      reads_previous = reads_previous || g[boost::source(*it, g)].name == "s0.c0.n3";
+    EXPECT_TRUE(reads_previous) << g[v].name;
+  }
+}
+
+/// Checks the schedule of one graph: per segment and phase, each node once per direction, and
+/// every edge of the segment respected (forward: source before target; backward: reverse).
+void check_schedule(const ArchGraph& g, bool stacked, std::int64_t steps) {
+  const auto segs = ghn::split_segments(g, stacked);
+  const auto order = ghn::propagation_order(g, Propagation::ForwardBackward, steps, stacked);
+  std::vector<std::int64_t> seg_of(boost::num_vertices(g));
+  for (std::size_t s = 0; s < segs.size(); ++s)
+    for (std::int64_t v : segs[s].nodes) seg_of[v] = static_cast<std::int64_t>(s);
+  // Steps must come segment by segment, phase by phase, forward before backward.
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    const auto& a = order[i - 1];
+    const auto& b = order[i];
+    EXPECT_TRUE(std::make_tuple(a.segment, a.phase, a.backward) <=
+                std::make_tuple(b.segment, b.phase, b.backward));
+  }
+  for (std::size_t s = 0; s < segs.size(); ++s) {
+    for (std::int64_t t = 0; t < steps; ++t) {
+      for (bool backward : {false, true}) {
+        std::map<std::int64_t, std::size_t> when;  // node -> position of its update
+        for (std::size_t i = 0; i < order.size(); ++i) {
+          const auto& st = order[i];
+          if (st.segment != static_cast<std::int64_t>(s) || st.phase != t || st.backward != backward)
+            continue;
+          for (std::int64_t v : st.nodes) ASSERT_TRUE(when.emplace(v, i).second) << v;
+        }
+        ASSERT_EQ(when.size(), segs[s].nodes.size());
+        for (std::int64_t v : segs[s].nodes) {
+          for (auto [it, end] = boost::in_edges(v, g); it != end; ++it) {
+            const auto u = static_cast<std::int64_t>(boost::source(*it, g));
+            if (seg_of[u] != static_cast<std::int64_t>(s)) continue;
+            if (!backward) {
+              EXPECT_LT(when[u], when[v]) << g[u].name << " -> " << g[v].name;
+            } else {
+              EXPECT_LT(when[v], when[u]) << g[u].name << " -> " << g[v].name;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Ghn, ForwardBackwardOrderRespectsEdges) {
+  const Nb201Space space = nb201_space(2);
+  Rng rng(3);
+  for (int i = 0; i < 5; ++i) {
+    const Architecture a = i == 0 ? space.parse(kExample) : space.sample(rng);
+    check_schedule(a.graph, true, 2);
+    check_schedule(a.graph, false, 2);
+  }
+  const DartsSpace darts = darts_space(false);
+  const Architecture d = darts.sample(rng);
+  check_schedule(d.graph, true, 1);
+  check_schedule(d.graph, false, 1);
+}
+
+TEST(Ghn, LevelGroupsOnAChain) {
+  // input -> conv -> bn -> relu, and input -> pool -> add <- relu: levels by longest path.
+  ArchGraph g;
+  auto node = [&g](const char* op, const char* name) {
+    OpNode n;
+    n.op = op;
+    n.name = name;
+    n.kernel = 3;
+    return boost::add_vertex(n, g);
+  };
+  auto in = node("input", "in"), conv = node("conv", "conv"), bn = node("bn", "bn");
+  auto relu = node("relu", "relu"), pool = node("avg_pool", "pool"), add = node("add", "add");
+  boost::add_edge(in, conv, g);
+  boost::add_edge(conv, bn, g);
+  boost::add_edge(bn, relu, g);
+  boost::add_edge(in, pool, g);
+  boost::add_edge(pool, add, g);
+  boost::add_edge(relu, add, g);
+  const auto segs = ghn::split_segments(g, true);
+  ASSERT_EQ(segs.size(), 1u);
+  const auto lv = ghn::segment_levels(g, segs[0]);
+  using V = std::vector<std::vector<std::int64_t>>;
+  EXPECT_EQ(lv.forward, (V{{0}, {1, 4}, {2}, {3}, {5}}));
+  EXPECT_EQ(lv.backward, (V{{5}, {3, 4}, {2}, {1}, {0}}));
+  const auto one = ghn::segment_levels(g, segs[0], true);
+  EXPECT_EQ(one.forward, (V{{0}, {1}, {2}, {3}, {4}, {5}}));
+  EXPECT_EQ(one.backward, (V{{5}, {4}, {3}, {2}, {1}, {0}}));
+
+  const auto fb = ghn::propagation_order(g, Propagation::ForwardBackward, 2, true);
+  ASSERT_EQ(fb.size(), 2u * (5 + 5));
+  EXPECT_EQ(fb[0].nodes, (std::vector<std::int64_t>{0}));
+  EXPECT_FALSE(fb[4].backward);
+  EXPECT_TRUE(fb[5].backward);
+  EXPECT_EQ(fb[10].phase, 1);
+  const auto sync = ghn::propagation_order(g, Propagation::Synchronous, 2, true);
+  ASSERT_EQ(sync.size(), 4u);
+  for (std::size_t i = 0; i < sync.size(); ++i) {
+    EXPECT_EQ(sync[i].nodes.size(), 6u);
+    EXPECT_EQ(sync[i].backward, i % 2 == 1);
+    EXPECT_EQ(sync[i].phase, static_cast<std::int64_t>(i / 2));
+  }
+
+  const auto ve = ghn::virtual_edges(g, segs[0], 50);
+  // in reaches conv(1) bn(2) relu(3) pool(1) add(2); conv reaches bn relu add; ...
+  std::map<std::pair<std::int64_t, std::int64_t>, std::int64_t> d;
+  for (const auto& e : ve) d[{e.from, e.to}] = e.distance;
+  EXPECT_EQ(d.size(), 5u + 3u + 2u + 1u + 1u);
+  EXPECT_EQ((d[{0, 5}]), 2);
+  EXPECT_EQ((d[{1, 5}]), 3);
+  EXPECT_EQ((d[{0, 3}]), 3);
+  EXPECT_EQ(ghn::virtual_edges(g, segs[0], 1).size(), 6u);  // the real edges
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+
+TEST(Ghn, LevelBatchingEqualsOneNodeAtATime) {
+  const Nb201Space space = nb201_space(2);
+  const Architecture a = space.parse(kExample);
+  for (bool stacked : {true, false}) {
+    for (bool extras : {false, true}) {
+      GhnSurrogate ghn(ghn_options({{"stacked", stacked},
+                                    {"steps", std::int64_t{2}},
+                                    {"virtual_edges", extras},
+                                    {"layer_norm", extras}}));
+      const at::Tensor batched = ghn.node_embeddings(a, false);
+      const at::Tensor single = ghn.node_embeddings(a, true);
+      ASSERT_EQ(batched.sizes().vec(),
+                (std::vector<std::int64_t>{static_cast<std::int64_t>(boost::num_vertices(a.graph)),
+                                           32}));
+      EXPECT_TRUE(at::allclose(batched, single, 1e-5, 1e-6))
+          << "stacked " << stacked << " extras " << extras << ": max diff "
+          << (batched - single).abs().max().item<double>();
+    }
+  }
+}
+
+TEST(Ghn, PropagationSchemesAndStackingChangeEmbeddings) {
+  const Nb201Space space = nb201_space(2);
+  const Architecture a = space.parse(kExample);
+  auto emb = [&](std::map<std::string, Value> o) { return GhnSurrogate(ghn_options(o)).node_embeddings(a); };
+  const at::Tensor fb = emb({});
+  const at::Tensor sync = emb({{"propagation", std::string("synchronous")}});
+  const at::Tensor flat = emb({{"stacked", false}});
+  EXPECT_FALSE(at::allclose(fb, sync));
+  EXPECT_FALSE(at::allclose(fb, flat));
+  // Stacked: two cells of a stage have the same graph but different embeddings, because each
+  // gets the previous cell's mean embedding.
+  std::map<std::string, std::int64_t> id;
+  for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(a.graph)); ++v)
+    id[a.graph[v].name] = v;
+  const at::Tensor c0 = fb[id.at("s0.c0.n3")], c1 = fb[id.at("s0.c1.n3")];
+  EXPECT_FALSE(at::allclose(c0, c1));
+  // Same architecture, same options: same embeddings (no hidden randomness).
+  EXPECT_TRUE(at::equal(fb, emb({})));
+  // steps = 0: the one-hot itself.
+  const at::Tensor none = emb({{"steps", std::int64_t{0}}, {"stacked", false}});
+  EXPECT_EQ(none.sum().item<double>(), static_cast<double>(boost::num_vertices(a.graph)));
+}
+
+TEST(Ghn, GeneratesEveryParameterOfNb201) {
+  TestContext ctx;
+  const exec::GraphExecutor exec;
+  const Nb201Space space = nb201_space(5, 16);
+  GhnSurrogate ghn(ghn_options());
+  Rng rng(11);
+  std::vector<Architecture> archs = {space.parse(kExample), space.at(0), space.at(15624)};
+  for (int i = 0; i < 3; ++i) archs.push_back(space.sample(rng));
+  for (const Architecture& a : archs) {
+    const std::vector<ParamShape> shapes = exec.parameters(a);
+    const WeightMap w = ghn.generate(ctx, a, space);
+    expect_matches(w, shapes, a.text);
+    for (const auto& [name, t] : w) EXPECT_FALSE(t.requires_grad()) << name;
+  }
+  // The network runs with them: finite logits of the right shape.
+  const WeightMap w = ghn.generate(ctx, archs[0], space);
+  const auto logits = exec.forward(archs[0], w, at::randn({4, 3, 32, 32}));
+  ASSERT_EQ(logits.size(), 1u);
+  EXPECT_EQ(logits[0].sizes().vec(), (std::vector<std::int64_t>{4, 10}));
+  EXPECT_TRUE(at::isfinite(logits[0]).all().item<bool>());
+  // Batched generation gives the same weights as one at a time.
+  std::vector<const Architecture*> ptrs;
+  std::vector<std::vector<ParamShape>> shapes;
+  for (const Architecture& a : archs) {
+    ptrs.push_back(&a);
+    shapes.push_back(exec.parameters(a));
+  }
+  const auto batch = ghn.generate_batch(ptrs, shapes);
+  for (std::size_t k = 0; k < archs.size(); ++k) {
+    const WeightMap one = ghn.generate(ctx, archs[k], space);
+    for (const auto& [name, t] : one)
+      EXPECT_TRUE(at::allclose(t, batch[k].at(name), 1e-5, 1e-6)) << archs[k].text << " " << name;
+  }
+}
+
+TEST(Ghn, GeneratesEveryParameterOfDarts) {
+  TestContext ctx;
+  const exec::GraphExecutor exec;
+  Rng rng(5);
+  for (bool macro : {false, true}) {
+    const DartsSpace space = darts_space(macro);
+    // GHN-2 options on: virtual edges, layer norm, fan-in normalisation; tiling (C = 16 gives
+    // 64 to 256 channels in the last cells, beyond max_channels = 64).
+    GhnSurrogate ghn(ghn_options({{"virtual_edges", true},
+                                  {"layer_norm", true},
+                                  {"fan_in_norm", true},
+                                  {"steps", std::int64_t{1}}}));
+    for (int i = 0; i < 2; ++i) {
+      const Architecture a = space.sample(rng);
+      const std::vector<ParamShape> shapes = exec.parameters(a);
+      const WeightMap w = ghn.generate(ctx, a, space);
+      expect_matches(w, shapes, a.text);
+      for (const ParamShape& p : shapes) {
+        const at::Tensor& t = w.at(p.name);
+        if (p.shape.size() == 1 && p.name.find(".weight") != std::string::npos) {
+          EXPECT_GT(t.min().item<double>(), 0.0) << p.name;  // 2 sigmoid(x / 2)
+          EXPECT_LT(t.max().item<double>(), 2.0) << p.name;
+        } else if (p.shape.size() == 1) {
+          EXPECT_LT(t.abs().max().item<double>(), 1.0) << p.name;  // tanh(x / 5)
+        }
+      }
+      const auto logits = exec.forward(a, w, at::randn({2, 3, 32, 32}));
+      EXPECT_TRUE(at::isfinite(logits.back()).all().item<bool>()) << a.text;
+    }
+  }
+}
+
+TEST(Ghn, TilesParametersLargerThanTheMaximalTensor) {
+  // max_channels 4, max_kernel 1: a [16, 16, 3, 3] conv is the 4x4x1x1 block tiled.
+  TestContext ctx;
+  const exec::GraphExecutor exec;
+  const Nb201Space space = nb201_space(1, 16);
+  GhnSurrogate ghn(ghn_options({{"max_channels", std::int64_t{4}}, {"max_kernel", std::int64_t{1}}}));
+  const Architecture a = space.parse(kExample);
+  const WeightMap w = ghn.generate(ctx, a, space);
+  expect_matches(w, exec.parameters(a), a.text);
+  const at::Tensor conv = w.at("s0.c0.n1.e0.conv.weight");  // [16, 16, 3, 3]
+  ASSERT_EQ(conv.sizes().vec(), (std::vector<std::int64_t>{16, 16, 3, 3}));
+  const at::Tensor block = conv.index({at::indexing::Slice(0, 4), at::indexing::Slice(0, 4), 0, 0});
+  for (int o = 0; o < 16; o += 4)
+    for (int i = 0; i < 16; i += 4)
+      for (int y = 0; y < 3; ++y)
+        EXPECT_TRUE(at::equal(conv.index({at::indexing::Slice(o, o + 4),
+                                          at::indexing::Slice(i, i + 4), y, 2 - y}),
+                              block));
+  const at::Tensor bn = w.at("s0.c0.n1.e0.bn.weight");  // [16]: 4 values tiled
+  EXPECT_TRUE(at::equal(bn.narrow(0, 0, 4), bn.narrow(0, 12, 4)));
+  EXPECT_FALSE(at::equal(bn, w.at("s0.c0.n1.e0.bn.bias")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+TEST(Ghn, StateRoundTripGivesIdenticalWeightsAndScores) {
+  TestContext ctx(2);
+  const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
+  const BrightnessData data(64, 40);
+  GhnSurrogate a(ghn_options({{"lr", 1e-2}}));
+  FitRequest fr;
+  fr.space = &space;
+  fr.data = &data;
+  fr.batch_size = 16;
+  fr.max_steps = 3;
+  a.fit(ctx, fr);  // Adam state and loss curve too
+  const std::string blob = a.save_state();
+
+  GhnSurrogate b(ghn_options({{"lr", 1e-2}, {"init_seed", std::int64_t{99}}}));
+  const Architecture arch = space.parse(kExample);
+  EXPECT_FALSE(at::equal(a.node_embeddings(arch), b.node_embeddings(arch)));
+  b.load_state(blob);
+  EXPECT_EQ(b.loss_curve(), a.loss_curve());
+  EXPECT_EQ(b.save_state(), blob);
+  const WeightMap wa = a.generate(ctx, arch, space), wb = b.generate(ctx, arch, space);
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, t] : wa) EXPECT_TRUE(at::equal(t, wb.at(name))) << name;
+  ScoreRequest sr;
+  sr.space = &space;
+  sr.data = &data;
+  sr.archs = {&arch};
+  sr.batch_size = 20;
+  const auto sa = a.score(ctx, sr), sb = b.score(ctx, sr);
+  EXPECT_EQ(sa[0].value, sb[0].value);
+  EXPECT_EQ(sa[0].extra.at("loss"), sb[0].extra.at("loss"));
+  // Training goes on identically from the restored state.
+  TestContext c1(5), c2(5);
+  a.fit(c1, fr);
+  b.fit(c2, fr);
+  EXPECT_EQ(a.save_state(), b.save_state());
+}
+
+TEST(Ghn, BadBlobsSayWhatIsWrong) {
+  GhnSurrogate ghn(ghn_options());
+  const std::string blob = ghn.save_state();
+  const std::string before = blob;
+  auto load = [&](const std::string& b) { return error_of([&] { ghn.load_state(b); }); };
+  EXPECT_NE(load("").find("empty"), std::string::npos);
+  EXPECT_NE(load("PK\x03\x04 something else entirely").find("not a GHN state"), std::string::npos);
+  for (std::size_t keep : {std::size_t{10}, std::size_t{40}, blob.size() / 2, blob.size() - 1}) {
+    const std::string e = load(blob.substr(0, keep));
+    EXPECT_NE(e.find("truncated"), std::string::npos) << keep << ": " << e;
+  }
+  std::string flipped = blob;
+  flipped[flipped.size() / 2] ^= 0x20;
+  EXPECT_NE(load(flipped).find("corrupted"), std::string::npos);
+  EXPECT_NE(load(blob + "xx").find("unexpected bytes"), std::string::npos);
+  std::string future = blob;
+  future[8] = 9;  // format version
+  EXPECT_NE(load(future).find("version"), std::string::npos);
+  // Another model shape: names the option.
+  GhnSurrogate wide(ghn_options({{"hidden", std::int64_t{48}}}));
+  const std::string e = error_of([&] { wide.load_state(blob); });
+  EXPECT_NE(e.find("hidden=32"), std::string::npos) << e;
+  // Nothing changed by the failed loads.
+  EXPECT_EQ(ghn.save_state(), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training and scoring
+
+TEST(Ghn, ShortFitReducesTheLoss) {
+  const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
+  const BrightnessData data(256, 64);
+  TestContext ctx(4);
+  GhnSurrogate ghn(ghn_options({{"lr", 3e-3}, {"steps", std::int64_t{2}}}));
+  std::vector<Architecture> archs;
+  Rng rng(8);
+  for (int i = 0; i < 4; ++i) archs.push_back(space.sample(rng));
+  ScoreRequest sr;
+  sr.space = &space;
+  sr.data = &data;
+  sr.batch_size = 32;
+  for (const Architecture& a : archs) sr.archs.push_back(&a);
+  auto mean_loss = [&] {
+    double l = 0;
+    for (const Score& s : ghn.score(ctx, sr)) l += s.extra.at("loss");
+    return l / static_cast<double>(archs.size());
+  };
+  const double before = mean_loss();
+  EXPECT_EQ(mean_loss(), before);  // deterministic scoring
+
+  FitRequest fr;
+  fr.space = &space;
+  fr.data = &data;
+  fr.batch_size = 32;
+  fr.epochs = 5;  // 8 steps per epoch
+  ghn.fit(ctx, fr);
+  ASSERT_EQ(ghn.loss_curve().size(), 40u);
+  const double after = mean_loss();
+  EXPECT_LT(after, before * 0.9) << "before " << before << ", after " << after;
+  const auto& c = ghn.loss_curve();
+  const double first = std::accumulate(c.begin(), c.begin() + 8, 0.0) / 8;
+  const double last = std::accumulate(c.end() - 8, c.end(), 0.0) / 8;
+  EXPECT_LT(last, first);
+  // One notification per step, numbered from 1.
+  ASSERT_EQ(ctx.events.size(), 40u);
+  EXPECT_EQ(ctx.events[0].first, "fit_step");
+  EXPECT_EQ(ctx.events[0].second.at("step"), 1.0);
+  EXPECT_EQ(ctx.events[39].second.at("loss"), c.back());
+  EXPECT_FALSE(ctx.log_.lines.empty());  // periodic mean-loss lines
+}
+
+TEST(Ghn, MetaBatchMaxStepsAndCallbackStop) {
+  const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
+  const BrightnessData data(64, 16);
+  TestContext ctx;
+  GhnSurrogate ghn(ghn_options({{"meta_batch", std::int64_t{3}}, {"steps", std::int64_t{1}}}));
+  FitRequest fr;
+  fr.space = &space;
+  fr.data = &data;
+  fr.batch_size = 16;
+  fr.epochs = 10;
+  fr.max_steps = 5;
+  ghn.fit(ctx, fr);
+  EXPECT_EQ(ghn.loss_curve().size(), 5u);
+  ctx.stop_after = 2;
+  ctx.events.clear();
+  ghn.fit(ctx, fr);
+  EXPECT_EQ(ghn.loss_curve().size(), 7u);
+  EXPECT_EQ(ctx.events.back().second.at("step"), 7.0);
+}
+
+TEST(Ghn, NonFiniteLossNamesStepAndArchitecture) {
+  const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
+  const BrightnessData data(32, 8, 4, 2, /*poison=*/true);
+  TestContext ctx;
+  GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{1}}}));
+  FitRequest fr;
+  fr.space = &space;
+  fr.data = &data;
+  fr.batch_size = 16;
+  const std::string e = error_of([&] { ghn.fit(ctx, fr); });
+  EXPECT_NE(e.find("step 1"), std::string::npos) << e;
+  EXPECT_NE(e.find("|"), std::string::npos) << e;  // the nb201 text
+  EXPECT_NE(e.find("nan"), std::string::npos) << e;
+}
+
+TEST(Ghn, CancelledBetweenSteps) {
+  const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
+  const BrightnessData data(32, 8);
+  TestContext ctx;
+  ctx.cancel_ = true;
+  GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{1}}}));
+  FitRequest fr;
+  fr.space = &space;
+  fr.data = &data;
+  fr.batch_size = 16;
+  EXPECT_THROW(ghn.fit(ctx, fr), Cancelled);
+  EXPECT_TRUE(ghn.loss_curve().empty());
+}
+
+TEST(Ghn, ScoresWithMaxImagesAndKernelContext) {
+  const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
+  const BrightnessData data(16, 50);
+  const exec::GraphExecutor exec;
+  core::RunServices services;
+  services.executor = &exec;
+  services.seed = 3;
+  core::KernelContext ctx(services, "ghn");
+  GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{1}}}));
+  const Architecture a = space.parse(kExample), b = space.at(7);
+  ScoreRequest sr;
+  sr.space = &space;
+  sr.data = &data;
+  sr.archs = {&a, &b};
+  sr.batch_size = 8;
+  sr.max_images = 20;
+  const auto scores = ghn.score(ctx, sr);
+  ASSERT_EQ(scores.size(), 2u);
+  for (const Score& s : scores) {
+    EXPECT_GE(s.value, 0.0);
+    EXPECT_LE(s.value, 1.0);
+    // 20 images: accuracy is a multiple of 1/20
+    EXPECT_NEAR(s.value * 20, std::round(s.value * 20), 1e-9);
+    EXPECT_TRUE(std::isfinite(s.extra.at("loss")));
+  }
+  // An architecture read back without its graph is rebuilt from its text.
+  Architecture text_only;
+  text_only.space = "nb201";
+  text_only.text = kExample;
+  sr.archs = {&text_only};
+  EXPECT_EQ(ghn.score(ctx, sr)[0].value, scores[0].value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timing (run with --gtest_also_run_disabled_tests): generate() of an nb201 network (C = 16,
+// N = 5) and one training step on a 64-image batch of 32x32x3, 2 threads.
+
+TEST(Ghn, DISABLED_Timing) {
+  at::set_num_threads(2);
+  TestContext ctx;
+  const exec::GraphExecutor exec;
+  const Nb201Space space = nb201_space(5, 16);
+  Rng rng(1);
+  std::vector<Architecture> archs;
+  for (int i = 0; i < 10; ++i) archs.push_back(space.sample(rng));
+  auto time = [](const std::function<void()>& f, int reps) {
+    f();  // warm-up
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  };
+  for (const char* prop : {"forward-backward", "synchronous"}) {
+    for (bool stacked : {true, false}) {
+      GhnSurrogate ghn(ghn_options({{"propagation", std::string(prop)}, {"stacked", stacked}}));
+      std::size_t k = 0;
+      const double gen = time([&] { ghn.generate(ctx, archs[k++ % archs.size()], space); }, 10);
+      std::cout << prop << (stacked ? " stacked" : " flat") << ": generate " << gen * 1e3
+                << " ms\n";
+    }
+  }
+  GhnSurrogate ghn(ghn_options());
+  std::cout << "GHN parameters: " << ghn.parameter_count() << "\n";
+  const at::Tensor images = at::randn({64, 3, 32, 32});
+  const at::Tensor labels = at::randint(10, {64}, at::kLong);
+  std::size_t k = 0;
+  std::vector<const Architecture*> ptr(1);
+  double gen_fwd = 0, total = 0;
+  const int reps = 5;
+  for (int i = 0; i <= reps; ++i) {
+    const Architecture& a = archs[k++ % archs.size()];
+    const auto t0 = std::chrono::steady_clock::now();
+    ptr[0] = &a;
+    auto w = ghn.generate_batch(ptr, {exec.parameters(a)}, true);
+    const auto t1 = std::chrono::steady_clock::now();
+    at::Tensor loss = at::cross_entropy_loss(exec.forward(a, w[0], images).back(), labels);
+    loss.backward();
+    const auto t2 = std::chrono::steady_clock::now();
+    if (i > 0) {
+      gen_fwd += std::chrono::duration<double>(t1 - t0).count();
+      total += std::chrono::duration<double>(t2 - t0).count();
+    }
+  }
+  std::cout << "training step (batch 64, no optimiser update): " << total / reps * 1e3
+            << " ms, of which generation " << gen_fwd / reps * 1e3 << " ms\n";
+  // A whole fit step (sampling, generation, forward, backward, Adam), meta_batch 1.
+  const BrightnessData data(64 * 6, 8, 32, 10, false, 3);
+  FitRequest fr;
+  fr.space = &space;
+  fr.data = &data;
+  fr.batch_size = 64;
+  fr.max_steps = 1;
+  ghn.fit(ctx, fr);  // warm-up
+  fr.max_steps = 5;
+  const double fit = time([&] { ghn.fit(ctx, fr); }, 1) / 5;
+  std::cout << "fit step (batch 64, with Adam): " << fit * 1e3 << " ms\n";
+}
+
+}  // namespace
