@@ -317,7 +317,12 @@ int cmd_run(int argc, char** argv) {
   config.device = device::select(r["device"].as<std::string>());
   config.threads = device::set_threads(r["threads"].as<int>());
   config.seed = r["seed"].as<std::uint64_t>();
-  if (r.count("experiment")) config.experiment = r["experiment"].as<std::string>();
+  if (r.count("experiment")) {
+    config.experiment = r["experiment"].as<std::string>();
+    if (config.experiment.empty() || config.experiment.find('/') != std::string::npos ||
+        config.experiment == "." || config.experiment == "..")
+      throw UsageError(cat("--experiment must be a plain folder name, got '", config.experiment, "'"));
+  }
   config.results_root = r["results"].as<std::string>();
   if (r.count("set")) config.args = parse_sets(r["set"].as<std::vector<std::string>>());
   if (r.count("time-limit")) {

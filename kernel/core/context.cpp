@@ -15,7 +15,10 @@ std::uint64_t derive_seed(std::uint64_t seed, const std::string& component) {
 }
 
 KernelContext::KernelContext(const RunServices& services, const std::string& component)
-    : services_(services), rng_(derive_seed(services.seed, component)), log_(component) {}
+    : services_(services), rng_(0), log_(component) {
+  std::uint64_t n = services.calls ? (*services.calls)[component]++ : 0;
+  rng_ = Rng(derive_seed(services.seed, n == 0 ? component : cat(component, "#", n)));
+}
 
 std::unique_ptr<Progress> KernelContext::progress(const std::string& label, std::int64_t total) {
   return std::make_unique<ConsoleProgress>(label, total);

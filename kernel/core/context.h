@@ -23,11 +23,16 @@ struct RunServices {
   ResultStore* store = nullptr;       ///< The experiment's store (owned by the run).
   const Executor* executor = nullptr; ///< The graph executor (owned by the kernel).
   NotifyFn notify;                    ///< The script's per-candidate callback, if any.
+  /// Contexts made so far per component: the n-th call into a plugin gets its own random
+  /// stream, so two searches in one script do not draw the same candidates, while a rerun of
+  /// the same script draws exactly what it drew before.
+  std::shared_ptr<std::map<std::string, std::uint64_t>> calls =
+      std::make_shared<std::map<std::string, std::uint64_t>>();
 };
 
 /// Context for calls into one plugin: its own logger prefix and its own RNG stream, derived
-/// from the run's seed and the plugin's name so that adding a plugin does not shift the draws
-/// of another.
+/// from the run's seed, the plugin's name and how many contexts that plugin had before, so that
+/// adding a plugin does not shift the draws of another.
 class KernelContext final : public Context {
  public:
   /// A context for `component` over the run's services.

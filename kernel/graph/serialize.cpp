@@ -216,12 +216,13 @@ Architecture from_json(const std::string& text) {
   return arch;
 }
 
-std::string arch_hash(const Architecture& arch) {
+std::string hex64(std::uint64_t value) {
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx",
-                static_cast<unsigned long long>(fnv1a64(canonical_json(arch))));
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(value));
   return buf;
 }
+
+std::string arch_hash(const Architecture& arch) { return hex64(fnv1a64(canonical_json(arch))); }
 
 void validate(const Architecture& arch) {
   const ArchGraph& g = arch.graph;

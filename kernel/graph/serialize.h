@@ -37,6 +37,9 @@ std::string arch_hash(const Architecture& arch);
 /// 64-bit FNV-1a of arbitrary bytes (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
 std::uint64_t fnv1a64(const std::string& bytes);
 
+/// `value` as 16 lower-case hex digits (the form hashes are shown and stored in).
+std::string hex64(std::uint64_t value);
+
 /// Checks that `arch` is a graph the executor can run, and throws hypernas::Error naming the
 /// node and the problem otherwise:
 /// - at least one node; node names non-empty and unique; ops from hypernas::kPrimitiveOps;

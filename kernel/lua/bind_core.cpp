@@ -163,7 +163,8 @@ HYPERNAS_LUA_FN(l_write_file) {
   return 1;
 }
 
-/// nas.evaluations([surrogate]): every evaluation recorded in this experiment, best first:
+/// nas.evaluations([surrogate]): every evaluation recorded in this experiment, in the order
+/// recorded (a re-recorded one moves to the end):
 /// {{arch=, hash=, surrogate=, score=, seconds=}, ...}
 HYPERNAS_LUA_FN(l_evaluations) {
   const std::string filter = luaL_optstring(L, 1, "");

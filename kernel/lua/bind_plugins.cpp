@@ -19,7 +19,19 @@ constexpr const char* kStrategy = "nas.Strategy";
 struct SurrogateHandle {
   std::shared_ptr<Surrogate> plugin;
   std::string name;
-  std::string key;
+  std::string key;        ///< name{resolved options}
+  std::string state_tag;  ///< "#<hash of its state>" once fitted or loaded; "" before.
+
+  /// Re-tags after fit() or load(): scores of a surrogate in another state are not reused.
+  void retag() {
+    const std::string blob = plugin->save_state();
+    state_tag = blob.empty() ? "" : cat("#", graph::hex64(graph::fnv1a64(blob)));
+  }
+  /// The key evaluations are recorded under: the surrogate, its state, and what it scored on.
+  std::string evaluation_key(const Dataset* data, std::int64_t batch, std::int64_t images) const {
+    if (!data) return key + state_tag;
+    return cat(key, state_tag, "@", data->name(), "{batch=", batch, ",images=", images, "}");
+  }
 };
 
 /// A strategy with its name.
@@ -207,7 +219,8 @@ HYPERNAS_LUA_FN(surrogate_capabilities) {
   return 1;
 }
 
-/// surrogate:fit{ space=, data=, epochs=1, batch=64, steps=0 }
+/// surrogate:fit{ space=, data=, epochs=1, batch=64, steps=0 }: trains the surrogate and returns
+/// the curves it reported, e.g. { step = {...}, loss = {...} } (empty for untrained surrogates).
 HYPERNAS_LUA_FN(surrogate_fit) {
   auto h = check_surrogate(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -219,9 +232,29 @@ HYPERNAS_LUA_FN(surrogate_fit) {
   req.epochs = opt_int_field(L, 2, "epochs", 1);
   req.batch_size = opt_int_field(L, 2, "batch", 64);
   req.max_steps = opt_int_field(L, 2, "steps", 0);
-  core::KernelContext ctx(host_state(L).services, h->name);
+  // Record the plugin's "fit_step" reports (step, loss, ...) to return them as curves; the
+  // script's own callback still sees every event.
+  HostState& s = host_state(L);
+  std::map<std::string, std::vector<double>> curves;
+  core::RunServices services = s.services;
+  services.notify = [&curves, &s](const std::string& event, const std::map<std::string, double>& v) {
+    if (event == "fit_step")
+      for (const auto& [k, x] : v) curves[k].push_back(x);
+    return s.services.notify ? s.services.notify(event, v) : true;
+  };
+  core::KernelContext ctx(services, h->name);
   h->plugin->fit(ctx, req);
-  return 0;
+  h->retag();
+  lua_createtable(L, 0, static_cast<int>(curves.size()));
+  for (const auto& [k, values] : curves) {
+    lua_createtable(L, static_cast<int>(values.size()), 0);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      lua_pushnumber(L, values[i]);
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    }
+    lua_setfield(L, -2, k.c_str());
+  }
+  return 1;
 }
 
 /// surrogate:score{ space=, data=, archs={...}, batch=256, images=0 }: one score per
@@ -259,7 +292,7 @@ HYPERNAS_LUA_FN(surrogate_score) {
   for (std::size_t i = 0; i < scores.size(); ++i) {
     Evaluation e;
     e.arch_hash = store.record_architecture(archs[i]);
-    e.surrogate = h->key;
+    e.surrogate = h->evaluation_key(data.get(), req.batch_size, req.max_images);
     e.score = scores[i].value;
     e.seconds = each;
     e.extra = scores[i].extra;
@@ -294,6 +327,7 @@ HYPERNAS_LUA_FN(surrogate_load) {
   } catch (const std::exception& e) {
     throw Error(cat("checkpoint ", path, ": ", e.what()));
   }
+  h->retag();
   return 0;
 }
 
@@ -324,11 +358,12 @@ HYPERNAS_LUA_FN(strategy_run) {
     throw UsageError(cat("surrogate '", surrogate->name, "' needs data = nas.dataset{...}"));
   SearchRequest req;
   req.surrogate = surrogate->plugin.get();
-  req.surrogate_key = surrogate->key;
+  req.surrogate_key = "";  // set below, once the evaluation settings are known
   req.space = space.get();
   req.data = data.get();
   req.eval_batch_size = opt_int_field(L, 2, "eval_batch", 256);
   req.eval_images = opt_int_field(L, 2, "eval_images", 0);
+  req.surrogate_key = surrogate->evaluation_key(data.get(), req.eval_batch_size, req.eval_images);
   require_store(L);
   core::KernelContext ctx(host_state(L).services, h->name);
   std::vector<Candidate> top = h->plugin->run(ctx, req);

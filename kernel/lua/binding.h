@@ -119,5 +119,6 @@ inline constexpr const char* kDatasetClass = "nas.Dataset";
 void bind_core(lua_State* L);
 void bind_plugins(lua_State* L);
 void bind_data(lua_State* L);
+void bind_train(lua_State* L);
 
 }  // namespace hypernas::lua

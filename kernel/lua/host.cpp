@@ -85,8 +85,18 @@ std::string classify_arg(const std::string& value) {
   static const std::regex integer(R"([+-]?[0-9]+)");
   static const std::regex real(R"([+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?)");
   if (value == "true" || value == "false") return "bool";
-  if (std::regex_match(value, integer)) return "int";
-  if (std::regex_match(value, real)) return "real";
+  // A number that does not fit its type stays a string (nas.arg then says what it expected).
+  try {
+    if (std::regex_match(value, integer)) {
+      (void)std::stoll(value);
+      return "int";
+    }
+    if (std::regex_match(value, real)) {
+      (void)std::stod(value);
+      return "real";
+    }
+  } catch (const std::out_of_range&) {
+  }
   return "string";
 }
 
@@ -107,6 +117,7 @@ Host::Host(HostConfig config) : state_(std::make_unique<HostState>()) {
   bind_core(L_);
   bind_plugins(L_);
   bind_data(L_);
+  bind_train(L_);
   lua_setglobal(L_, "nas");
   lua_sethook(L_, cancel_hook, LUA_MASKCOUNT, 10000);
 }

@@ -19,6 +19,9 @@ namespace {
 
 // The plain-C head every descriptor version has, up to and including `summary`.
 constexpr std::size_t kDescriptorHead = offsetof(PluginDescriptor, params);
+// The size of an ABI 1.0 descriptor: fields a later minor appends are read only when a
+// plugin's struct_size covers them, so older plugins keep loading.
+constexpr std::size_t kDescriptorV1Size = offsetof(PluginDescriptor, create) + sizeof(PluginFactory);
 
 bool is_library_name(const fs::path& p) {
   const std::string name = p.filename().string();
@@ -50,11 +53,12 @@ std::vector<fs::path> Registry::default_search_path() {
   // The install's plugin folder, relative to the executable so an install can move; the build
   // tree's when the binary runs from there.
   std::error_code ec;
-  fs::path exe = boost::dll::program_location(ec);
-  fs::path installed = exe.parent_path().parent_path() / "lib" / "hypernas" / "plugins";
-  if (!ec && fs::is_directory(installed)) out.push_back(installed);
-  else if (fs::is_directory(HYPERNAS_INSTALL_PLUGIN_DIR)) out.emplace_back(HYPERNAS_INSTALL_PLUGIN_DIR);
-  else out.emplace_back(HYPERNAS_BUILD_PLUGIN_DIR);
+  const fs::path exe = fs::weakly_canonical(boost::dll::program_location(ec));
+  const fs::path installed = exe.parent_path().parent_path() / "lib" / "hypernas" / "plugins";
+  const std::string build_root = fs::weakly_canonical(HYPERNAS_BINARY_ROOT).string() + "/";
+  if (!ec && exe.string().rfind(build_root, 0) == 0) out.emplace_back(HYPERNAS_BUILD_PLUGIN_DIR);
+  else if (!ec && fs::is_directory(installed)) out.push_back(installed);
+  else out.emplace_back(HYPERNAS_INSTALL_PLUGIN_DIR);
   return out;
 }
 
@@ -137,7 +141,7 @@ bool Registry::load(const fs::path& file) {
     refuse(file, cat("invalid plugin name '", name, "' (letters, digits, '_' and '-', at most 64)"));
     return false;
   }
-  if (d->struct_size < sizeof(PluginDescriptor) || d->create == nullptr || d->params == nullptr) {
+  if (d->struct_size < kDescriptorV1Size || d->create == nullptr || d->params == nullptr) {
     refuse(file, cat(what, " has no factory or parameter table (descriptor of ", d->struct_size,
                      " bytes)"));
     return false;

@@ -51,11 +51,12 @@ class Registry {
   Registry& operator=(const Registry&) = delete;
 
   /// The folders searched by default: each entry of HYPERNAS_PLUGIN_PATH (':'-separated), then
-  /// the built-in plugin folder (the install's, or the build tree's when run from there).
+  /// the built-in plugin folder: the build tree's when the executable lies in the build tree,
+  /// else the install's (found relative to the executable, so an install can move).
   static std::vector<std::filesystem::path> default_search_path();
 
   /// Loads every `*.so` file of each folder (sorted by name, not recursive). A folder that
-  /// does not exist is recorded as a refusal when it came from HYPERNAS_PLUGIN_PATH.
+  /// does not exist is recorded as a refusal.
   void scan(const std::vector<std::filesystem::path>& folders);
   /// Checks and loads one file; returns true when registered, else records a Refusal.
   bool load(const std::filesystem::path& file);

@@ -18,12 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr const char* kMagic = "HYPERNAS-CHECKPOINT";
-
-std::string hex64(std::uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+using graph::hex64;
 }  // namespace
 
 void write_checkpoint(const fs::path& path, const Checkpoint& c) {

@@ -336,7 +336,7 @@ class Parser {
     } else {
       const auto& all = groups[0];
       if (all.size() != 2 * kSteps)
-        throw fail(open, cat("cell '", label, "' lists ", all.size(), " pairs in '", list,
+        throw fail(open, cat("cell '", label, "' lists ", all.size(), " pair(s) in '", list,
                              "'; the flat form needs ", 2 * kSteps,
                              " (2 per node 2..5; use '|' between nodes for other counts)"));
       for (int j = 0; j < kSteps; ++j) nodes[j] = {all[2 * j], all[2 * j + 1]};

@@ -18,6 +18,12 @@
 /// double C and apply their ops on the input nodes with stride 2; then global average pooling
 /// and a linear classifier. Without `macro`, every normal cell uses one genotype and every
 /// reduction cell another (DARTS); with `macro`, every cell has its own (ADWP's macro search).
+/// A cell first preprocesses its inputs to C channels: node 0 by FactorizedReduce when the
+/// previous cell reduced (its input is then at twice the resolution), otherwise by ReLU, conv
+/// 1x1, BN; node 1 by ReLU, conv 1x1, BN. ADWP's "7 nodes per cell" are these 2 inputs, the 4
+/// intermediate nodes and the output. With fewer than 3 layers every cell is a reduction cell
+/// (as in DARTS's code), and the normal genotype is listed in the text but unused. Any input
+/// size works: every stride-2 op of the space gives ceil(H/2) pixels, so branches agree.
 ///
 /// **Ops as primitive graphs** (see build_graph()): sep_conv_k = (ReLU, depthwise conv k,
 /// pointwise conv 1x1, BN) twice, the first depthwise conv carrying the stride;
@@ -35,7 +41,7 @@
 ///
 /// **String form** (canonical: no whitespace; see genotype_to_string() and parse_genotype()):
 /// @code
-/// normal=[(sep_conv_3x3,0),(sep_conv_3x3,1),(skip_connect,0),(sep_conv_3x3,1),(skip_connect,0),(sep_conv_3x3,1),(sep_conv_3x3,0),(skip_connect,2)];reduce=[(max_pool_3x3,0),...]
+/// normal=[(sep_conv_3x3,0),(sep_conv_3x3,1),(skip_connect,0),...,(skip_connect,2)];reduce=[...]
 /// @endcode
 /// With `macro`, `cell0=[...];cell1=[...];...;cell<layers-1>=[...]`, one list per cell.
 

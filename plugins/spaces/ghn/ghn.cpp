@@ -7,7 +7,7 @@
 #include <ATen/Functions.h>
 #include <ATen/core/Tensor.h>
 
-namespace hypernas::ghn {
+namespace hypernas::ghn_space {
 
 namespace {
 
@@ -321,11 +321,11 @@ ArchStats graph_stats(const ArchGraph& graph, std::int64_t input_size) {
   return stats;
 }
 
-}  // namespace hypernas::ghn
+}  // namespace hypernas::ghn_space
 
 namespace hypernas {
 
-using ghn::Block;
+using ghn_space::Block;
 
 const ParamTable& GhnSpace::params() noexcept {
   static const ParamTable table = [] {
@@ -359,27 +359,27 @@ GhnSpace::GhnSpace(const Options& options) {
 }
 
 Architecture GhnSpace::make(Block block) const {
-  ghn::make_canonical(block);
+  ghn_space::make_canonical(block);
   HYPERNAS_CHECK(static_cast<std::int64_t>(block.nodes.size()) == config_.nodes, "ghn: the ",
                  "space has blocks of ", config_.nodes, " nodes, got one of ",
                  block.nodes.size());
   Architecture arch;
   arch.space = name();
-  arch.text = ghn::block_to_string(block);
-  arch.graph = ghn::build_graph(block, config_);
+  arch.text = ghn_space::block_to_string(block);
+  arch.graph = ghn_space::build_graph(block, config_);
   return arch;
 }
 
 Block GhnSpace::block_of(const Architecture& arch) const {
   HYPERNAS_CHECK(arch.space == name(), "ghn: expected an architecture of space 'ghn', got one "
                  "of space '", arch.space, "' ('", arch.text, "')");
-  return ghn::parse_block(arch.text, config_.nodes);
+  return ghn_space::parse_block(arch.text, config_.nodes);
 }
 
 Architecture GhnSpace::sample(Rng& rng) const {
   Block block;
   for (std::int64_t i = 1; i <= config_.nodes; ++i) {
-    ghn::Node node;
+    ghn_space::Node node;
     const auto choices = static_cast<std::uint64_t>(i);  // sources 0..i-1
     const int a = static_cast<int>(rng.uniform_int(choices));
     node.inputs.push_back(a);
@@ -388,14 +388,14 @@ Architecture GhnSpace::sample(Rng& rng) const {
       if (b >= a) ++b;
       node.inputs.push_back(b);
     }
-    node.op = static_cast<int>(rng.uniform_int(ghn::kOps));
+    node.op = static_cast<int>(rng.uniform_int(ghn_space::kOps));
     block.nodes.push_back(std::move(node));
   }
   return make(std::move(block));
 }
 
 Architecture GhnSpace::parse(const std::string& text) const {
-  return make(ghn::parse_block(text, config_.nodes));
+  return make(ghn_space::parse_block(text, config_.nodes));
 }
 
 std::vector<std::string> GhnSpace::op_vocabulary() const {
@@ -405,18 +405,19 @@ std::vector<std::string> GhnSpace::op_vocabulary() const {
 ArchStats GhnSpace::stats(const Architecture& arch) const {
   // An architecture that carries only its text (its graph not rebuilt) is counted from it.
   if (boost::num_vertices(arch.graph) == 0 && arch.space == name())
-    return ghn::graph_stats(make(block_of(arch)).graph, config_.input_size);
-  return ghn::graph_stats(arch.graph, config_.input_size);
+    return ghn_space::graph_stats(make(block_of(arch)).graph, config_.input_size);
+  return ghn_space::graph_stats(arch.graph, config_.input_size);
 }
 
 at::Tensor GhnSpace::encode(const Architecture& arch) const {
   const Block block = block_of(arch);
   const std::int64_t n = config_.nodes;
-  at::Tensor out = at::zeros({n, ghn::kOps + n}, at::kFloat);
+  at::Tensor out = at::zeros({n, ghn_space::kOps + n}, at::kFloat);
   auto a = out.accessor<float, 2>();
   for (std::size_t k = 0; k < block.nodes.size(); ++k) {
-    a[static_cast<std::int64_t>(k)][block.nodes[k].op] = 1.0f;
-    for (int j : block.nodes[k].inputs) a[static_cast<std::int64_t>(k)][ghn::kOps + j] = 1.0f;
+    const auto row = static_cast<std::int64_t>(k);
+    a[row][block.nodes[k].op] = 1.0f;
+    for (int j : block.nodes[k].inputs) a[row][ghn_space::kOps + j] = 1.0f;
   }
   return out;
 }

@@ -28,6 +28,9 @@
 /// **String form** (canonical; see block_to_string() and parse_block()):
 /// `n1=conv_3x3<0;n2=sep_conv_5x5<0,1;n3=identity<2;...`: node i's op, then its sources in
 /// ascending order.
+///
+/// The namespace is hypernas::ghn_space (not hypernas::ghn, which the `ghn` surrogate uses), so
+/// the two never clash when one binary compiles both.
 
 #include <cstdint>
 #include <string>
@@ -36,7 +39,7 @@
 #include <hypernas/options.h>
 #include <hypernas/space.h>
 
-namespace hypernas::ghn {
+namespace hypernas::ghn_space {
 
 /// Candidate ops per node.
 inline constexpr int kOps = 8;
@@ -120,7 +123,7 @@ ArchGraph build_graph(const Block& block, const MacroConfig& config);
 /// `input_size` pixels (see GhnSpace::stats() for what is counted).
 ArchStats graph_stats(const ArchGraph& graph, std::int64_t input_size);
 
-}  // namespace hypernas::ghn
+}  // namespace hypernas::ghn_space
 
 namespace hypernas {
 
@@ -138,7 +141,7 @@ class GhnSpace : public SearchSpace {
   /// A random block: node i reads 1 or 2 sources (each with probability 1/2; node 1 has only
   /// node 0 to read), distinct and uniform among {0, ..., i-1}, through a uniformly chosen op.
   Architecture sample(Rng& rng) const override;
-  /// Parses the string form (see ghn::parse_block()) of a block of `nodes` nodes.
+  /// Parses the string form (see ghn_space::parse_block()) of a block of `nodes` nodes.
   Architecture parse(const std::string& text) const override;
   /// The primitive ops the graphs use: input, conv, bn, relu, avg_pool, max_pool, add, gap,
   /// linear.
@@ -155,14 +158,14 @@ class GhnSpace : public SearchSpace {
 
   /// The block of an architecture of this space (parsed from arch.text); throws Error when
   /// arch.space is not "ghn" or the text does not parse.
-  ghn::Block block_of(const Architecture& arch) const;
+  ghn_space::Block block_of(const Architecture& arch) const;
   /// The architecture of `block` (made canonical first); it must have `nodes` nodes.
-  Architecture make(ghn::Block block) const;
+  Architecture make(ghn_space::Block block) const;
   /// The network shape this space builds.
-  const ghn::MacroConfig& config() const { return config_; }
+  const ghn_space::MacroConfig& config() const { return config_; }
 
  private:
-  ghn::MacroConfig config_;
+  ghn_space::MacroConfig config_;
 };
 
 }  // namespace hypernas

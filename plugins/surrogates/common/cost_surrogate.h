@@ -12,24 +12,23 @@ namespace hypernas::plugins {
 /// Which count a CostSurrogate scores by.
 enum class CostMetric { Params = 1, Flops };
 
-/// Scores an architecture by log10 of its parameter count or FLOPs (with `sign` = -1 the
-/// smallest ranks first). The raw count is in Score::extra.
+/// Scores an architecture by log10 of its parameter count or FLOPs (with prefer = "smaller",
+/// the negated value, so the smallest ranks first). The raw count is in Score::extra.
 template <CostMetric Metric>
 class CostSurrogate final : public Surrogate {
  public:
-  /// Parameters: `sign` (+1 larger is better, -1 smaller is better).
+  /// Parameters: `prefer` ("larger" scores larger networks higher, "smaller" the reverse).
   static const ParamTable& params() noexcept {
     static const ParamTable table = [] {
       ParamTable t;
-      t.add_int("sign", 1, "+1: larger scores higher; -1: smaller scores higher", -1, 1);
+      t.add_string("prefer", "larger", "which networks score higher", {"larger", "smaller"});
       return t;
     }();
     return table;
   }
   /// From resolved options.
-  explicit CostSurrogate(const Options& o) : sign_(static_cast<double>(o.get_int("sign"))) {
-    if (sign_ == 0) throw UsageError("option 'sign' must be +1 or -1, got 0");
-  }
+  explicit CostSurrogate(const Options& o)
+      : sign_(o.get_string("prefer") == "larger" ? 1.0 : -1.0) {}
   std::uint32_t capabilities() const override { return 0; }
   void fit(Context&, const FitRequest&) override {}
   std::vector<Score> score(Context&, const ScoreRequest& r) override {

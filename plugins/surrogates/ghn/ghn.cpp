@@ -127,8 +127,10 @@ std::string shape_text(const std::vector<std::int64_t>& s) {
 struct Messages {
   Tensor src, dst;       ///< 1-hop edges.
   Tensor vsrc, vdst, vw; ///< Virtual edges and their weights 1/distance.
+  Tensor xdst, xslot;    ///< Stacked GHN: rows receiving the previous segment's mean (slot).
   bool any = false;      ///< Any 1-hop edge.
   bool vany = false;     ///< Any virtual edge.
+  bool xany = false;     ///< Any previous-segment message.
 };
 
 /// One batched GRU update.
@@ -160,12 +162,17 @@ struct Plan {
 };
 
 struct MessagesBuild {
-  std::vector<std::int64_t> src, dst, vsrc, vdst;
+  std::vector<std::int64_t> src, dst, vsrc, vdst, xdst, xslot;
   std::vector<float> vw;
   Messages finish(const at::Device& d) const {
     Messages m;
     m.any = !src.empty();
     m.vany = !vsrc.empty();
+    m.xany = !xdst.empty();
+    if (m.xany) {
+      m.xdst = index_tensor(xdst, d);
+      m.xslot = index_tensor(xslot, d);
+    }
     if (m.any) {
       m.src = index_tensor(src, d);
       m.dst = index_tensor(dst, d);
@@ -242,6 +249,16 @@ Plan build_plan(const std::vector<const ArchGraph*>& graphs, const Config& cfg,
           brow[v] = static_cast<std::int64_t>(st.backward[l].idx.size());
           st.backward[l].idx.push_back(base + v);
         }
+      // Stacked GHN: the previous segment's mean is a virtual in-neighbour of the entries.
+      if (s > 0) {
+        const std::int64_t slot = static_cast<std::int64_t>(st.prev_count.size()) - 1;
+        for (std::int64_t v : seg.entries) {
+          st.forward[flevel[v]].msg.xdst.push_back(frow[v]);
+          st.forward[flevel[v]].msg.xslot.push_back(slot);
+          st.sync_forward.xdst.push_back(pos[v]);
+          st.sync_forward.xslot.push_back(slot);
+        }
+      }
       // Real edges inside the segment, both directions.
       for (std::int64_t v : seg.nodes) {
         for (auto [it, end] = boost::in_edges(v, *graph); it != end; ++it) {
@@ -514,11 +531,14 @@ struct GhnSurrogate::Impl {
     return at::relu(at::linear(at::relu(at::linear(x, P(w1), P(b1))), P(w2), P(b2)));
   }
 
-  /// Sum of messages into `rows` nodes: 1-hop from `buf`, virtual edges from `vbuf`.
-  Tensor gather(const Messages& m, std::int64_t rows, const Tensor& buf, const Tensor& vbuf) const {
-    Tensor out = at::zeros({rows, cfg.hidden}, buf.options().requires_grad(false));
+  /// Sum of messages into `rows` nodes: 1-hop from `buf`, virtual edges from `vbuf`, the
+  /// previous segment's mean from `prev` (M already applied).
+  Tensor gather(const Messages& m, std::int64_t rows, const Tensor& buf, const Tensor& vbuf,
+                const Tensor& prev) const {
+    Tensor out = at::zeros({rows, cfg.hidden}, at::TensorOptions().dtype(at::kFloat).device(device));
     if (m.any) out.index_add_(0, m.dst, buf.index_select(0, m.src));
     if (m.vany) out.index_add_(0, m.vdst, vbuf.index_select(0, m.vsrc) * m.vw);
+    if (m.xany) out.index_add_(0, m.xdst, prev.index_select(0, m.xslot));
     return out;
   }
 
@@ -532,13 +552,17 @@ struct GhnSurrogate::Impl {
     Tensor buf = at::zeros({plan.total, cfg.hidden}, opts);
     Tensor vbuf = cfg.virtual_edges ? at::zeros({plan.total, cfg.hidden}, opts) : Tensor();
     for (const SegmentStep& st : plan.steps) {
+      Tensor prev;  // M(mean of segment s-1) per graph slot
       if (st.slots > 0) {
-        // Stacked GHN: the mean final embedding of segment s-1 enters segment s's entries.
+        // Stacked GHN: the mean final embedding of segment s-1 is added to the initial
+        // embedding of segment s's entries and sent to them as a message at every forward
+        // pass (a virtual in-neighbour standing for the previous module).
         Tensor sums = at::zeros({st.slots, cfg.hidden}, opts)
                           .index_add_(0, st.prev_slot, H.index_select(0, st.prev_nodes));
         Tensor means = sums / st.prev_count;
         H.index_copy_(0, st.entries,
                       H.index_select(0, st.entries) + means.index_select(0, st.entry_slot));
+        prev = mlp(means, msg_w1, msg_b1, msg_w2, msg_b2);
       }
       for (std::int64_t t = 0; t < cfg.steps; ++t) {
         if (cfg.propagation == Propagation::Synchronous) {
@@ -546,13 +570,13 @@ struct GhnSurrogate::Impl {
             Tensor hs = H.index_select(0, st.nodes);
             Tensor ms = m->any ? mlp(hs, msg_w1, msg_b1, msg_w2, msg_b2) : Tensor();
             Tensor vs = m->vany ? mlp(hs, ve_w1, ve_b1, ve_w2, ve_b2) : Tensor();
-            H.index_copy_(0, st.nodes, gru(gather(*m, st.count, ms, vs), hs));
+            H.index_copy_(0, st.nodes, gru(gather(*m, st.count, ms, vs, prev), hs));
           }
           continue;
         }
         for (const std::vector<Group>* pass : {&st.forward, &st.backward}) {
           for (const Group& g : *pass) {
-            Tensor h = gru(gather(g.msg, g.size, buf, vbuf), H.index_select(0, g.idx));
+            Tensor h = gru(gather(g.msg, g.size, buf, vbuf, prev), H.index_select(0, g.idx));
             H.index_copy_(0, g.idx, h);
             if (g.feeds) {
               buf.index_copy_(0, g.idx, mlp(h, msg_w1, msg_b1, msg_w2, msg_b2));

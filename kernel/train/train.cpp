@@ -1,0 +1,304 @@
+#include "kernel/train/train.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include <ATen/ATen.h>
+
+#include <hypernas/error.h>
+
+namespace hypernas::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+/// Accuracy of `forward` (images -> logits of every exit) on `split`.
+template <typename Forward>
+double accuracy_of(Forward&& forward, const Dataset& data, Split split, std::int64_t batch_size,
+                   std::int64_t limit, c10::Device device) {
+  HYPERNAS_CHECK(batch_size >= 1, "evaluate: batch size must be >= 1, got ", batch_size);
+  HYPERNAS_CHECK(limit >= 0, "evaluate: image limit must be >= 0, got ", limit);
+  HYPERNAS_CHECK(data.size(split) > 0, "evaluate: dataset '", data.name(), "' has no ",
+                 split_name(split), " images");
+  at::NoGradGuard no_grad;
+  BatchOptions bo;
+  bo.batch_size = batch_size;
+  bo.limit = limit;
+  Rng unused(0);  // no shuffle, no augmentation: nothing is drawn
+  auto stream = data.batches(split, bo, unused);
+  at::Tensor correct;
+  std::int64_t seen = 0;
+  while (auto batch = stream->next()) {
+    at::Tensor images = batch->images;
+    if (images.device() != device) images = images.to(device);
+    const std::vector<at::Tensor> logits = forward(images);
+    HYPERNAS_CHECK(!logits.empty(), "evaluate: the executor returned no output");
+    at::Tensor hits = logits.back().argmax(1).eq(batch->labels.to(logits.back().device())).sum();
+    correct = correct.defined() ? correct + hits : hits;
+    seen += batch->labels.size(0);
+  }
+  HYPERNAS_CHECK(seen > 0, "evaluate: no ", split_name(split), " images were read from '",
+                 data.name(), "'");
+  return correct.item<double>() / static_cast<double>(seen);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const ParamTable& TrainOptions::params() noexcept {
+  static const ParamTable table = [] {
+    const TrainOptions d;
+    ParamTable t;
+    t.add_int("epochs", d.epochs, "passes over the train split", 1);
+    t.add_int("batch", d.batch, "images per step", 1);
+    t.add_real("lr", d.lr, "initial learning rate", 0.0);
+    t.add_real("momentum", d.momentum, "SGD momentum (0: none)", 0.0, 1.0);
+    t.add_bool("nesterov", d.nesterov, "Nesterov momentum");
+    t.add_real("weight_decay", d.weight_decay, "L2 penalty on every parameter", 0.0);
+    t.add_real("label_smoothing", d.label_smoothing, "label smoothing epsilon", 0.0, 0.999);
+    t.add_string("schedule", d.schedule, "learning-rate schedule, stepped every batch",
+                 {"cosine", "constant"});
+    t.add_int("eval_batch", d.eval_batch, "evaluation batch size (batch-statistics BN)", 1);
+    t.add_int("max_steps", d.max_steps, "stop after this many steps in all (0: no limit)", 0);
+    t.add_bool("augment", d.augment, "apply the dataset's training augmentation");
+    t.add_real("grad_clip", d.grad_clip, "clip the global gradient norm to this (0: off)", 0.0);
+    t.add_int("valid_images", d.valid_images,
+              "validation images evaluated after each epoch (0: the whole split)", 0);
+    t.add_int("test_images", d.test_images, "test images for the final accuracy (0: all)", 0);
+    return t;
+  }();
+  return table;
+}
+
+TrainOptions TrainOptions::from_options(const Options& given) {
+  const Options o = params().resolve(given, "train");
+  TrainOptions t;
+  t.epochs = o.get_int("epochs");
+  t.batch = o.get_int("batch");
+  t.lr = o.get_real("lr");
+  t.momentum = o.get_real("momentum");
+  t.nesterov = o.get_bool("nesterov");
+  t.weight_decay = o.get_real("weight_decay");
+  t.label_smoothing = o.get_real("label_smoothing");
+  t.schedule = o.get_string("schedule");
+  t.eval_batch = o.get_int("eval_batch");
+  t.max_steps = o.get_int("max_steps");
+  t.augment = o.get_bool("augment");
+  t.grad_clip = o.get_real("grad_clip");
+  t.valid_images = o.get_int("valid_images");
+  t.test_images = o.get_int("test_images");
+  return t;
+}
+
+Options TrainOptions::to_options() const {
+  Options o;
+  o.set("epochs", epochs)
+      .set("batch", batch)
+      .set("lr", lr)
+      .set("momentum", momentum)
+      .set("nesterov", nesterov)
+      .set("weight_decay", weight_decay)
+      .set("label_smoothing", label_smoothing)
+      .set("schedule", schedule)
+      .set("eval_batch", eval_batch)
+      .set("max_steps", max_steps)
+      .set("augment", augment)
+      .set("grad_clip", grad_clip)
+      .set("valid_images", valid_images)
+      .set("test_images", test_images);
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loss, clipping, optimiser
+
+at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels, double smoothing) {
+  HYPERNAS_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0),
+                 "cross_entropy: expected logits [N, K] and labels [N], got ",
+                 logits.sizes(), " and ", labels.sizes());
+  const at::Tensor logp = at::log_softmax(logits, 1);
+  at::Tensor loss = -logp.gather(1, labels.unsqueeze(1)).squeeze(1);
+  if (smoothing > 0) loss = loss * (1.0 - smoothing) - logp.mean(1) * smoothing;
+  return loss.mean();
+}
+
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+  std::vector<at::Tensor> norms;
+  norms.reserve(params.size());
+  for (const auto& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().detach().norm().reshape({1}));
+  if (norms.empty()) return {};
+  at::NoGradGuard no_grad;
+  const at::Tensor total = at::cat(norms).norm();
+  if (max_norm > 0) {
+    const at::Tensor coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+    for (const auto& p : params)
+      if (p.grad().defined()) p.mutable_grad().mul_(coef);
+  }
+  return total;
+}
+
+Sgd::Sgd(std::vector<at::Tensor> params, const Config& config)
+    : params_(std::move(params)), momentum_(params_.size()), config_(config) {
+  HYPERNAS_CHECK(config.momentum > 0 || !config.nesterov,
+                 "SGD: Nesterov momentum needs momentum > 0, got ", config.momentum);
+}
+
+void Sgd::step() {
+  at::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor& p = params_[i];
+    if (!p.grad().defined()) continue;
+    at::Tensor d = p.grad();
+    if (config_.weight_decay != 0) d = d.add(p, config_.weight_decay);
+    if (config_.momentum != 0) {
+      at::Tensor& buf = momentum_[i];
+      if (!buf.defined()) buf = d.clone();
+      else buf.mul_(config_.momentum).add_(d);
+      d = config_.nesterov ? d.add(buf, config_.momentum) : buf;
+    }
+    p.add_(d, -config_.lr);
+  }
+}
+
+void Sgd::zero_grad() {
+  for (auto& p : params_)
+    if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation and training
+
+double evaluate(const Executor& exec, const Architecture& arch, const WeightMap& weights,
+                const Dataset& data, Split split, std::int64_t batch_size, std::int64_t limit) {
+  c10::Device device = weights.empty() ? c10::Device(c10::kCPU) : weights.begin()->second.device();
+  if (const auto* graph_exec = dynamic_cast<const exec::GraphExecutor*>(&exec)) {
+    const auto plan = graph_exec->compile(arch);
+    return accuracy_of([&](const at::Tensor& x) { return graph_exec->forward(*plan, weights, x); },
+                       data, split, batch_size, limit, device);
+  }
+  return accuracy_of([&](const at::Tensor& x) { return exec.forward(arch, weights, x); }, data,
+                     split, batch_size, limit, device);
+}
+
+TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
+                  const TrainOptions& o, const exec::GraphExecutor& exec) {
+  // Check the options here too: callers may fill the struct by hand.
+  TrainOptions::from_options(o.to_options());
+  const auto start = Clock::now();
+  const c10::Device device = ctx.device();
+  const std::int64_t n_train = data.size(Split::Train);
+  HYPERNAS_CHECK(n_train > 0, "train: dataset '", data.name(), "' has no training images");
+
+  TrainResult result;
+  TrainingRecord& rec = result.record;
+  rec.arch_hash = ctx.store().record_architecture(arch);
+  rec.recipe = o.recipe();
+
+  const auto plan = exec.compile(arch);
+  Rng rng = ctx.rng().fork(0x747261696eull);  // "train"
+  result.weights = exec::GraphExecutor::init_weights(*plan, rng.next_u64(), device);
+  std::vector<at::Tensor> params;
+  params.reserve(result.weights.size());
+  for (const auto& p : exec::GraphExecutor::parameters(*plan))
+    params.push_back(result.weights.at(p.name));
+  Sgd sgd(params, Sgd::Config{o.lr, o.momentum, o.weight_decay, o.nesterov});
+
+  // A full batch every step when the split allows it (batch-statistics BN dislikes tiny ones).
+  const bool drop_last = n_train >= o.batch;
+  const std::int64_t per_epoch = drop_last ? n_train / o.batch : 1;
+  std::int64_t total = o.epochs * per_epoch;
+  if (o.max_steps > 0) total = std::min(total, o.max_steps);
+  const std::int64_t epochs = (total + per_epoch - 1) / per_epoch;
+  const bool has_valid = data.size(Split::Valid) > 0;
+  if (!has_valid)
+    ctx.log().info(cat("dataset '", data.name(),
+                       "' has no validation split: no validation accuracy per epoch"));
+
+  auto progress = ctx.progress(cat("train ", arch.text), total);
+  const double pi = std::acos(-1.0);
+  std::int64_t step = 0;
+  for (std::int64_t epoch = 1; epoch <= epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    BatchOptions bo;
+    bo.batch_size = o.batch;
+    bo.shuffle = true;
+    bo.augment = o.augment;
+    bo.drop_last = drop_last;
+    auto stream = data.batches(Split::Train, bo, rng);
+    double loss_sum = 0;
+    std::int64_t in_epoch = 0;
+    while (step < total) {
+      ctx.check_cancelled();
+      auto batch = stream->next();
+      if (!batch) break;
+      const double lr = o.schedule == "cosine"
+                            ? o.lr * 0.5 * (1.0 + std::cos(pi * static_cast<double>(step) /
+                                                           static_cast<double>(total)))
+                            : o.lr;
+      sgd.set_lr(lr);
+      at::Tensor images = batch->images;
+      at::Tensor labels = batch->labels;
+      if (images.device() != device) images = images.to(device);
+      if (labels.device() != device) labels = labels.to(device);
+
+      const std::vector<at::Tensor> logits = exec.forward(*plan, result.weights, images);
+      at::Tensor loss = cross_entropy(logits.back(), labels, o.label_smoothing);
+      for (std::size_t e = 0; e + 1 < logits.size(); ++e)
+        loss = loss + cross_entropy(logits[e], labels, o.label_smoothing);
+      if (logits.size() > 1) loss = loss / static_cast<double>(logits.size());
+      const double value = loss.item<double>();
+      ++in_epoch;
+      if (!std::isfinite(value))
+        throw Error(cat("training diverged: loss is ", std::isnan(value) ? "NaN" : "inf",
+                        " at epoch ", epoch, " step ", in_epoch, " (lr ", lr,
+                        ") of architecture '", arch.text,
+                        "'; try a lower lr or a smaller grad_clip"));
+      loss.backward();
+      if (o.grad_clip > 0) clip_grad_norm(params, o.grad_clip);
+      sgd.step();
+      sgd.zero_grad();
+      loss_sum += value;
+      ++step;
+      result.images += labels.size(0);
+      progress->advance(1, cat("epoch ", epoch, "/", epochs, " loss ", value));
+    }
+    result.train_seconds += seconds_since(epoch_start);
+    HYPERNAS_CHECK(in_epoch > 0, "train: epoch ", epoch, " read no batch from dataset '",
+                   data.name(), "'");
+    rec.train_loss.push_back(loss_sum / static_cast<double>(in_epoch));
+    std::string line = cat("epoch ", epoch, "/", epochs, ": train loss ", rec.train_loss.back());
+    if (has_valid) {
+      rec.valid_accuracy.push_back(accuracy_of(
+          [&](const at::Tensor& x) { return exec.forward(*plan, result.weights, x); }, data,
+          Split::Valid, o.eval_batch, o.valid_images, device));
+      line += cat(", valid accuracy ", rec.valid_accuracy.back());
+    }
+    ctx.log().info(line + cat(", lr ", sgd.lr()));
+  }
+  progress->finish();
+  result.steps = step;
+
+  rec.test_accuracy =
+      data.size(Split::Test) > 0
+          ? accuracy_of([&](const at::Tensor& x) { return exec.forward(*plan, result.weights, x); },
+                        data, Split::Test, o.eval_batch, o.test_images, device)
+          : std::numeric_limits<double>::quiet_NaN();
+  rec.seconds = seconds_since(start);
+  ctx.log().info(cat("trained '", arch.text, "' in ", step, " steps, ", rec.seconds,
+                     " s: test accuracy ", rec.test_accuracy));
+  ctx.store().record_training(rec);
+  return result;
+}
+
+}  // namespace hypernas::train
