@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -114,6 +115,23 @@ double time_of(F&& f) {
   const auto t = std::chrono::steady_clock::now();
   f();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+/// CPU seconds the calling thread has used so far. With one LibTorch thread every op runs on
+/// the calling thread, so differences of this clock measure the work of a step whatever else
+/// the machine runs.
+inline double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+/// Thread CPU seconds taken by `f`.
+template <typename F>
+double cpu_time_of(F&& f) {
+  const double t = thread_cpu_seconds();
+  f();
+  return thread_cpu_seconds() - t;
 }
 
 /// The median of `v` (copied).

@@ -262,6 +262,15 @@ std::vector<at::Tensor> GraphExecutor::forward(const Plan& plan, const WeightMap
     w[i] = &it->second;
   }
 
+  bool channels_last = false;
+  switch (options_.layout) {
+    case Layout::Auto: channels_last = images.device().is_cpu() && at::hasMKLDNN(); break;
+    case Layout::Contiguous: break;
+    case Layout::ChannelsLast: channels_last = true; break;
+  }
+  const at::MemoryFormat format =
+      channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+
   const std::int64_t batch = images.size(0);
   const std::int64_t height = images.size(2);
   const std::int64_t width = images.size(3);
@@ -280,7 +289,7 @@ std::vector<at::Tensor> GraphExecutor::forward(const Plan& plan, const WeightMap
       if (s.c_out > 0 && images.size(1) != s.c_out)
         throw fail(cat("expects images of ", s.c_out, " channels, got ",
                        shape_text(images.sizes())));
-      x = images;
+      x = images.contiguous(format);
     } else if (s.op == OpKind::Concat) {
       parts.clear();
       for (std::int32_t k = s.in_begin; k < s.in_end; ++k)
@@ -289,7 +298,7 @@ std::vector<at::Tensor> GraphExecutor::forward(const Plan& plan, const WeightMap
     } else if (s.in_begin == s.in_end) {
       const std::int64_t step = std::int64_t{1} << s.scale;
       x = at::zeros({batch, s.c_out, (height + step - 1) / step, (width + step - 1) / step},
-                    images.options());
+                    images.options().memory_format(format));
     } else {
       x = value[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(s.in_begin)])];
       for (std::int32_t k = s.in_begin + 1; k < s.in_end; ++k) {

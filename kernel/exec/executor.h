@@ -19,6 +19,8 @@
 /// - `gap`: mean over H and W, [N, C]; `linear` flattens a 4-D input;
 /// - outputs: the logits of every `linear` node with exit >= 0, ordered by exit index; a graph
 ///   without exits returns the output of its last vertex.
+/// The activations run in the layout ExecutorOptions::layout picks (see Layout); weights may be
+/// in any layout.
 
 #include <cstdint>
 #include <memory>
@@ -33,6 +35,20 @@
 
 namespace hypernas::exec {
 
+/// Memory layout of the activations (4-D tensors) while a network runs.
+enum class Layout {
+  /// Channels-last on the CPU when LibTorch has oneDNN (its convolutions are several times
+  /// faster in that layout there), contiguous (NCHW) elsewhere.
+  Auto = 0,
+  Contiguous,    ///< NCHW, whatever the device.
+  ChannelsLast,  ///< NHWC strides, whatever the device.
+};
+
+/// How the executor runs networks. The results agree across layouts up to float rounding.
+struct ExecutorOptions {
+  Layout layout = Layout::Auto;  ///< Activation layout.
+};
+
 /// A compiled architecture: the steps the executor runs and the parameters it needs.
 /// Opaque; immutable once built, so one plan may be run by several threads at once.
 struct Plan;
@@ -40,7 +56,10 @@ struct Plan;
 /// The kernel's executor (see the file comment for the conventions it implements).
 class GraphExecutor final : public Executor {
  public:
-  GraphExecutor() = default;
+  /// An executor with `options`.
+  explicit GraphExecutor(ExecutorOptions options = {}) : options_(options) {}
+  /// The options it was made with.
+  const ExecutorOptions& options() const { return options_; }
 
   /// The parameters of `arch`, in vertex order: conv `<name>.weight` [c_out, c_in/groups,
   /// k, k]; bn `<name>.weight`, `<name>.bias` [c_out]; linear `<name>.weight` [c_out, c_in],
@@ -74,6 +93,9 @@ class GraphExecutor final : public Executor {
 
   /// init_weights() for a compiled plan.
   static WeightMap init_weights(const Plan& plan, std::uint64_t seed, c10::Device device);
+
+ private:
+  ExecutorOptions options_;
 };
 
 }  // namespace hypernas::exec

@@ -1,4 +1,5 @@
 // The `nas` functions that concern the run itself: arguments, logging, files, the store.
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -165,7 +166,7 @@ HYPERNAS_LUA_FN(l_write_file) {
 
 /// nas.evaluations([surrogate]): every evaluation recorded in this experiment, in the order
 /// recorded (a re-recorded one moves to the end):
-/// {{arch=, hash=, surrogate=, score=, seconds=}, ...}
+/// {{arch=, hash=, surrogate=, score=, seconds=, <extra values such as params, flops>}, ...}
 HYPERNAS_LUA_FN(l_evaluations) {
   const std::string filter = luaL_optstring(L, 1, "");
   auto rows = require_store(L).evaluations(filter);
@@ -183,6 +184,14 @@ HYPERNAS_LUA_FN(l_evaluations) {
     lua_setfield(L, -2, "score");
     lua_pushnumber(L, r.seconds);
     lua_setfield(L, -2, "seconds");
+    for (const auto& [k, v] : r.extra) {  // side values (params, flops, loss, ...)
+      lua_getfield(L, -1, k.c_str());
+      const bool taken = !lua_isnil(L, -1);
+      lua_pop(L, 1);
+      if (taken) continue;
+      lua_pushnumber(L, v);
+      lua_setfield(L, -2, k.c_str());
+    }
     lua_rawseti(L, -2, ++i);
   }
   return 1;
@@ -243,6 +252,13 @@ HYPERNAS_LUA_FN(l_preset) {
   return 1;
 }
 
+/// nas.clock(): seconds on a monotonic clock (differences time a step of a script).
+HYPERNAS_LUA_FN(l_clock) {
+  lua_pushnumber(L, std::chrono::duration<double>(
+                        std::chrono::steady_clock::now().time_since_epoch()).count());
+  return 1;
+}
+
 /// nas.cancelled(): true once Ctrl-C was pressed or the time limit passed.
 HYPERNAS_LUA_FN(l_cancelled) {
   lua_pushboolean(L, core::cancelled());
@@ -261,6 +277,7 @@ void bind_core(lua_State* L) {
                           {"evaluations", l_evaluations},
                           {"cancelled", l_cancelled},
                           {"preset", l_preset},
+                          {"clock", l_clock},
                           {nullptr, nullptr}};
   luaL_setfuncs(L, fns, 0);
   lua_pushstring(L, HYPERNAS_VERSION);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <hypernas/error.h>
 
@@ -28,7 +29,7 @@ double accuracy_of(Forward&& forward, const Dataset& data, Split split, std::int
   HYPERNAS_CHECK(limit >= 0, "evaluate: image limit must be >= 0, got ", limit);
   HYPERNAS_CHECK(data.size(split) > 0, "evaluate: dataset '", data.name(), "' has no ",
                  split_name(split), " images");
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   BatchOptions bo;
   bo.batch_size = batch_size;
   bo.limit = limit;
@@ -138,7 +139,7 @@ at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm
   for (const auto& p : params)
     if (p.grad().defined()) norms.push_back(p.grad().detach().norm().reshape({1}));
   if (norms.empty()) return {};
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor total = at::cat(norms).norm();
   if (max_norm > 0) {
     const at::Tensor coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
@@ -155,7 +156,7 @@ Sgd::Sgd(std::vector<at::Tensor> params, const Config& config)
 }
 
 void Sgd::step() {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     at::Tensor& p = params_[i];
     if (!p.grad().defined()) continue;

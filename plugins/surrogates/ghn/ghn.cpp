@@ -348,6 +348,62 @@ Plan build_plan(const std::vector<const ArchGraph*>& graphs, const Config& cfg,
 }
 
 // ---------------------------------------------------------------------------------------------
+// Message MLP and GRU cell with few autograd nodes per call (the propagation makes about a
+// thousand calls per architecture, so per-op overhead is most of its cost)
+
+/// Two linear layers, ReLU after each (ppuda's `MLP`), with pre-transposed weights.
+struct Mlp {
+  Tensor w1t, b1, w2t, b2;
+  static Mlp make(const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
+    return {w1.t(), b1, w2.t(), b2};
+  }
+  Tensor operator()(const Tensor& x) const {
+    return at::relu(at::addmm(b2, at::relu(at::addmm(b1, x, w1t)), w2t));
+  }
+};
+
+}  // namespace
+
+namespace ghn {
+
+/// The GRU cell, as torch.nn.GRUCell (gates r, z, n; h' = (1 - z) n + z h), with the input
+/// and hidden matrices fused into one [2H, 4H] matrix: columns r and z read [m, h], column
+/// i_n reads m, column h_n reads h (see gru_update()).
+struct Gru {
+  Tensor wt, b;  ///< [2H, 4H] and [4H]
+  std::int64_t h = 0;
+  static Gru make(const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh) {
+    const std::int64_t h = w_hh.size(1);
+    const Tensor zero = at::zeros({h, h}, w_ih.options().requires_grad(false));
+    const Tensor w = at::cat({at::cat({w_ih.narrow(0, 0, 2 * h), w_hh.narrow(0, 0, 2 * h)}, 1),
+                              at::cat({w_ih.narrow(0, 2 * h, h), zero}, 1),
+                              at::cat({zero, w_hh.narrow(0, 2 * h, h)}, 1)},
+                             0);
+    const Tensor b = at::cat({b_ih.narrow(0, 0, 2 * h) + b_hh.narrow(0, 0, 2 * h),
+                              b_ih.narrow(0, 2 * h, h), b_hh.narrow(0, 2 * h, h)});
+    return {w.t(), b, h};
+  }
+  Tensor operator()(const Tensor& m, const Tensor& hx) const {
+    const Tensor g = at::addmm(b, at::cat({m, hx}, 1), wt);  // [n, 4H]: r z | i_n | h_n
+    const Tensor rz = at::sigmoid(g.narrow(1, 0, 2 * h));
+    const Tensor n = at::tanh(at::addcmul(g.narrow(1, 2 * h, h), rz.narrow(1, 0, h),
+                                          g.narrow(1, 3 * h, h)));
+    return at::lerp(n, hx, rz.narrow(1, h, h));  // n + z (h - n)
+  }
+};
+
+at::Tensor gru_update(const at::Tensor& m, const at::Tensor& h, const at::Tensor& w_ih,
+                      const at::Tensor& w_hh, const at::Tensor& b_ih, const at::Tensor& b_hh) {
+  return Gru::make(w_ih, w_hh, b_ih, b_hh)(m, h);
+}
+
+}  // namespace ghn
+
+namespace {
+
+using ghn::Gru;
+
+// ---------------------------------------------------------------------------------------------
 // The state blob
 
 constexpr char kMagic[8] = {'H', 'N', 'A', 'S', '.', 'G', 'H', 'N'};
@@ -465,8 +521,8 @@ struct GhnSurrogate::Impl {
   std::int64_t adam_step = 0;
   std::vector<double> curve;
 
-  /// H's output indices of each parameter slot and shape, on `device`.
-  std::map<std::pair<int, std::vector<std::int64_t>>, std::pair<Tensor, std::int64_t>> index_cache;
+  /// H's output indices of each parameter slot and shape.
+  std::map<std::pair<int, std::vector<std::int64_t>>, std::vector<std::int64_t>> index_cache;
 
   explicit Impl(const Options& o) : options(o), cfg(o) {
     HYPERNAS_CHECK(cfg.hidden >= static_cast<std::int64_t>(ghn::node_types().size()),
@@ -521,14 +577,24 @@ struct GhnSurrogate::Impl {
     for (auto* moments : {&adam_m, &adam_v})
       for (Tensor& t : *moments)
         if (t.defined()) t = t.to(d);
-    index_cache.clear();
     device = d;
   }
 
   // ----- propagation ---------------------------------------------------------------------
 
-  Tensor mlp(const Tensor& x, int w1, int b1, int w2, int b2) const {
-    return at::relu(at::linear(at::relu(at::linear(x, P(w1), P(b1))), P(w2), P(b2)));
+  /// The propagation weights in the layout the step functions use, made once per propagate()
+  /// call (gradients flow back to the parameters through these few ops).
+  struct Prepared {
+    Mlp msg, ve;   ///< M, and M for virtual edges.
+    Gru gru;       ///< U.
+  };
+
+  Prepared prepare() const {
+    Prepared w;
+    w.msg = Mlp::make(P(msg_w1), P(msg_b1), P(msg_w2), P(msg_b2));
+    if (cfg.virtual_edges) w.ve = Mlp::make(P(ve_w1), P(ve_b1), P(ve_w2), P(ve_b2));
+    w.gru = Gru::make(P(gru_w_ih), P(gru_w_hh), P(gru_b_ih), P(gru_b_hh));
+    return w;
   }
 
   /// Sum of messages into `rows` nodes: 1-hop from `buf`, virtual edges from `vbuf`, the
@@ -542,13 +608,10 @@ struct GhnSurrogate::Impl {
     return out;
   }
 
-  Tensor gru(const Tensor& m, const Tensor& h) const {
-    return at::gru_cell(m, h, P(gru_w_ih), P(gru_w_hh), P(gru_b_ih), P(gru_b_hh));
-  }
-
   Tensor propagate(const Plan& plan) const {
     Tensor H = plan.init.clone();
     const auto opts = H.options();
+    const Prepared w = prepare();
     Tensor buf = at::zeros({plan.total, cfg.hidden}, opts);
     Tensor vbuf = cfg.virtual_edges ? at::zeros({plan.total, cfg.hidden}, opts) : Tensor();
     for (const SegmentStep& st : plan.steps) {
@@ -562,25 +625,25 @@ struct GhnSurrogate::Impl {
         Tensor means = sums / st.prev_count;
         H.index_copy_(0, st.entries,
                       H.index_select(0, st.entries) + means.index_select(0, st.entry_slot));
-        prev = mlp(means, msg_w1, msg_b1, msg_w2, msg_b2);
+        prev = w.msg(means);
       }
       for (std::int64_t t = 0; t < cfg.steps; ++t) {
         if (cfg.propagation == Propagation::Synchronous) {
           for (const Messages* m : {&st.sync_forward, &st.sync_backward}) {
             Tensor hs = H.index_select(0, st.nodes);
-            Tensor ms = m->any ? mlp(hs, msg_w1, msg_b1, msg_w2, msg_b2) : Tensor();
-            Tensor vs = m->vany ? mlp(hs, ve_w1, ve_b1, ve_w2, ve_b2) : Tensor();
-            H.index_copy_(0, st.nodes, gru(gather(*m, st.count, ms, vs, prev), hs));
+            Tensor ms = m->any ? w.msg(hs) : Tensor();
+            Tensor vs = m->vany ? w.ve(hs) : Tensor();
+            H.index_copy_(0, st.nodes, w.gru(gather(*m, st.count, ms, vs, prev), hs));
           }
           continue;
         }
         for (const std::vector<Group>* pass : {&st.forward, &st.backward}) {
           for (const Group& g : *pass) {
-            Tensor h = gru(gather(g.msg, g.size, buf, vbuf, prev), H.index_select(0, g.idx));
+            Tensor h = w.gru(gather(g.msg, g.size, buf, vbuf, prev), H.index_select(0, g.idx));
             H.index_copy_(0, g.idx, h);
             if (g.feeds) {
-              buf.index_copy_(0, g.idx, mlp(h, msg_w1, msg_b1, msg_w2, msg_b2));
-              if (cfg.virtual_edges) vbuf.index_copy_(0, g.idx, mlp(h, ve_w1, ve_b1, ve_w2, ve_b2));
+              buf.index_copy_(0, g.idx, w.msg(h));
+              if (cfg.virtual_edges) vbuf.index_copy_(0, g.idx, w.ve(h));
             }
           }
         }
@@ -606,8 +669,8 @@ struct GhnSurrogate::Impl {
   }
 
   /// Indices of H's outputs forming a parameter of `shape` in `slot` (sliced, or tiled where
-  /// the target is larger), and the first index when they are one contiguous range (else -1).
-  const std::pair<Tensor, std::int64_t>& output_index(int slot, const std::vector<std::int64_t>& shape) {
+  /// the target is larger), in the parameter's row-major order.
+  const std::vector<std::int64_t>& output_index(int slot, const std::vector<std::int64_t>& shape) {
     auto key = std::make_pair(slot, shape);
     auto it = index_cache.find(key);
     if (it != index_cache.end()) return it->second;
@@ -626,10 +689,7 @@ struct GhnSurrogate::Impl {
       for (std::int64_t c = 0; c < shape[0]; ++c)
         idx.push_back(cfg.block4() + (slot - 1) * C + (c % C));
     }
-    std::int64_t start = idx.empty() ? -1 : idx[0];
-    for (std::size_t k = 0; k < idx.size() && start >= 0; ++k)
-      if (idx[k] != idx[0] + static_cast<std::int64_t>(k)) start = -1;
-    return index_cache.emplace(key, std::make_pair(index_tensor(idx, device), start)).first->second;
+    return index_cache.emplace(key, std::move(idx)).first->second;
   }
 
   /// GHN-2's normalisation of predicted parameters (ppuda `_normalize`): fan-in scaling of
@@ -688,19 +748,30 @@ struct GhnSurrogate::Impl {
     if (pnodes.empty()) return out;
     const Tensor hidden =
         at::relu(at::linear(H.index_select(0, index_tensor(pnodes, device)), P(hyp_w1), P(hyp_b1)));
+    // The rows of H's last layer every group needs, fetched in one gather (its backward is
+    // one scatter-add; index_select's would add row by row, once per group).
+    std::vector<std::int64_t> all, sizes;
+    for (const auto& [key, targets] : groups) {
+      const std::vector<std::int64_t>& idx = output_index(key.first, key.second);
+      all.insert(all.end(), idx.begin(), idx.end());
+      sizes.push_back(static_cast<std::int64_t>(idx.size()));
+    }
+    const Tensor rows_all = index_tensor(all, device);
+    const std::vector<Tensor> w2 =
+        at::gather(P(hyp_w2), 0, rows_all.unsqueeze(1).expand({rows_all.size(0), cfg.hyper_hidden}))
+            .split_with_sizes(sizes);
+    const std::vector<Tensor> b2 = at::gather(P(hyp_b2), 0, rows_all).split_with_sizes(sizes);
+    std::size_t gi = 0;
     for (const auto& [key, targets] : groups) {
       const auto& [slot, shape] = key;
-      const auto& [idx, start] = output_index(slot, shape);
-      const std::int64_t numel = idx.size(0);
-      Tensor w2 = start >= 0 ? P(hyp_w2).narrow(0, start, numel) : P(hyp_w2).index_select(0, idx);
-      Tensor b2 = start >= 0 ? P(hyp_b2).narrow(0, start, numel) : P(hyp_b2).index_select(0, idx);
       std::vector<std::int64_t> rows;
       for (const Target& t : targets) rows.push_back(t.row);
       Tensor x = rows.size() == pnodes.size() && std::is_sorted(rows.begin(), rows.end()) &&
                          rows.front() == 0
                      ? hidden
                      : hidden.index_select(0, index_tensor(rows, device));
-      Tensor w = at::linear(x, w2, b2);
+      Tensor w = at::linear(x, w2[gi], b2[gi]);
+      ++gi;
       if (cfg.fan_in_norm) w = normalize(w, slot, shape);
       std::vector<std::int64_t> full = {static_cast<std::int64_t>(targets.size())};
       full.insert(full.end(), shape.begin(), shape.end());

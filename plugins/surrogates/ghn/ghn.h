@@ -131,6 +131,12 @@ std::vector<VirtualEdge> virtual_edges(const ArchGraph& graph, const Segment& se
                                        std::int64_t max_distance);
 /// @}
 
+/// One GRU update h' = GRUCell(m, h) with torch.nn.GRUCell's parameter layout (w_ih [3H, H],
+/// w_hh [3H, H], gates r, z, n), computed as the surrogate computes it (one fused matrix
+/// product); equal to at::gru_cell to rounding. For tests.
+at::Tensor gru_update(const at::Tensor& m, const at::Tensor& h, const at::Tensor& w_ih,
+                      const at::Tensor& w_hh, const at::Tensor& b_ih, const at::Tensor& b_hh);
+
 }  // namespace hypernas::ghn
 
 namespace hypernas {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <hypernas/surrogate.h>
@@ -199,7 +200,7 @@ class SgdSurrogate final : public Surrogate {
 
   /// One torch.optim.SGD step (dampening 0) after clipping the global gradient norm.
   void update(std::vector<at::Tensor>& params, std::vector<at::Tensor>& momentum) const {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     if (grad_clip_ > 0) {
       std::vector<at::Tensor> norms;
       for (const auto& p : params)
@@ -230,7 +231,7 @@ class SgdSurrogate final : public Surrogate {
                                                   const WeightMap& weights, const Dataset& data,
                                                   std::int64_t batch_size, std::int64_t limit,
                                                   c10::Device device) {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     BatchOptions bo;
     bo.batch_size = batch_size;
     bo.limit = limit;

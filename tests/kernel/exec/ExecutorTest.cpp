@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -129,12 +130,14 @@ TEST(Executor, ParametersOfNb201InVertexOrderWithShapes) {
 // ---------------------------------------------------------------------------------------------
 // Equality with torch::nn
 
-class Nb201VsTorchNn : public ::testing::TestWithParam<std::string> {};
+class Nb201VsTorchNn
+    : public ::testing::TestWithParam<std::tuple<std::string, hypernas::exec::Layout>> {};
 
 TEST_P(Nb201VsTorchNn, SameLogitsAndGradients) {
+  const std::string text = std::get<0>(GetParam());
   const auto m = small_config(/*n=*/2, /*c=*/4, /*in=*/3, /*size=*/8);
-  const Architecture a = nb201_arch(GetParam(), m);
-  GraphExecutor exec;
+  const Architecture a = nb201_arch(text, m);
+  GraphExecutor exec(hypernas::exec::ExecutorOptions{std::get<1>(GetParam())});
   WeightMap w = exec.init_weights(a, 7, torch::kCPU);
   // Non-trivial BN affine parameters, so that mixing weight and bias up would show.
   {
@@ -144,7 +147,7 @@ TEST_P(Nb201VsTorchNn, SameLogitsAndGradients) {
       if (name.find(".bn.") != std::string::npos || name.rfind("head.bn", 0) == 0)
         t.add_(at::randn(t.sizes(), gen) * 0.1);
   }
-  hypernas::test::Nb201Reference ref(nb201::parse_cell(GetParam()), m);
+  hypernas::test::Nb201Reference ref(nb201::parse_cell(text), m);
   ref.train();
   ref.load(w);
 
@@ -170,7 +173,30 @@ TEST_P(Nb201VsTorchNn, SameLogitsAndGradients) {
   EXPECT_GT(with_grad, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Cells, Nb201VsTorchNn, ::testing::Values(kExample, kSparse, kAllNone));
+INSTANTIATE_TEST_SUITE_P(
+    Cells, Nb201VsTorchNn,
+    ::testing::Combine(::testing::Values(kExample, kSparse, kAllNone),
+                       ::testing::Values(hypernas::exec::Layout::Contiguous,
+                                         hypernas::exec::Layout::ChannelsLast,
+                                         hypernas::exec::Layout::Auto)));
+
+TEST(Executor, LayoutsAgree) {
+  const auto m = small_config(1, 8, 3, 12);
+  const Architecture a = nb201_arch(kExample, m);
+  GraphExecutor nchw(hypernas::exec::ExecutorOptions{hypernas::exec::Layout::Contiguous});
+  GraphExecutor nhwc(hypernas::exec::ExecutorOptions{hypernas::exec::Layout::ChannelsLast});
+  EXPECT_EQ(GraphExecutor().options().layout, hypernas::exec::Layout::Auto);
+  const WeightMap w = nchw.init_weights(a, 4, torch::kCPU);
+  const torch::Tensor x = images(m, 4);
+  const auto y1 = nchw.forward(a, w, x)[0];
+  const auto y2 = nhwc.forward(a, w, x)[0];
+  EXPECT_TRUE(torch::allclose(y1, y2, 1e-5, 1e-5));
+  y1.sum().backward();
+  const auto g1 = w.at("s1.c0.n1.e0.conv.weight").grad().clone();
+  w.at("s1.c0.n1.e0.conv.weight").mutable_grad().reset();
+  y2.sum().backward();
+  EXPECT_TRUE(torch::allclose(g1, w.at("s1.c0.n1.e0.conv.weight").grad(), 1e-4, 1e-5));
+}
 
 TEST(Executor, Nb201OneChannelInput) {
   const auto m = small_config(1, 4, 1, 12);
