@@ -53,7 +53,7 @@ for i, c in ipairs(top) do
   local r = nas.train{ arch = c.arch, space = space, data = data, epochs = 1, max_steps = brief_steps,
                        valid_images = 2000, test_images = 1000 }
   local valid = r.valid_accuracy[#r.valid_accuracy]
-  brief_rows[#brief_rows + 1] = string.format("| %d | `%s` | %.4f | %.4f |", i, c.arch, c.score, valid)
+  brief_rows[#brief_rows + 1] = string.format("| %d | `%s` | %.4f | %.4f |", i, (c.arch:gsub("|", "\\|")), c.score, valid)
   if valid > best_valid then best, best_valid = c, valid end
 end
 local final = nas.train{ arch = best.arch, space = space, data = data, epochs = nas.arg("epochs", 3) }
