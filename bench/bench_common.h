@@ -164,7 +164,8 @@ inline std::string machine_line() {
   }
   return cpu + " (" + std::to_string(std::thread::hardware_concurrency()) +
          " cores, 1-minute load average " + load + " at the start), " +
-         std::to_string(at::get_num_threads()) + " LibTorch threads, LibTorch " +
+         std::to_string(at::get_num_threads()) +
+         (at::get_num_threads() == 1 ? " LibTorch thread" : " LibTorch threads") + ", LibTorch " +
          std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
          std::to_string(TORCH_VERSION_PATCH);
 }

@@ -6,7 +6,7 @@
 //   forward  - the executor through the SDK's Executor::forward(arch, ...), which compiles the
 //              graph on every call (what a plugin does)
 // Each network runs in both activation layouts; the hand-built network is given its input in
-// the same layout (its convolutions follow it). Steps are interleaved (nn, plan, forward, nn,
+// the same layout and keeps it after its stem (its convolutions follow it). Steps are interleaved (nn, plan, forward, nn,
 // ...) so that a change of load on the machine hits all three alike; tables give medians and
 // the ratios to nn.
 //
@@ -14,7 +14,7 @@
 // calling thread, which does all the work then, so the ratio holds even on a busy machine.
 // A third table gives the cost of compiling a plan alone.
 //
-// Usage: hypernas_bench_executor_overhead [seconds per row, default 4]
+// Usage: hypernas_bench_executor_overhead [seconds per row, default 3]
 
 #include <cstdlib>
 #include <iostream>
@@ -62,6 +62,7 @@ std::vector<double> table(int threads, bool cpu_clock, double budget) {
       WeightMap w = exec::GraphExecutor::init_weights(*plan, 1, c10::kCPU);
       test::Nb201Reference ref(nb201::parse_cell(kCell), config);
       ref.train();
+      ref.set_channels_last(layout == exec::Layout::ChannelsLast);
       ref.load(w);
       std::vector<at::Tensor> exec_params, ref_params;
       for (const auto& p : exec::GraphExecutor::parameters(*plan)) {
@@ -107,7 +108,7 @@ std::vector<double> table(int threads, bool cpu_clock, double budget) {
       forward_step();
       std::vector<double> t_nn, t_plan, t_fwd;
       double spent = 0;
-      while ((spent < budget && t_nn.size() < 2000) || t_nn.size() < 5) {
+      while ((spent < budget && t_nn.size() < 2000) || t_nn.size() < 3) {
         const double w0 = bench::time_of([&] {
           t_nn.push_back(measure(nn_step));
           t_plan.push_back(measure(plan_step));
@@ -136,7 +137,7 @@ std::vector<double> table(int threads, bool cpu_clock, double budget) {
 int main(int argc, char** argv) {
   try {
     bench::setup();
-    const double budget = argc > 1 ? std::atof(argv[1]) : 4.0;
+    const double budget = argc > 1 ? std::atof(argv[1]) : 3.0;
     std::cout << "### Executor overhead: training step, executor vs torch::nn, NB201 cell `"
               << kCell << "`\n\n"
               << bench::machine_line()

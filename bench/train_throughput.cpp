@@ -1,18 +1,23 @@
 // Benchmark: training throughput (images/s) of NAS-Bench-201 networks with the graph executor
-// and the trainer's pieces, on this CPU with 2 LibTorch threads. Prints a markdown table and
-// the command that reproduces it.
+// and the trainer's pieces. Prints a markdown table and the command that reproduces it.
 //
 // Each row times whole training steps as train::train() runs them: next batch from the
 // kernel's ImageDataset (synthetic pixels; crop + flip augmentation for the 32x32x3 rows, as
 // CIFAR-10; none for 28x28x1, as Fashion-MNIST), forward, cross-entropy, backward, gradient
-// clipping, SGD step. One warm-up step, then steps until the row's time budget is spent
-// (3 at least).
-// A last row runs train::train() itself end to end (its own timer) as a cross-check.
+// clipping, SGD step; batch 64. One warm-up step, then steps until the row's time budget is
+// spent (3 at least).
 //
-// Usage: hypernas_bench_train_throughput [seconds per row, default 10] [cell]
+// Clocks: `wall` (default) is what a user waits; `cpu` is the CPU time of the calling thread,
+// which with --threads=1 does all the work, so it measures the work itself and holds on a busy
+// machine (images per CPU-second of one core). With `wall`, a last line runs train::train()
+// itself end to end (its own timer) as a cross-check.
+//
+// Usage: hypernas_bench_train_throughput [--threads=2] [--clock=wall|cpu] [--seconds=8]
+//                                        [--cell=<nb201 cell>]
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -39,17 +44,33 @@ const char* layout_name(exec::Layout l) {
   return "?";
 }
 
+/// The value of `--name=value` in argv, or `def`.
+std::string flag(int argc, char** argv, const char* name, const std::string& def) {
+  const std::string prefix = std::string("--") + name + "=";
+  for (int i = 1; i < argc; ++i)
+    if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) return argv[i] + prefix.size();
+  return def;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     bench::setup();
-    const double budget = argc > 1 ? std::atof(argv[1]) : 10.0;
-    const std::string cell = argc > 2 ? argv[2] : bench::kExampleCell;
+    const int threads = std::atoi(flag(argc, argv, "threads", "2").c_str());
+    const std::string clock = flag(argc, argv, "clock", "wall");
+    const double budget = std::atof(flag(argc, argv, "seconds", "8").c_str());
+    const std::string cell = flag(argc, argv, "cell", bench::kExampleCell);
+    if (threads < 1 || (clock != "wall" && clock != "cpu") || !(budget > 0))
+      throw Error("usage: hypernas_bench_train_throughput [--threads=N>=1] [--clock=wall|cpu] "
+                  "[--seconds=S>0] [--cell=...]");
+    at::set_num_threads(threads);
+    const bool cpu = clock == "cpu";
     const std::int64_t batch = 64;
-    const exec::GraphExecutor default_exec;
 
-    std::cout << "### Training throughput, NB201 cell `" << cell << "`\n\n"
+    std::cout << "### Training throughput, NB201 cell `" << cell << "`, " << threads
+              << " LibTorch thread" << (threads > 1 ? "s" : "") << ", "
+              << (cpu ? "CPU time of the calling thread" : "wall-clock time") << "\n\n"
               << bench::machine_line() << "; batch " << batch
               << "; SGD (Nesterov, weight decay, clip 5); synthetic data through the kernel's "
                  "ImageDataset.\n\n"
@@ -98,8 +119,10 @@ int main(int argc, char** argv) {
       std::vector<double> times;
       double spent = 0;
       while ((spent < budget && times.size() < 200) || times.size() < 3) {
-        times.push_back(bench::time_of(step));
-        spent += times.back();
+        const double wall = bench::time_of([&] {
+          times.push_back(cpu ? bench::cpu_time_of(step) : bench::time_of(step));
+        });
+        spent += wall;
       }
       const double med = bench::median(times);
       const double best = *std::min_element(times.begin(), times.end());
@@ -114,14 +137,15 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
 
-    // Cross-check: train::train() end to end (includes the first, slower steps).
-    {
+    if (!cpu) {  // Cross-check: train::train() end to end (includes its first, slower step).
+      const exec::GraphExecutor exec;
       const Architecture arch = bench::nb201_arch(cell, 1, 16, 3, 32);
       auto data = bench::synthetic_dataset(1024, 3, 32, true);
       bench::NullStore store;
       core::RunServices services;
       services.store = &store;
-      services.executor = &default_exec;
+      services.executor = &exec;
+      services.threads = threads;
       core::KernelContext ctx(services, "bench");
       train::TrainOptions o;
       o.epochs = 1;
@@ -129,14 +153,15 @@ int main(int argc, char** argv) {
       o.max_steps = 8;
       o.valid_images = 64;
       o.test_images = 64;
-      const auto r = train::train(ctx, arch, *data, o, default_exec);
+      const auto r = train::train(ctx, arch, *data, o, exec);
       std::printf("\ntrain::train() end to end (default executor: layout auto), N=1, C=16, "
                   "32x32x3: %lld steps in %.2f s of training steps: %.0f images/s.\n",
                   static_cast<long long>(r.steps), r.train_seconds,
                   static_cast<double>(r.images) / r.train_seconds);
     }
-    std::cout << "\nReproduce: `" << argv[0] << (argc > 1 ? std::string(" ") + argv[1] : "")
-              << "` (from a Release build; `cmake --build <build> --target "
+    std::cout << "\nReproduce: `" << argv[0];
+    for (int i = 1; i < argc; ++i) std::cout << " " << argv[i];
+    std::cout << "` (Release build; `cmake --build <build> --target "
                  "hypernas_bench_train_throughput`).\n";
     return 0;
   } catch (const std::exception& e) {

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <ATen/ATen.h>
+
 #include "kernel/data/dataset.h"
 #include "kernel/data/readers.h"
 
@@ -66,6 +68,33 @@ DatasetOptions resolve_options(const DatasetOptions& options) {
   return o;
 }
 
+namespace {
+
+// NOTE: an image folder lists its images class by class. Evaluation reads a split in stored
+// order with batch-statistics batch norm, so class-sorted batches would each hold one class and
+// wreck the statistics (accuracy at or below chance). A fixed permutation, the same on every
+// machine, mixes the classes the way the binary datasets' own order does.
+void mix_classes(ImageSet& set) {
+  const std::int64_t n = set.size();
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
+  std::uint64_t state = 0;
+  for (std::int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates driven by splitmix64
+    state += 0x9E3779B97F4A7C15ull;
+    std::uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    std::swap(order[static_cast<std::size_t>(i)],
+              order[static_cast<std::size_t>(z % static_cast<std::uint64_t>(i + 1))]);
+  }
+  const at::Tensor index = at::tensor(order, at::kLong);
+  set.images = set.images.index_select(0, index).contiguous();
+  set.labels = set.labels.index_select(0, index).contiguous();
+}
+
+}  // namespace
+
 std::shared_ptr<ImageDataset> load_image_dataset(const DatasetOptions& options,
                                                  c10::Device device) {
   const DatasetOptions o = resolve_options(options);
@@ -92,6 +121,8 @@ std::shared_ptr<ImageDataset> load_image_dataset(const DatasetOptions& options,
     train = read_image_folder((root / "train").string(), folder);
     folder.classes = train.classes;
     test = read_image_folder((root / "test").string(), folder);
+    mix_classes(train);
+    mix_classes(test);
   }
   return std::make_shared<ImageDataset>(std::move(train), std::move(test), o, device);
 }

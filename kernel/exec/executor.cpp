@@ -309,7 +309,9 @@ std::vector<at::Tensor> GraphExecutor::forward(const Plan& plan, const WeightMap
                          shape_text(y.sizes()), " (from node '",
                          plan.names[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])],
                          "')"));
-        x = at::add(x, y);
+        // The first addition makes a fresh tensor; later ones add into it (add's backward
+        // needs neither operand, so this is safe under autograd).
+        x = k == s.in_begin + 1 ? at::add(x, y) : x.add_(y);
       }
     }
 
@@ -325,6 +327,9 @@ std::vector<at::Tensor> GraphExecutor::forward(const Plan& plan, const WeightMap
           throw fail(cat("expects an input of ", s.c_in, " channels, got ", shape_text(x.sizes())));
         out = at::conv2d(x, *w[static_cast<std::size_t>(s.weight)], {}, {s.stride, s.stride},
                          {s.padding, s.padding}, {s.dilation, s.dilation}, s.groups);
+        // NOTE: a 1-channel input is NCHW and channels-last at once, and then the convolution
+        // keeps NCHW; put its output in the layout asked for (a no-op when it already is).
+        if (channels_last) out = out.contiguous(format);
         break;
       case OpKind::Bn:
         if (x.dim() < 2 || x.size(1) != s.c_out)

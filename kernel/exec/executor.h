@@ -37,8 +37,9 @@ namespace hypernas::exec {
 
 /// Memory layout of the activations (4-D tensors) while a network runs.
 enum class Layout {
-  /// Channels-last on the CPU when LibTorch has oneDNN (its convolutions are several times
-  /// faster in that layout there), contiguous (NCHW) elsewhere.
+  /// Channels-last on the CPU when LibTorch has oneDNN (its convolutions are faster in that
+  /// layout: an NB201 training step takes about 1.3-1.4x less time, see docs/benchmarks.md),
+  /// contiguous (NCHW) elsewhere.
   Auto = 0,
   Contiguous,    ///< NCHW, whatever the device.
   ChannelsLast,  ///< NHWC strides, whatever the device.

@@ -152,7 +152,8 @@ at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm
 Sgd::Sgd(std::vector<at::Tensor> params, const Config& config)
     : params_(std::move(params)), momentum_(params_.size()), config_(config) {
   HYPERNAS_CHECK(config.momentum > 0 || !config.nesterov,
-                 "SGD: Nesterov momentum needs momentum > 0, got ", config.momentum);
+                 "SGD: Nesterov momentum needs momentum > 0, got ", config.momentum,
+                 " (set nesterov = false)");
 }
 
 void Sgd::step() {

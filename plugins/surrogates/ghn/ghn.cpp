@@ -1,8 +1,9 @@
 /// @file ghn.cpp
-/// @brief The GHN model (propagation, hypernetwork), its training and scoring, and its state
-/// blob. ATen only (no <torch/torch.h>): parameters are plain tensors and Adam is written out,
-/// so that the same code builds against LibTorch 1.13 and 2.x and the optimiser state is ours
-/// to save.
+/// @brief The GHN model (parameters, ATen propagation, hypernetwork), its training and
+/// scoring, and its state blob. ATen only (no <torch/torch.h>): parameters are plain tensors
+/// and Adam is written out, so that the same code builds against LibTorch 1.13 and 2.x and the
+/// optimiser state is ours to save. The CPU propagation engine is in ghn_engine.cpp, graph
+/// analysis and the propagation plan in ghn_graph.cpp.
 
 #include <algorithm>
 #include <chrono>
@@ -17,7 +18,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 
-#include "ghn.h"
+#include "ghn_internal.h"
 
 namespace hypernas {
 
@@ -25,52 +26,14 @@ namespace {
 
 using at::Tensor;
 using ghn::Propagation;
+using ghn::detail::Config;
+using ghn::detail::GroupBuild;
+using ghn::detail::MessagesBuild;
+using ghn::detail::PlanData;
+using ghn::detail::StepBuild;
 
 // ---------------------------------------------------------------------------------------------
 // Options
-
-/// The resolved options, typed.
-struct Config {
-  std::int64_t hidden = 32;
-  std::int64_t hyper_hidden = 64;
-  std::int64_t steps = 5;
-  Propagation propagation = Propagation::ForwardBackward;
-  bool stacked = true;
-  double lr = 1e-3;
-  double weight_decay = 0;
-  std::int64_t meta_batch = 1;
-  bool fan_in_norm = false;
-  bool layer_norm = false;
-  bool virtual_edges = false;
-  std::int64_t max_shortest_path = 50;
-  std::int64_t max_channels = 64;
-  std::int64_t max_kernel = 3;
-  std::int64_t init_seed = 0;
-  std::int64_t log_every = 50;
-
-  explicit Config(const Options& o)
-      : hidden(o.get_int("hidden")),
-        hyper_hidden(o.get_int("hyper_hidden")),
-        steps(o.get_int("steps")),
-        propagation(ghn::parse_propagation(o.get_string("propagation"))),
-        stacked(o.get_bool("stacked")),
-        lr(o.get_real("lr")),
-        weight_decay(o.get_real("weight_decay")),
-        meta_batch(o.get_int("meta_batch")),
-        fan_in_norm(o.get_bool("fan_in_norm")),
-        layer_norm(o.get_bool("layer_norm")),
-        virtual_edges(o.get_bool("virtual_edges")),
-        max_shortest_path(o.get_int("max_shortest_path")),
-        max_channels(o.get_int("max_channels")),
-        max_kernel(o.get_int("max_kernel")),
-        init_seed(o.get_int("init_seed")),
-        log_every(o.get_int("log_every")) {}
-
-  /// Size of the maximal 4-D block [C, C, K, K] of H's output.
-  std::int64_t block4() const { return max_channels * max_channels * max_kernel * max_kernel; }
-  /// Size of H's whole output: the 4-D block and the [2, C] vector block.
-  std::int64_t outputs() const { return block4() + 2 * max_channels; }
-};
 
 /// Options that define the model (a state saved with others cannot be loaded).
 const char* const kModelKeys[] = {"hidden",        "hyper_hidden",      "steps",
@@ -120,7 +83,7 @@ std::string shape_text(const std::vector<std::int64_t>& s) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The propagation plan of a batch of graphs (their disjoint union)
+// The plan of the ATen propagation: PlanData (ghn_internal.h) as index tensors on the device
 
 /// Messages into one group of nodes: 1-hop edges (src: global node, dst: row of the group)
 /// and, with virtual edges, weighted edges of distance <= max_shortest_path.
@@ -161,172 +124,53 @@ struct Plan {
   std::vector<SegmentStep> steps;
 };
 
-struct MessagesBuild {
-  std::vector<std::int64_t> src, dst, vsrc, vdst, xdst, xslot;
-  std::vector<float> vw;
-  Messages finish(const at::Device& d) const {
-    Messages m;
-    m.any = !src.empty();
-    m.vany = !vsrc.empty();
-    m.xany = !xdst.empty();
-    if (m.xany) {
-      m.xdst = index_tensor(xdst, d);
-      m.xslot = index_tensor(xslot, d);
-    }
-    if (m.any) {
-      m.src = index_tensor(src, d);
-      m.dst = index_tensor(dst, d);
-    }
-    if (m.vany) {
-      m.vsrc = index_tensor(vsrc, d);
-      m.vdst = index_tensor(vdst, d);
-      m.vw = float_tensor(vw, d).unsqueeze(1);
-    }
-    return m;
+/// Tensors of the messages into one group.
+Messages finish(const MessagesBuild& b, const at::Device& d) {
+  Messages m;
+  m.any = !b.src.empty();
+  m.vany = !b.vsrc.empty();
+  m.xany = !b.xdst.empty();
+  if (m.xany) {
+    m.xdst = index_tensor(b.xdst, d);
+    m.xslot = index_tensor(b.xslot, d);
   }
-};
+  if (m.any) {
+    m.src = index_tensor(b.src, d);
+    m.dst = index_tensor(b.dst, d);
+  }
+  if (m.vany) {
+    m.vsrc = index_tensor(b.vsrc, d);
+    m.vdst = index_tensor(b.vdst, d);
+    m.vw = float_tensor(b.vw, d).unsqueeze(1);
+  }
+  return m;
+}
 
-struct GroupBuild {
-  std::vector<std::int64_t> idx;
-  MessagesBuild msg;
-};
-
-struct StepBuild {
-  std::vector<std::int64_t> nodes, entries, entry_slot, prev_nodes, prev_slot;
-  std::vector<float> prev_count;
-  std::vector<GroupBuild> forward, backward;
-  MessagesBuild sync_forward, sync_backward;
-};
-
-Plan build_plan(const std::vector<const ArchGraph*>& graphs, const Config& cfg,
-                const at::Device& device, bool one_at_a_time) {
+/// The tensors the ATen propagation uses, on `device`.
+Plan to_plan(const PlanData& data, const Config& cfg, const at::Device& device) {
   Plan plan;
-  std::vector<StepBuild> steps;
-  std::vector<std::int64_t> types;
-  std::int64_t base = 0;
-  for (const ArchGraph* graph : graphs) {
-    const std::int64_t n = static_cast<std::int64_t>(boost::num_vertices(*graph));
-    plan.base.push_back(base);
-    for (std::int64_t v = 0; v < n; ++v) types.push_back(ghn::node_type((*graph)[v]));
-    const std::vector<ghn::Segment> segments = ghn::split_segments(*graph, cfg.stacked);
-    if (steps.size() < segments.size()) steps.resize(segments.size());
-    // Per-vertex bookkeeping: segment, level and row in the level group, position in segment.
-    std::vector<std::int64_t> seg_of(n, -1), flevel(n), frow(n), blevel(n), brow(n), pos(n);
-    for (std::size_t s = 0; s < segments.size(); ++s)
-      for (std::int64_t v : segments[s].nodes) seg_of[v] = static_cast<std::int64_t>(s);
-    for (std::size_t s = 0; s < segments.size(); ++s) {
-      const ghn::Segment& seg = segments[s];
-      StepBuild& st = steps[s];
-      if (s > 0) {
-        const std::int64_t slot = static_cast<std::int64_t>(st.prev_count.size());
-        for (std::int64_t u : segments[s - 1].nodes) {
-          st.prev_nodes.push_back(base + u);
-          st.prev_slot.push_back(slot);
-        }
-        st.prev_count.push_back(static_cast<float>(segments[s - 1].nodes.size()));
-        for (std::int64_t v : seg.entries) {
-          st.entries.push_back(base + v);
-          st.entry_slot.push_back(slot);
-        }
-      }
-      const std::int64_t offset = static_cast<std::int64_t>(st.nodes.size());
-      for (std::size_t i = 0; i < seg.nodes.size(); ++i) {
-        pos[seg.nodes[i]] = offset + static_cast<std::int64_t>(i);
-        st.nodes.push_back(base + seg.nodes[i]);
-      }
-      const ghn::SegmentLevels levels = ghn::segment_levels(*graph, seg, one_at_a_time);
-      if (st.forward.size() < levels.forward.size()) st.forward.resize(levels.forward.size());
-      if (st.backward.size() < levels.backward.size()) st.backward.resize(levels.backward.size());
-      for (std::size_t l = 0; l < levels.forward.size(); ++l)
-        for (std::int64_t v : levels.forward[l]) {
-          flevel[v] = static_cast<std::int64_t>(l);
-          frow[v] = static_cast<std::int64_t>(st.forward[l].idx.size());
-          st.forward[l].idx.push_back(base + v);
-        }
-      for (std::size_t l = 0; l < levels.backward.size(); ++l)
-        for (std::int64_t v : levels.backward[l]) {
-          blevel[v] = static_cast<std::int64_t>(l);
-          brow[v] = static_cast<std::int64_t>(st.backward[l].idx.size());
-          st.backward[l].idx.push_back(base + v);
-        }
-      // Stacked GHN: the previous segment's mean is a virtual in-neighbour of the entries.
-      if (s > 0) {
-        const std::int64_t slot = static_cast<std::int64_t>(st.prev_count.size()) - 1;
-        for (std::int64_t v : seg.entries) {
-          st.forward[flevel[v]].msg.xdst.push_back(frow[v]);
-          st.forward[flevel[v]].msg.xslot.push_back(slot);
-          st.sync_forward.xdst.push_back(pos[v]);
-          st.sync_forward.xslot.push_back(slot);
-        }
-      }
-      // Real edges inside the segment, both directions.
-      for (std::int64_t v : seg.nodes) {
-        for (auto [it, end] = boost::in_edges(v, *graph); it != end; ++it) {
-          const std::int64_t u = static_cast<std::int64_t>(boost::source(*it, *graph));
-          if (seg_of[u] != static_cast<std::int64_t>(s)) continue;
-          MessagesBuild& f = st.forward[flevel[v]].msg;
-          f.src.push_back(base + u);
-          f.dst.push_back(frow[v]);
-          MessagesBuild& b = st.backward[blevel[u]].msg;
-          b.src.push_back(base + v);
-          b.dst.push_back(brow[u]);
-          st.sync_forward.src.push_back(pos[u]);
-          st.sync_forward.dst.push_back(pos[v]);
-          st.sync_backward.src.push_back(pos[v]);
-          st.sync_backward.dst.push_back(pos[u]);
-        }
-      }
-      if (cfg.virtual_edges) {
-        for (const ghn::VirtualEdge& e : ghn::virtual_edges(*graph, seg, cfg.max_shortest_path)) {
-          const float w = 1.0f / static_cast<float>(e.distance);
-          MessagesBuild& f = st.forward[flevel[e.to]].msg;
-          f.vsrc.push_back(base + e.from);
-          f.vdst.push_back(frow[e.to]);
-          f.vw.push_back(w);
-          MessagesBuild& b = st.backward[blevel[e.from]].msg;
-          b.vsrc.push_back(base + e.to);
-          b.vdst.push_back(brow[e.from]);
-          b.vw.push_back(w);
-          st.sync_forward.vsrc.push_back(pos[e.from]);
-          st.sync_forward.vdst.push_back(pos[e.to]);
-          st.sync_forward.vw.push_back(w);
-          st.sync_backward.vsrc.push_back(pos[e.to]);
-          st.sync_backward.vdst.push_back(pos[e.from]);
-          st.sync_backward.vw.push_back(w);
-        }
-      }
-    }
-    base += n;
-  }
-  plan.total = base;
-
+  plan.total = data.total;
+  plan.base = data.base;
   // Initial embeddings: one-hot of the type, zero-padded to `hidden`.
-  Tensor init = at::zeros({base, cfg.hidden}, at::kFloat);
+  Tensor init = at::zeros({data.total, cfg.hidden}, at::kFloat);
   {
     float* p = init.data_ptr<float>();
-    for (std::int64_t v = 0; v < base; ++v) p[v * cfg.hidden + types[v]] = 1.0f;
+    for (std::int64_t v = 0; v < data.total; ++v) p[v * cfg.hidden + data.types[v]] = 1.0f;
   }
   plan.init = device.is_cpu() ? init : init.to(device);
-
-  std::vector<char> is_source(static_cast<std::size_t>(base), 0);
-  auto finish_pass = [&](std::vector<GroupBuild>& groups) {
+  auto finish_pass = [&](const std::vector<GroupBuild>& groups) {
     std::vector<Group> out;
-    std::fill(is_source.begin(), is_source.end(), 0);
-    for (const GroupBuild& g : groups) {
-      for (std::int64_t u : g.msg.src) is_source[u] = 1;
-      for (std::int64_t u : g.msg.vsrc) is_source[u] = 1;
-    }
     for (const GroupBuild& g : groups) {
       Group o;
       o.idx = index_tensor(g.idx, device);
       o.size = static_cast<std::int64_t>(g.idx.size());
-      o.msg = g.msg.finish(device);
-      for (std::int64_t v : g.idx) o.feeds = o.feeds || is_source[v];
+      o.msg = finish(g.msg, device);
+      o.feeds = g.feeds;
       out.push_back(std::move(o));
     }
     return out;
   };
-  for (StepBuild& sb : steps) {
+  for (const StepBuild& sb : data.steps) {
     SegmentStep st;
     st.nodes = index_tensor(sb.nodes, device);
     st.count = static_cast<std::int64_t>(sb.nodes.size());
@@ -340,8 +184,8 @@ Plan build_plan(const std::vector<const ArchGraph*>& graphs, const Config& cfg,
     }
     st.forward = finish_pass(sb.forward);
     st.backward = finish_pass(sb.backward);
-    st.sync_forward = sb.sync_forward.finish(device);
-    st.sync_backward = sb.sync_backward.finish(device);
+    st.sync_forward = finish(sb.sync_forward, device);
+    st.sync_backward = finish(sb.sync_backward, device);
     plan.steps.push_back(std::move(st));
   }
   return plan;
@@ -473,6 +317,8 @@ class Reader {
                      "ghn: state blob is malformed: tensor '", name, "' has dimension ",
                      shape.back());
       numel *= static_cast<std::uint64_t>(shape.back());
+      HYPERNAS_CHECK(numel <= size_, "ghn: state blob is malformed: tensor '", name,
+                     "' is larger than the blob");
     }
     need(numel * sizeof(float), "tensor data");
     Tensor t = at::empty(shape, at::kFloat);
@@ -515,6 +361,9 @@ struct GhnSurrogate::Impl {
   int gru_w_ih = -1, gru_w_hh, gru_b_ih, gru_b_hh;
   int ln_w = -1, ln_b;
   int hyp_w1 = -1, hyp_b1, hyp_w2, hyp_b2;
+
+  /// Propagate with ATen ops even on the CPU (tests; other devices always do).
+  bool aten_propagation = false;
 
   /// Adam moments (same order as params; undefined until the first step) and step count.
   std::vector<Tensor> adam_m, adam_v;
@@ -608,7 +457,26 @@ struct GhnSurrogate::Impl {
     return out;
   }
 
-  Tensor propagate(const Plan& plan) const {
+  /// Final node embeddings of a batch of graphs (after layer norm, when on) and the plan.
+  std::pair<Tensor, std::shared_ptr<const PlanData>> embed(
+      const std::vector<const ArchGraph*>& graphs, bool one_at_a_time) const {
+    auto data = std::make_shared<const PlanData>(ghn::detail::build_plan(graphs, cfg, one_at_a_time));
+    Tensor H;
+    if (device.is_cpu() && !aten_propagation) {
+      std::vector<Tensor> ps = {P(msg_w1),   P(msg_b1),   P(msg_w2),   P(msg_b2),
+                                P(gru_w_ih), P(gru_w_hh), P(gru_b_ih), P(gru_b_hh)};
+      if (cfg.virtual_edges)
+        for (int i : {ve_w1, ve_b1, ve_w2, ve_b2}) ps.push_back(P(i));
+      H = ghn::detail::propagate_cpu(data, cfg, ps);
+    } else {
+      H = propagate_aten(to_plan(*data, cfg, device));
+    }
+    if (cfg.layer_norm) H = at::layer_norm(H, {cfg.hidden}, P(ln_w), P(ln_b), 1e-5);
+    return {H, data};
+  }
+
+  /// The propagation as ATen ops (other devices than the CPU; the CPU engine's reference).
+  Tensor propagate_aten(const Plan& plan) const {
     Tensor H = plan.init.clone();
     const auto opts = H.options();
     const Prepared w = prepare();
@@ -649,7 +517,6 @@ struct GhnSurrogate::Impl {
         }
       }
     }
-    if (cfg.layer_norm) H = at::layer_norm(H, {cfg.hidden}, P(ln_w), P(ln_b), 1e-5);
     return H;
   }
 
@@ -715,8 +582,7 @@ struct GhnSurrogate::Impl {
                      "' of space '", a->space, "' has an empty graph");
       graphs.push_back(&a->graph);
     }
-    const Plan plan = build_plan(graphs, cfg, device, one_at_a_time);
-    const Tensor H = propagate(plan);
+    const auto [H, plan] = embed(graphs, one_at_a_time);
 
     // Which node each parameter belongs to, grouped by (slot, shape).
     struct Target {
@@ -738,7 +604,7 @@ struct GhnSurrogate::Impl {
                        p.node, "', which architecture '", archs[a]->text, "' does not have");
         for (std::int64_t d : p.shape)
           HYPERNAS_CHECK(d > 0, "ghn: parameter '", p.name, "' has shape ", shape_text(p.shape));
-        const std::int64_t global = plan.base[a] + it->second;
+        const std::int64_t global = plan->base[a] + it->second;
         auto [r, fresh] = prow.emplace(global, static_cast<std::int64_t>(pnodes.size()));
         if (fresh) pnodes.push_back(global);
         groups[{slot_of(p), p.shape}].push_back({a, &p.name, r->second});
@@ -893,8 +759,16 @@ std::vector<WeightMap> GhnSurrogate::generate_batch(
 
 at::Tensor GhnSurrogate::node_embeddings(const Architecture& arch, bool one_at_a_time) {
   c10::NoGradGuard no_grad;
-  const Plan plan = build_plan({&arch.graph}, impl_->cfg, impl_->device, one_at_a_time);
-  return impl_->propagate(plan).to(at::kCPU);
+  return impl_->embed({&arch.graph}, one_at_a_time).first.to(at::kCPU);
+}
+
+void GhnSurrogate::use_aten_propagation(bool on) { impl_->aten_propagation = on; }
+
+std::vector<std::pair<std::string, at::Tensor>> GhnSurrogate::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (std::size_t i = 0; i < impl_->params.size(); ++i)
+    out.emplace_back(impl_->names[i], impl_->params[i]);
+  return out;
 }
 
 WeightMap GhnSurrogate::generate(Context& ctx, const Architecture& arch, const SearchSpace& space) {

@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -188,6 +189,12 @@ class GhnSurrogate final : public Surrogate {
   /// With `one_at_a_time`, forward-backward updates one node per GRU call (the literal
   /// schedule) instead of one level group per call: the results agree to rounding.
   at::Tensor node_embeddings(const Architecture& arch, bool one_at_a_time = false);
+  /// Propagation on the CPU runs as plain loops with a hand-written backward pass (one
+  /// autograd node for the whole propagation); with `on`, it runs as ATen ops instead, as it
+  /// always does on other devices. Both compute the same function (tests compare them).
+  void use_aten_propagation(bool on);
+  /// The GHN's parameters with their names (the tensors themselves: gradients show there).
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
   /// Mean training loss of every fit step so far (also kept in the state blob).
   const std::vector<double>& loss_curve() const;
   /// Number of trainable GHN parameters.

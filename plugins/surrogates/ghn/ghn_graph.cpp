@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <map>
 
-#include "ghn.h"
+#include "ghn_internal.h"
 
 namespace hypernas::ghn {
 
@@ -236,5 +236,137 @@ std::vector<VirtualEdge> virtual_edges(const ArchGraph& graph, const Segment& se
   }
   return out;
 }
+
+namespace detail {
+
+PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& cfg,
+                    bool one_at_a_time) {
+  PlanData plan;
+  std::vector<StepBuild>& steps = plan.steps;
+  std::vector<std::int64_t>& types = plan.types;
+  std::int64_t base = 0;
+  for (const ArchGraph* graph : graphs) {
+    const std::int64_t n = static_cast<std::int64_t>(boost::num_vertices(*graph));
+    plan.base.push_back(base);
+    for (std::int64_t v = 0; v < n; ++v) types.push_back(node_type((*graph)[v]));
+    const std::vector<Segment> segments = split_segments(*graph, cfg.stacked);
+    if (steps.size() < segments.size()) steps.resize(segments.size());
+    // Per-vertex bookkeeping: segment, level and row in the level group, position in segment.
+    std::vector<std::int64_t> seg_of(n, -1), flevel(n), frow(n), blevel(n), brow(n), pos(n);
+    for (std::size_t s = 0; s < segments.size(); ++s)
+      for (std::int64_t v : segments[s].nodes) seg_of[v] = static_cast<std::int64_t>(s);
+    for (std::size_t s = 0; s < segments.size(); ++s) {
+      const Segment& seg = segments[s];
+      StepBuild& st = steps[s];
+      if (s > 0) {
+        const std::int64_t slot = static_cast<std::int64_t>(st.prev_count.size());
+        for (std::int64_t u : segments[s - 1].nodes) {
+          st.prev_nodes.push_back(base + u);
+          st.prev_slot.push_back(slot);
+        }
+        st.prev_count.push_back(static_cast<float>(segments[s - 1].nodes.size()));
+        for (std::int64_t v : seg.entries) {
+          st.entries.push_back(base + v);
+          st.entry_slot.push_back(slot);
+        }
+      }
+      const std::int64_t offset = static_cast<std::int64_t>(st.nodes.size());
+      for (std::size_t i = 0; i < seg.nodes.size(); ++i) {
+        pos[seg.nodes[i]] = offset + static_cast<std::int64_t>(i);
+        st.nodes.push_back(base + seg.nodes[i]);
+      }
+      const SegmentLevels levels = segment_levels(*graph, seg, one_at_a_time);
+      if (st.forward.size() < levels.forward.size()) st.forward.resize(levels.forward.size());
+      if (st.backward.size() < levels.backward.size()) st.backward.resize(levels.backward.size());
+      for (std::size_t l = 0; l < levels.forward.size(); ++l)
+        for (std::int64_t v : levels.forward[l]) {
+          flevel[v] = static_cast<std::int64_t>(l);
+          frow[v] = static_cast<std::int64_t>(st.forward[l].idx.size());
+          st.forward[l].idx.push_back(base + v);
+        }
+      for (std::size_t l = 0; l < levels.backward.size(); ++l)
+        for (std::int64_t v : levels.backward[l]) {
+          blevel[v] = static_cast<std::int64_t>(l);
+          brow[v] = static_cast<std::int64_t>(st.backward[l].idx.size());
+          st.backward[l].idx.push_back(base + v);
+        }
+      // Stacked GHN: the previous segment's mean is a virtual in-neighbour of the entries.
+      if (s > 0) {
+        const std::int64_t slot = static_cast<std::int64_t>(st.prev_count.size()) - 1;
+        for (std::int64_t v : seg.entries) {
+          st.forward[flevel[v]].msg.xdst.push_back(frow[v]);
+          st.forward[flevel[v]].msg.xslot.push_back(slot);
+          st.sync_forward.xdst.push_back(pos[v]);
+          st.sync_forward.xslot.push_back(slot);
+        }
+      }
+      // Real edges inside the segment, both directions.
+      for (std::int64_t v : seg.nodes) {
+        for (auto [it, end] = boost::in_edges(v, *graph); it != end; ++it) {
+          const std::int64_t u = static_cast<std::int64_t>(boost::source(*it, *graph));
+          if (seg_of[u] != static_cast<std::int64_t>(s)) continue;
+          MessagesBuild& f = st.forward[flevel[v]].msg;
+          f.src.push_back(base + u);
+          f.dst.push_back(frow[v]);
+          MessagesBuild& b = st.backward[blevel[u]].msg;
+          b.src.push_back(base + v);
+          b.dst.push_back(brow[u]);
+          st.sync_forward.src.push_back(pos[u]);
+          st.sync_forward.dst.push_back(pos[v]);
+          st.sync_backward.src.push_back(pos[v]);
+          st.sync_backward.dst.push_back(pos[u]);
+        }
+      }
+      if (cfg.virtual_edges) {
+        for (const VirtualEdge& e : virtual_edges(*graph, seg, cfg.max_shortest_path)) {
+          const float w = 1.0f / static_cast<float>(e.distance);
+          MessagesBuild& f = st.forward[flevel[e.to]].msg;
+          f.vsrc.push_back(base + e.from);
+          f.vdst.push_back(frow[e.to]);
+          f.vw.push_back(w);
+          MessagesBuild& b = st.backward[blevel[e.from]].msg;
+          b.vsrc.push_back(base + e.to);
+          b.vdst.push_back(brow[e.from]);
+          b.vw.push_back(w);
+          st.sync_forward.vsrc.push_back(pos[e.from]);
+          st.sync_forward.vdst.push_back(pos[e.to]);
+          st.sync_forward.vw.push_back(w);
+          st.sync_backward.vsrc.push_back(pos[e.to]);
+          st.sync_backward.vdst.push_back(pos[e.from]);
+          st.sync_backward.vw.push_back(w);
+        }
+      }
+    }
+    base += n;
+  }
+  plan.total = base;
+  // Which groups feed later groups of their pass; the synchronous rounds with global sources.
+  std::vector<char> is_source(static_cast<std::size_t>(base), 0);
+  auto mark_feeds = [&is_source](std::vector<GroupBuild>& groups) {
+    std::fill(is_source.begin(), is_source.end(), 0);
+    for (const GroupBuild& g : groups) {
+      for (std::int64_t u : g.msg.src) is_source[u] = 1;
+      for (std::int64_t u : g.msg.vsrc) is_source[u] = 1;
+    }
+    for (GroupBuild& g : groups)
+      for (std::int64_t v : g.idx) g.feeds = g.feeds || is_source[v];
+  };
+  for (StepBuild& st : steps) {
+    mark_feeds(st.forward);
+    mark_feeds(st.backward);
+    const MessagesBuild* rounds[2] = {&st.sync_forward, &st.sync_backward};
+    for (int d = 0; d < 2; ++d) {
+      GroupBuild& g = st.sync[d];
+      g.idx = st.nodes;
+      g.msg = *rounds[d];
+      for (std::int64_t& u : g.msg.src) u = st.nodes[u];
+      for (std::int64_t& u : g.msg.vsrc) u = st.nodes[u];
+      g.feeds = true;
+    }
+  }
+  return plan;
+}
+
+}  // namespace detail
 
 }  // namespace hypernas::ghn

@@ -924,3 +924,29 @@ TEST(DataReal, Cifar10Jpeg) {
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count());
   }
 }
+
+// Batch-statistics evaluation needs class-mixed batches: a folder dataset must not keep the
+// class-by-class listing order in its splits.
+TEST(DataFolder, SplitsMixTheClassesOfAFolder) {
+  TempDir dir;
+  for (int i = 0; i < 20; ++i)
+    for (const char* cls : {"a", "b"}) {
+      write_png(std::string(dir / "data/train") + "/" + cls + "/" + std::to_string(i) + ".png",
+                solid(kFw, kFh, 3, 9, 9, 9), kFw, kFh, 3);
+      write_png(std::string(dir / "data/test") + "/" + cls + "/" + std::to_string(i) + ".png",
+                solid(kFw, kFh, 3, 9, 9, 9), kFw, kFh, 3);
+    }
+  DatasetOptions o = folder_options(dir);
+  o.valid = 10;
+  auto ds = load_image_dataset(o, at::kCPU);
+  Rng rng(1);
+  const std::vector<std::int64_t> test = to_vec(collect(*ds, Split::Test, BatchOptions{}, rng).labels);
+  ASSERT_EQ(test.size(), 40u);
+  // The first half of the test split holds both classes (class-sorted order would give one).
+  const std::int64_t ones = std::count(test.begin(), test.begin() + 20, std::int64_t{1});
+  EXPECT_GT(ones, 3);
+  EXPECT_LT(ones, 17);
+  // The same order on every load.
+  auto again = load_image_dataset(o, at::kCPU);
+  EXPECT_EQ(to_vec(collect(*again, Split::Test, BatchOptions{}, rng).labels), test);
+}

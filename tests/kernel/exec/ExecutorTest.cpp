@@ -196,6 +196,17 @@ TEST(Executor, LayoutsAgree) {
   w.at("s1.c0.n1.e0.conv.weight").mutable_grad().reset();
   y2.sum().backward();
   EXPECT_TRUE(torch::allclose(g1, w.at("s1.c0.n1.e0.conv.weight").grad(), 1e-4, 1e-5));
+
+  // A 1-channel input is both layouts at once; the convolutions still run channels-last.
+  Builder b;
+  b.add("input", "in", 0, 1, {});
+  b.add("conv", "conv", 1, 4, {0}, 3);
+  const WeightMap wb = nhwc.init_weights(b.arch, 1, torch::kCPU);
+  const auto gray = torch::randn({2, 1, 6, 6});
+  const auto out = nhwc.forward(b.arch, wb, gray)[0];
+  EXPECT_TRUE(out.is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(nchw.forward(b.arch, wb, gray)[0].is_contiguous());
+  EXPECT_TRUE(torch::allclose(out, nchw.forward(b.arch, wb, gray)[0], 1e-5, 1e-6));
 }
 
 TEST(Executor, Nb201OneChannelInput) {

@@ -90,6 +90,8 @@ class Nb201Reference : public torch::nn::Module {
   /// statistics, as the executor).
   torch::Tensor forward(const torch::Tensor& images) {
     torch::Tensor x = stem_bn_(stem_conv_(images));
+    // A 1-channel input is NCHW and channels-last at once, and the stem keeps NCHW then.
+    if (channels_last_) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
     std::size_t cell = 0;
     for (std::size_t stage = 0; stage < 3; ++stage) {
       if (stage > 0) {
@@ -102,6 +104,9 @@ class Nb201Reference : public torch::nn::Module {
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
     return classifier_(x);
   }
+
+  /// Runs the activations channels-last after the stem, as the executor does (default: off).
+  void set_channels_last(bool on) { channels_last_ = on; }
 
   /// Parameters under the names the operator graph gives them.
   const std::map<std::string, torch::Tensor>& by_name() const { return by_name_; }
@@ -173,6 +178,7 @@ class Nb201Reference : public torch::nn::Module {
   torch::nn::BatchNorm2d head_bn_{nullptr};
   torch::nn::Linear classifier_{nullptr};
   std::map<std::string, torch::Tensor> by_name_;
+  bool channels_last_ = false;
 };
 
 }  // namespace hypernas::test

@@ -26,6 +26,7 @@
 #include "kernel/core/context.h"
 #include "kernel/exec/executor.h"
 #include "plugins/spaces/darts/darts.h"
+#include "plugins/spaces/ghn/ghn.h"
 #include "plugins/spaces/nb201/nb201.h"
 #include "plugins/surrogates/ghn/ghn.h"
 
@@ -433,14 +434,71 @@ TEST(Ghn, LevelBatchingEqualsOneNodeAtATime) {
                                     {"steps", std::int64_t{2}},
                                     {"virtual_edges", extras},
                                     {"layer_norm", extras}}));
+      for (bool aten : {false, true}) {
+      ghn.use_aten_propagation(aten);
       const at::Tensor batched = ghn.node_embeddings(a, false);
       const at::Tensor single = ghn.node_embeddings(a, true);
       ASSERT_EQ(batched.sizes().vec(),
                 (std::vector<std::int64_t>{static_cast<std::int64_t>(boost::num_vertices(a.graph)),
                                            32}));
       EXPECT_TRUE(at::allclose(batched, single, 1e-5, 1e-6))
-          << "stacked " << stacked << " extras " << extras << ": max diff "
+          << "stacked " << stacked << " extras " << extras << " aten " << aten << ": max diff "
           << (batched - single).abs().max().item<double>();
+      }
+    }
+  }
+}
+
+/// Gradients of all GHN parameters for a fixed function of the generated weights.
+std::map<std::string, at::Tensor> ghn_gradients(GhnSurrogate& ghn,
+                                                const std::vector<const Architecture*>& archs) {
+  const exec::GraphExecutor exec;
+  std::vector<std::vector<ParamShape>> shapes;
+  for (const Architecture* a : archs) shapes.push_back(exec.parameters(*a));
+  for (auto& [name, p] : ghn.named_parameters())
+    if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+  const auto weights = ghn.generate_batch(archs, shapes, true);
+  at::Tensor loss = at::zeros({});
+  double k = 1;
+  for (const WeightMap& w : weights)
+    for (const auto& [name, t] : w) loss = loss + (t * (k += 0.01)).sin().sum();
+  loss.backward();
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, p] : ghn.named_parameters())
+    out[name] = p.grad().defined() ? p.grad().clone() : at::zeros_like(p);
+  return out;
+}
+
+TEST(Ghn, CpuEngineEqualsAtenPropagation) {
+  // The CPU engine (plain loops, hand-written backward) against the same propagation as
+  // ATen ops with autograd: embeddings and every parameter's gradient, for each scheme.
+  const Nb201Space space = nb201_space(2);
+  const Architecture a = space.parse(kExample), b = space.at(4321);
+  const std::vector<std::map<std::string, Value>> variants = {
+      {},
+      {{"stacked", false}},
+      {{"propagation", std::string("synchronous")}},
+      {{"virtual_edges", true}, {"layer_norm", true}, {"max_shortest_path", std::int64_t{3}}},
+      {{"propagation", std::string("synchronous")}, {"virtual_edges", true}, {"stacked", false}},
+  };
+  for (const auto& given : variants) {
+    auto o = given;
+    o["steps"] = std::int64_t{2};
+    GhnSurrogate ghn(ghn_options(o));
+    std::string what;
+    for (const auto& [k, v] : o) what += k + "=" + to_string(v) + " ";
+    ghn.use_aten_propagation(true);
+    const at::Tensor ref = ghn.node_embeddings(a);
+    const auto ref_grad = ghn_gradients(ghn, {&a, &b});
+    ghn.use_aten_propagation(false);
+    const at::Tensor ours = ghn.node_embeddings(a);
+    const auto our_grad = ghn_gradients(ghn, {&a, &b});
+    EXPECT_TRUE(at::allclose(ours, ref, 1e-5, 1e-5))
+        << what << (ours - ref).abs().max().item<double>();
+    for (const auto& [name, g] : ref_grad) {
+      const double scale = g.abs().max().item<double>();
+      const double diff = (our_grad.at(name) - g).abs().max().item<double>();
+      EXPECT_LE(diff, 1e-4 * std::max(scale, 1.0)) << what << name << ": max |grad| " << scale;
     }
   }
 }
@@ -534,6 +592,28 @@ TEST(Ghn, GeneratesEveryParameterOfDarts) {
       }
       const auto logits = exec.forward(a, w, at::randn({2, 3, 32, 32}));
       EXPECT_TRUE(at::isfinite(logits.back()).all().item<bool>()) << a.text;
+    }
+  }
+}
+
+TEST(Ghn, GeneratesEveryParameterOfGhnSpace) {
+  // The GHN paper's random blocks: trained on 7 nodes, evaluated on larger blocks.
+  TestContext ctx;
+  const exec::GraphExecutor exec;
+  Rng rng(9);
+  GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{2}}}));
+  for (std::int64_t nodes : {7, 17}) {
+    Options o;
+    o.set("nodes", nodes).set("channels", std::int64_t{32});
+    const GhnSpace space(GhnSpace::params().resolve(o, "ghn space"));
+    for (int i = 0; i < 3; ++i) {
+      const Architecture a = space.sample(rng);
+      const std::vector<ParamShape> shapes = exec.parameters(a);
+      expect_matches(ghn.generate(ctx, a, space), shapes, a.text);
+      // Stacked: one segment per block (module), plus stem, reductions and head.
+      std::set<std::int64_t> modules;
+      for (const auto& seg : ghn::split_segments(a.graph, true)) modules.insert(seg.module);
+      EXPECT_EQ(modules.size(), 4u) << a.text;  // -1 and the 3 blocks
     }
   }
 }
@@ -801,6 +881,12 @@ TEST(Ghn, DISABLED_Timing) {
     }
   }
 
+  {
+    GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{0}}}));
+    const double gen = min_ms([&](int i) { ghn.generate(ctx, arch(i), space); }, 8);
+    std::cout << "generate() without propagation (steps 0: the hypernetwork alone): " << gen
+              << " ms\n";
+  }
   const at::Tensor images = at::randn({64, 3, 32, 32});
   const at::Tensor labels = at::randint(10, {64}, at::kLong);
   GhnSurrogate ghn(ghn_options());
@@ -843,6 +929,19 @@ TEST(Ghn, DISABLED_Timing) {
   fr.max_steps = 1;
   const double fit = min_ms([&](int) { ghn.fit(ctx, fr); }, 5);
   std::cout << "fit step (batch 64, with Adam): " << fit << " ms\n";
+  // score(): generation + accuracy on 256 validation images in one batch of 256.
+  const BrightnessData valid(8, 256, 32, 10, false, 3);
+  ScoreRequest sr;
+  sr.space = &space;
+  sr.data = &valid;
+  sr.batch_size = 256;
+  const double score = min_ms(
+      [&](int i) {
+        sr.archs = {&arch(i)};
+        ghn.score(ctx, sr);
+      },
+      5);
+  std::cout << "score() of one architecture on 256 images: " << score << " ms\n";
 }
 
 }  // namespace
@@ -879,7 +978,8 @@ TEST(Ghn, DISABLED_GhnLoop) {
   const exec::GraphExecutor exec;
   const Nb201Space space = nb201_space(5, 16);
   const Architecture a = space.parse(kExample);
-  GhnSurrogate ghn(ghn_options());
+  const char* steps = std::getenv("GHN_STEPS");
+  GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{steps ? std::atoi(steps) : 5}}}));
   const auto shapes = exec.parameters(a);
   const char* loops = std::getenv("GHN_LOOPS");
   for (int i = 0; i < (loops ? std::atoi(loops) : 20); ++i) {

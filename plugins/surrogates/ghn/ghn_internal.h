@@ -1,0 +1,112 @@
+#pragma once
+/// @file ghn_internal.h
+/// @brief Internals shared by the GHN surrogate's source files (not part of its interface):
+/// typed options, the propagation plan of a batch of graphs, and the CPU propagation engine.
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "ghn.h"
+
+namespace hypernas::ghn::detail {
+
+/// The resolved options, typed.
+struct Config {
+  std::int64_t hidden = 32;
+  std::int64_t hyper_hidden = 64;
+  std::int64_t steps = 5;
+  Propagation propagation = Propagation::ForwardBackward;
+  bool stacked = true;
+  double lr = 1e-3;
+  double weight_decay = 0;
+  std::int64_t meta_batch = 1;
+  bool fan_in_norm = false;
+  bool layer_norm = false;
+  bool virtual_edges = false;
+  std::int64_t max_shortest_path = 50;
+  std::int64_t max_channels = 64;
+  std::int64_t max_kernel = 3;
+  std::int64_t init_seed = 0;
+  std::int64_t log_every = 50;
+
+  explicit Config(const Options& o)
+      : hidden(o.get_int("hidden")),
+        hyper_hidden(o.get_int("hyper_hidden")),
+        steps(o.get_int("steps")),
+        propagation(parse_propagation(o.get_string("propagation"))),
+        stacked(o.get_bool("stacked")),
+        lr(o.get_real("lr")),
+        weight_decay(o.get_real("weight_decay")),
+        meta_batch(o.get_int("meta_batch")),
+        fan_in_norm(o.get_bool("fan_in_norm")),
+        layer_norm(o.get_bool("layer_norm")),
+        virtual_edges(o.get_bool("virtual_edges")),
+        max_shortest_path(o.get_int("max_shortest_path")),
+        max_channels(o.get_int("max_channels")),
+        max_kernel(o.get_int("max_kernel")),
+        init_seed(o.get_int("init_seed")),
+        log_every(o.get_int("log_every")) {}
+
+  /// Size of the maximal 4-D block [C, C, K, K] of H's output.
+  std::int64_t block4() const { return max_channels * max_channels * max_kernel * max_kernel; }
+  /// Size of H's whole output: the 4-D block and the [2, C] vector block.
+  std::int64_t outputs() const { return block4() + 2 * max_channels; }
+};
+
+
+// ---------------------------------------------------------------------------------------------
+// The propagation plan of a batch of graphs (their disjoint union), as plain vectors. Node ids
+// are global: graph k's vertex v is base[k] + v.
+
+/// Messages into one group of nodes, CPU side. Rows (dst, vdst, xdst) are positions in the
+/// group; sources are global node ids (local positions in StepBuild::sync_forward/backward).
+struct MessagesBuild {
+  std::vector<std::int64_t> src, dst;    ///< 1-hop edges.
+  std::vector<std::int64_t> vsrc, vdst;  ///< Virtual edges...
+  std::vector<float> vw;                 ///< ...and their weights 1/distance.
+  std::vector<std::int64_t> xdst, xslot; ///< Rows receiving the previous segment's M(mean).
+};
+
+/// One batched update on the CPU side of a plan (global ids; rows are positions in idx).
+struct GroupBuild {
+  std::vector<std::int64_t> idx;
+  MessagesBuild msg;
+  bool feeds = false;  ///< Some later group of the same pass reads M of these nodes.
+};
+
+/// Segment s of every graph that has one, CPU side.
+struct StepBuild {
+  std::vector<std::int64_t> nodes, entries, entry_slot, prev_nodes, prev_slot;
+  std::vector<float> prev_count;
+  std::vector<GroupBuild> forward, backward;
+  MessagesBuild sync_forward, sync_backward;  ///< Sources local to `nodes`.
+  GroupBuild sync[2];                         ///< The same with global sources (CPU engine).
+};
+
+/// The propagation plan of a batch of graphs (their disjoint union), as plain vectors.
+struct PlanData {
+  std::int64_t total = 0;            ///< Nodes in the batch.
+  std::vector<std::int64_t> base;    ///< First global id of each graph.
+  std::vector<std::int64_t> types;   ///< Node type of every node.
+  std::vector<StepBuild> steps;      ///< One per segment index.
+};
+
+
+/// The plan of `graphs` (propagated together as one disjoint union): segments, level groups
+/// with their messages, the stacked GHN's hand-off, and the synchronous rounds. With
+/// `one_at_a_time`, every level group is a single node (see segment_levels()).
+PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& cfg,
+                    bool one_at_a_time);
+
+/// Propagation of `plan` on the CPU as plain loops (ghn_engine.cpp): the final node
+/// embeddings [total, hidden], before layer norm. `params`: the message MLP's w1 b1 w2 b2, the
+/// GRU's w_ih w_hh b_ih b_hh, then (virtual edges) the second MLP's w1 b1 w2 b2. When grad
+/// mode is on and a parameter requires grad, the result carries one autograd node whose
+/// backward is hand-written; it computes what the ATen propagation computes.
+at::Tensor propagate_cpu(std::shared_ptr<const PlanData> plan, const Config& cfg,
+                         const std::vector<at::Tensor>& params);
+
+}  // namespace hypernas::ghn::detail
