@@ -30,11 +30,19 @@ const char* kPluginPathNote =
 
 std::map<std::string, std::string> parse_sets(const std::vector<std::string>& sets) {
   std::map<std::string, std::string> out;
+  std::string last;
   for (const auto& s : sets) {
     auto eq = s.find('=');
+    // cxxopts splits a repeated option's value at commas: `--set list=a,b` arrives as
+    // "list=a" and "b". A piece without '=' continues the previous value.
+    if (eq == std::string::npos && !last.empty()) {
+      out[last] += "," + s;
+      continue;
+    }
     if (eq == std::string::npos || eq == 0)
       throw UsageError(cat("--set expects key=value, got '", s, "'"));
-    out[s.substr(0, eq)] = s.substr(eq + 1);
+    last = s.substr(0, eq);
+    out[last] = s.substr(eq + 1);
   }
   return out;
 }

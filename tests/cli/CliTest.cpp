@@ -128,6 +128,10 @@ TEST_F(Cli, SetValuesReachTheScript) {
   auto r = hypernas({"run", "args.lua", "--set", "n=21", "--set", "s=word"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("n=42 s=word"), std::string::npos) << r.output;
+  // A value with commas stays one value.
+  r = hypernas({"run", "args.lua", "--set", "s=a,b,c", "--set", "n=1"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("n=2 s=a,b,c"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, CtrlCStopsCleanlyAndKeepsWhatWasRecorded) {
