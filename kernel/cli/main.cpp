@@ -1,6 +1,9 @@
 // hypernas: the command-line front end. Exit codes: 0 ok, 1 failure, 2 usage error,
 // 130 interrupted (Ctrl-C; everything recorded so far is kept).
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <string>
@@ -32,6 +35,14 @@ const char* kUsage =
 
 int main(int argc, char** argv) {
   using namespace hypernas;
+  // NOTE: LibTorch's OpenMP threads spin while they wait. When the cores are shared with other
+  // work, that makes every parallel op wait for a descheduled spinner (steps 10-20x slower
+  // measured on a busy 2-core machine). libgomp reads OMP_WAIT_POLICY when it loads, before
+  // main, so set it and run again; a value the user chose is left alone.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
+  }
   if (argc < 2) {
     std::cerr << kUsage;
     return 2;

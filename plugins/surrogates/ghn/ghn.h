@@ -19,9 +19,10 @@
 ///    segment at a time, in order, with the same parameters. The mean final embedding of
 ///    segment i stands for the previous module at the entry nodes of segment i+1 (those with
 ///    no in-neighbour inside it): it is added to their initial embedding and, as a virtual
-///    in-neighbour, sent to them as a message M(mean) at every forward pass. (Added to the
-///    initial state alone, it is forgotten by the GRU after a few updates: at initialisation
-///    two identical cells then differ by ~1e-8.)
+///    in-neighbour (in the whole graph the entries read the previous module's output), sent
+///    to them as a message M(mean) at every forward pass. (An untrained GRU contracts
+///    strongly: at initialisation the hand-off moves the entries' embeddings by ~1e-3 and a
+///    cell's output node by ~1e-8; training decides how much of it is kept.)
 /// 4. Hypernetwork H: one 2-layer MLP (hidden `hyper_hidden`), shared by all nodes, maps a
 ///    node's final embedding to a maximal tensor: a [max_channels, max_channels, max_kernel,
 ///    max_kernel] block (conv and linear weights) followed by a [2, max_channels] block (row
@@ -32,6 +33,13 @@
 ///
 /// Everything the executor asks for (Executor::parameters()) is generated: conv weights, batch
 /// norm weights and biases, linear weights and biases. Nothing is learned per architecture.
+///
+/// Nodes of one level (same longest-path depth inside their segment) are updated in one
+/// batched GRU call; this equals the paper's one-node-at-a-time schedule (see
+/// segment_levels()). On the CPU the propagation runs as plain loops with a hand-written
+/// backward (ghn_engine.cpp); elsewhere as ATen ops. Several architectures (meta-batches,
+/// score() requests) are propagated together as one disjoint union. README.md beside this
+/// file lists what is faithful to the paper and what deviates.
 
 #include <cstdint>
 #include <memory>

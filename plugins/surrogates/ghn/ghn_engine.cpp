@@ -11,10 +11,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <c10/util/intrusive_ptr.h>
 #include <torch/csrc/autograd/function.h>
 
 #include "ghn_internal.h"
@@ -407,6 +410,20 @@ struct CpuPropagationBackward final : torch::autograd::Node {
   std::string name() const override { return "GhnCpuPropagationBackward"; }
 };
 
+// NOTE: LibTorch 1.13 owns autograd nodes by std::shared_ptr, recent 2.x releases by
+// c10::intrusive_ptr (Edge::function tells which); make_node() hides the difference.
+using NodePtr = decltype(std::declval<torch::autograd::Edge>().function);
+
+template <typename T>
+std::shared_ptr<T> make_node(std::shared_ptr<torch::autograd::Node>*) {
+  return std::make_shared<T>();
+}
+
+template <typename T>
+c10::intrusive_ptr<T> make_node(c10::intrusive_ptr<torch::autograd::Node>*) {
+  return c10::make_intrusive<T>();
+}
+
 }  // namespace
 
 at::Tensor propagate_cpu(std::shared_ptr<const PlanData> plan, const Config& cfg,
@@ -417,8 +434,7 @@ at::Tensor propagate_cpu(std::shared_ptr<const PlanData> plan, const Config& cfg
   auto engine = std::make_shared<CpuPropagation>(std::move(plan), cfg, params, grad);
   Tensor H = engine->forward();
   if (grad) {
-    auto node = std::shared_ptr<CpuPropagationBackward>(new CpuPropagationBackward(),
-                                                        torch::autograd::deleteNode);
+    auto node = make_node<CpuPropagationBackward>(static_cast<NodePtr*>(nullptr));
     node->engine = std::move(engine);
     node->set_next_edges(torch::autograd::collect_next_edges(at::ArrayRef<Tensor>(params)));
     torch::autograd::create_gradient_edge(H, node);

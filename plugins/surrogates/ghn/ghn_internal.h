@@ -13,25 +13,26 @@
 
 namespace hypernas::ghn::detail {
 
-/// The resolved options, typed.
+/// The resolved options, typed (see GhnSurrogate::params() for their meaning).
 struct Config {
-  std::int64_t hidden = 32;
-  std::int64_t hyper_hidden = 64;
-  std::int64_t steps = 5;
-  Propagation propagation = Propagation::ForwardBackward;
-  bool stacked = true;
-  double lr = 1e-3;
-  double weight_decay = 0;
-  std::int64_t meta_batch = 1;
-  bool fan_in_norm = false;
-  bool layer_norm = false;
-  bool virtual_edges = false;
-  std::int64_t max_shortest_path = 50;
-  std::int64_t max_channels = 64;
-  std::int64_t max_kernel = 3;
-  std::int64_t init_seed = 0;
-  std::int64_t log_every = 50;
+  std::int64_t hidden = 32;                                ///< Embedding size.
+  std::int64_t hyper_hidden = 64;                          ///< H's hidden width.
+  std::int64_t steps = 5;                                  ///< Propagation phases T.
+  Propagation propagation = Propagation::ForwardBackward;  ///< Scheme.
+  bool stacked = true;                                     ///< Stacked GHN.
+  double lr = 1e-3;                                        ///< Adam learning rate.
+  double weight_decay = 0;                                 ///< Adam L2 weight decay.
+  std::int64_t meta_batch = 1;                             ///< Architectures per fit step.
+  bool fan_in_norm = false;                                ///< GHN-2 fan-in normalisation.
+  bool layer_norm = false;                                 ///< GHN-2 layer norm.
+  bool virtual_edges = false;                              ///< GHN-2 virtual edges.
+  std::int64_t max_shortest_path = 50;                     ///< Virtual edges' reach.
+  std::int64_t max_channels = 64;                          ///< C of the maximal tensor.
+  std::int64_t max_kernel = 3;                             ///< K of the maximal tensor.
+  std::int64_t init_seed = 0;                              ///< Seed of the initial weights.
+  std::int64_t log_every = 50;                             ///< Fit log period in steps.
 
+  /// From options resolved by GhnSurrogate::params().
   explicit Config(const Options& o)
       : hidden(o.get_int("hidden")),
         hyper_hidden(o.get_int("hyper_hidden")),
@@ -56,7 +57,6 @@ struct Config {
   std::int64_t outputs() const { return block4() + 2 * max_channels; }
 };
 
-
 // ---------------------------------------------------------------------------------------------
 // The propagation plan of a batch of graphs (their disjoint union), as plain vectors. Node ids
 // are global: graph k's vertex v is base[k] + v.
@@ -72,16 +72,18 @@ struct MessagesBuild {
 
 /// One batched update on the CPU side of a plan (global ids; rows are positions in idx).
 struct GroupBuild {
-  std::vector<std::int64_t> idx;
-  MessagesBuild msg;
+  std::vector<std::int64_t> idx;  ///< The nodes updated together.
+  MessagesBuild msg;              ///< Their messages.
   bool feeds = false;  ///< Some later group of the same pass reads M of these nodes.
 };
 
 /// Segment s of every graph that has one, CPU side.
 struct StepBuild {
-  std::vector<std::int64_t> nodes, entries, entry_slot, prev_nodes, prev_slot;
-  std::vector<float> prev_count;
-  std::vector<GroupBuild> forward, backward;
+  std::vector<std::int64_t> nodes;                    ///< The segment's nodes, all graphs.
+  std::vector<std::int64_t> entries, entry_slot;      ///< Entry nodes, their graph's slot.
+  std::vector<std::int64_t> prev_nodes, prev_slot;    ///< Segment s-1's nodes, their slot.
+  std::vector<float> prev_count;                      ///< Segment s-1's size per slot.
+  std::vector<GroupBuild> forward, backward;          ///< Level groups of the two passes.
   MessagesBuild sync_forward, sync_backward;  ///< Sources local to `nodes`.
   GroupBuild sync[2];                         ///< The same with global sources (CPU engine).
 };
@@ -93,7 +95,6 @@ struct PlanData {
   std::vector<std::int64_t> types;   ///< Node type of every node.
   std::vector<StepBuild> steps;      ///< One per segment index.
 };
-
 
 /// The plan of `graphs` (propagated together as one disjoint union): segments, level groups
 /// with their messages, the stacked GHN's hand-off, and the synchronous rounds. With

@@ -1,6 +1,7 @@
 // Tests of the `ghn` surrogate (plugins/surrogates/ghn): node types, segments and the
-// propagation schedule, weight shapes against the kernel's graph executor (nb201 and darts),
-// state blobs, and a short fit on tiny synthetic data.
+// propagation schedule, the CPU engine against the ATen propagation, weight shapes against the
+// kernel's graph executor (nb201, darts and ghn spaces), state blobs, and a short fit on tiny
+// synthetic data. Disabled tests time and profile (--gtest_also_run_disabled_tests).
 
 #include <algorithm>
 #include <chrono>
