@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two entry points of README.md:
-#   scripts/dev.sh run    set up, build, run the main job (scripts/quickstart.lua on Fashion-MNIST)
+#   scripts/dev.sh run    set up, build, run the main job (scripts/ghn_search.lua on Fashion-MNIST)
 #   scripts/dev.sh test   set up, build with warnings as errors, run every test (CTest)
 # Extra arguments after `run` go to `hypernas run` (e.g. --set candidates=50).
 set -euo pipefail
@@ -21,7 +21,7 @@ case "$mode" in
   run)
     configure
     cmake --build "$build" -j "$jobs"
-    exec "$build/kernel/cli/hypernas" run scripts/quickstart.lua "$@"
+    exec "$build/kernel/cli/hypernas" run scripts/ghn_search.lua "$@"
     ;;
   test)
     configure -DHYPERNAS_WERROR=ON -DHYPERNAS_BUILD_TESTS=ON
