@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -204,6 +205,46 @@ TEST_F(Cli, ScoreNamesTheBadLineOfTheList) {
   auto r = hypernas({"score", "--surrogate", "params", "--space", "nb201", "--archs", "archs.txt"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("archs.txt:2: nb201: cannot parse"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, ScoreWorksForTrainedAndDataDrivenSurrogates) {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  // A tiny GHN, trained for 2 steps and saved as a checkpoint by a script.
+  script("fit.lua",
+         "local data = nas.dataset{ name = 'fashion-mnist' }\n"
+         "local space = nas.space{ name = 'nb201', cells_per_stage = 1, channels = 4, data = data }\n"
+         "local ghn = nas.surrogate('ghn', { hidden = 17, hyper_hidden = 8, steps = 1 })\n"
+         "ghn:fit{ space = space, data = data, steps = 2, batch = 16 }\n"
+         "print('saved ' .. ghn:save('ghn.ckpt'))\n");
+  auto fit = hypernas({"run", "fit.lua", "--threads", "1", "--progress", "off"});
+  ASSERT_EQ(fit.exit_code, 0) << fit.output;
+  std::ofstream(dir / "archs.txt") << kAll3x3 << "\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
+  const std::vector<std::string> common{"--space", "nb201", "--set", "cells_per_stage=1", "--set",
+                                        "channels=4", "--data", "fashion-mnist", "--archs",
+                                        "archs.txt", "--images", "64", "--threads", "1"};
+  std::vector<std::string> ghn{"score", "--surrogate", "ghn", "--option", "hidden=17", "--option",
+                               "hyper_hidden=8", "--option", "steps=1", "--checkpoint",
+                               "results/fit/ghn.ckpt", "--out", "ghn.csv"};
+  ghn.insert(ghn.end(), common.begin(), common.end());
+  auto r = hypernas(ghn);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::stringstream csv;
+  csv << std::ifstream(dir / "ghn.csv").rdbuf();
+  const std::string rows = csv.str();
+  EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 3) << rows;
+  // The same checkpoint refused by a GHN made with other options, naming the difference.
+  ghn[4] = "hidden=18";
+  r = hypernas(ghn);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("hidden=17 (here 18)"), std::string::npos) << r.output;
+  std::vector<std::string> sgd{"score", "--surrogate", "sgd", "--option", "steps=2", "--out", "sgd.csv"};
+  sgd.insert(sgd.end(), common.begin(), common.end());
+  r = hypernas(sgd);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::stringstream sgd_csv;
+  sgd_csv << std::ifstream(dir / "sgd.csv").rdbuf();
+  EXPECT_NE(sgd_csv.str().find(",4822,"), std::string::npos) << sgd_csv.str();  // all-none, C=4, N=1, 28x28x1
 }
 
 }  // namespace
