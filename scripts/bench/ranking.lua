@@ -50,12 +50,18 @@ local methods = {
   { label = "ghn, synchronous", name = "ghn", options = { propagation = "synchronous" }, fit = true },
   { label = "ghn + GHN-2 options", name = "ghn",
     options = { fan_in_norm = true, layer_norm = true, meta_batch = 4 }, fit = true },
+  { label = "ghn, GHN-2: fan-in norm", name = "ghn", options = { fan_in_norm = true }, fit = true },
+  { label = "ghn, GHN-2: layer norm", name = "ghn", options = { layer_norm = true }, fit = true },
+  { label = "ghn, GHN-2: meta-batch 4", name = "ghn", options = { meta_batch = 4 }, fit = true },
+  { label = "ghn, GHN-2: virtual edges", name = "ghn", options = { virtual_edges = true }, fit = true },
 }
+-- --set methods=a,b,... keeps the methods whose plugin name is listed, or whose label
+-- contains the text given (e.g. --set methods=GHN-2: for the single GHN-2 options).
 local only = nas.arg("methods", "")
 
 local rows = {}
 for _, m in ipairs(methods) do
-  if only == "" or only:find(m.name, 1, true) then
+  if only == "" or only:find(m.name, 1, true) or m.label:find(only, 1, true) then
     local s = nas.surrogate(m.name, m.options)
     local fit_seconds = 0
     if m.fit then
