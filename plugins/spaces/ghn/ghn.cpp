@@ -1,5 +1,6 @@
 #include "ghn.h"
 
+#include <hypernas/graph_builder.h>
 #include <hypernas/graph_stats.h>
 
 #include <algorithm>
@@ -30,29 +31,8 @@ bool all_digits(const std::string& s) {
 
 /// Appends vertices and edges in creation order, which is a topological order because every
 /// node is created after the nodes it reads.
-class GraphBuilder {
+class GraphBuilder : public hypernas::GraphBuilder {
  public:
-  using Vertex = ArchGraph::vertex_descriptor;
-
-  Vertex add(OpNode node, const std::vector<Vertex>& inputs) {
-    const Vertex v = boost::add_vertex(std::move(node), graph_);
-    for (Vertex u : inputs) boost::add_edge(u, v, graph_);
-    return v;
-  }
-
-  /// One node with the attributes most nodes need; the rest keep OpNode's defaults.
-  static OpNode node(const char* op, std::string name, std::int64_t c_in, std::int64_t c_out,
-                     std::int64_t scale, std::int64_t module) {
-    OpNode n;
-    n.op = op;
-    n.name = std::move(name);
-    n.c_in = c_in;
-    n.c_out = c_out;
-    n.scale = scale;
-    n.module = module;
-    return n;
-  }
-
   /// A convolution node (no bias); its output is at `scale_in` (+1 at stride 2).
   Vertex conv(const std::vector<Vertex>& in, std::string name, std::int64_t c_in,
               std::int64_t c_out, std::int64_t kernel, std::int64_t stride,
@@ -105,11 +85,6 @@ class GraphBuilder {
         throw Error(cat("ghn: invalid op id ", op, " in '", prefix, "'"));
     }
   }
-
-  ArchGraph take() { return std::move(graph_); }
-
- private:
-  ArchGraph graph_;
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "nb201.h"
 
+#include <hypernas/graph_builder.h>
 #include <hypernas/graph_stats.h>
 
 #include <cctype>
@@ -24,29 +25,15 @@ std::string known_ops() {
 
 /// Appends vertices and edges in creation order, which is a topological order because every
 /// node is created after the nodes it reads.
-class GraphBuilder {
+class GraphBuilder : public hypernas::GraphBuilder {
  public:
-  using Vertex = ArchGraph::vertex_descriptor;
-
-  Vertex add(OpNode node, const std::vector<Vertex>& inputs) {
-    const Vertex v = boost::add_vertex(std::move(node), graph_);
-    for (Vertex u : inputs) boost::add_edge(u, v, graph_);
-    return v;
-  }
-
-  /// One node with the attributes most nodes need; the rest keep OpNode's defaults.
+  /// The shared node(), plus a kernel size and stride.
   static OpNode node(const char* op, std::string name, std::int64_t c_in, std::int64_t c_out,
                      std::int64_t scale, std::int64_t module, std::int64_t kernel = 0,
                      std::int64_t stride = 1) {
-    OpNode n;
-    n.op = op;
-    n.name = std::move(name);
-    n.c_in = c_in;
-    n.c_out = c_out;
+    OpNode n = hypernas::GraphBuilder::node(op, std::move(name), c_in, c_out, scale, module);
     n.kernel = kernel;
     n.stride = stride;
-    n.scale = scale;
-    n.module = module;
     return n;
   }
 
@@ -114,11 +101,6 @@ class GraphBuilder {
                       {pool});
     return add(node("add", prefix + ".add", c_out, c_out, scale_out, -1), {b, conv});
   }
-
-  ArchGraph take() { return std::move(graph_); }
-
- private:
-  ArchGraph graph_;
 };
 
 }  // namespace

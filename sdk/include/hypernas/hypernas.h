@@ -7,6 +7,7 @@
 #include "hypernas/context.h"
 #include "hypernas/data.h"
 #include "hypernas/error.h"
+#include "hypernas/graph_builder.h"
 #include "hypernas/graph_stats.h"
 #include "hypernas/options.h"
 #include "hypernas/plugin.h"
