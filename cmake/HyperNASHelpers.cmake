@@ -42,19 +42,46 @@ function(hypernas_warnings target)
   endif()
 endfunction()
 
-# hypernas_add_plugin(NAME <name> SOURCES <files...> [LIBS <targets...>])
-# Builds a run-time plugin: a MODULE library in ${HYPERNAS_BUILD_PLUGIN_DIR}, linked so it is
-# never unloaded (objects made from it may outlive any handle), installed with the others.
+include("${CMAKE_CURRENT_LIST_DIR}/HyperNASPlugin.cmake")
+
+# hypernas_add_plugin(NAME <name> DESCRIPTOR <file> [SOURCES <files...>] [LIBS <targets...>])
+# A built-in plugin, built once and linked where it is needed:
+#   hypernas_<name>_impl        OBJECT library of SOURCES, the implementation (no descriptor);
+#                               tests and benchmarks link it to use the plugin's classes.
+#   hypernas_<name>_descriptor  OBJECT library of DESCRIPTOR, the file with HYPERNAS_PLUGIN(...);
+#                               only a test that calls the descriptor links it (one per binary).
+#   hypernas_plugin_<name>      the run-time plugin, libhypernas_<name>.so in
+#                               ${HYPERNAS_BUILD_PLUGIN_DIR}: both of the above, made by the
+#                               SDK's hypernas_plugin() (MODULE, -z nodelete: objects made from
+#                               it may outlive any handle), installed with the others.
+# Every plugin is also a dependency of the custom target hypernas_plugins (plugins/CMakeLists.txt),
+# which the tests that load plugins at run time depend on.
 function(hypernas_add_plugin)
-  cmake_parse_arguments(P "" "NAME" "SOURCES;LIBS" ${ARGN})
-  set(target hypernas_plugin_${P_NAME})
-  add_library(${target} MODULE ${P_SOURCES})
-  target_link_libraries(${target} PRIVATE hypernas::sdk ${P_LIBS})
-  target_link_options(${target} PRIVATE -Wl,-z,nodelete)
-  set_target_properties(${target} PROPERTIES
+  cmake_parse_arguments(P "" "NAME;DESCRIPTOR" "SOURCES;LIBS" ${ARGN})
+  if(NOT P_NAME OR NOT P_DESCRIPTOR OR P_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "hypernas_add_plugin(NAME <name> DESCRIPTOR <file> [SOURCES ...] [LIBS ...])")
+  endif()
+  set(objects)
+  if(P_SOURCES)
+    list(APPEND objects hypernas_${P_NAME}_impl)
+    add_library(hypernas_${P_NAME}_impl OBJECT ${P_SOURCES})
+  endif()
+  list(APPEND objects hypernas_${P_NAME}_descriptor)
+  add_library(hypernas_${P_NAME}_descriptor OBJECT ${P_DESCRIPTOR})
+  foreach(lib ${objects})
+    target_link_libraries(${lib} PUBLIC hypernas::sdk ${P_LIBS})
+    # As the plugin compiled them before: only the descriptor is visible outside the library.
+    set_target_properties(${lib} PROPERTIES CXX_VISIBILITY_PRESET hidden POSITION_INDEPENDENT_CODE ON)
+    hypernas_warnings(${lib})
+  endforeach()
+  set(warnings WARNINGS)
+  if(HYPERNAS_WERROR)
+    set(warnings WARNINGS_AS_ERRORS)
+  endif()
+  hypernas_plugin(hypernas_plugin_${P_NAME} LIBS ${objects} ${P_LIBS}
     OUTPUT_NAME "hypernas_${P_NAME}"
-    LIBRARY_OUTPUT_DIRECTORY "${HYPERNAS_BUILD_PLUGIN_DIR}"
-    CXX_VISIBILITY_PRESET hidden)
-  hypernas_warnings(${target})
-  install(TARGETS ${target} LIBRARY DESTINATION "${HYPERNAS_INSTALL_PLUGIN_DIR}")
+    OUTPUT_DIRECTORY "${HYPERNAS_BUILD_PLUGIN_DIR}"
+    INSTALL_DESTINATION "${HYPERNAS_INSTALL_PLUGIN_DIR}"
+    ${warnings})
+  add_dependencies(hypernas_plugins hypernas_plugin_${P_NAME})
 endfunction()

@@ -1,8 +1,12 @@
 #include "kernel/cli/commands.h"
 
+#include <cctype>
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -14,11 +18,11 @@
 #include "kernel/core/context.h"
 #include "kernel/data/dataset.h"
 #include "kernel/device/device.h"
-#include "kernel/exec/executor.h"
-#include "kernel/store/checkpoint.h"
 #include "kernel/graph/serialize.h"
 #include "kernel/lua/host.h"
 #include "kernel/plugin/registry.h"
+#include "kernel/session/session.h"
+#include "kernel/store/store.h"
 
 namespace hypernas::cli {
 
@@ -149,7 +153,10 @@ int cmd_score(int argc, char** argv) {
                          "hypernas score --surrogate ghn --checkpoint FILE --space nb201 "
                          "--data fashion-mnist --archs FILE [--out FILE.csv]\n"
                          "FILE lists one architecture per line in the space's string form "
-                         "(blank lines and lines starting with # are skipped).",
+                         "(blank lines and lines starting with # are skipped). Every score is "
+                         "recorded in the experiment's store (results/score/experiment.db by "
+                         "default) and reused when scored again under the same key; a failed "
+                         "architecture gets status 'failed' and its reason.",
                          kPluginPathNote));
   // clang-format off
   o.add_options()
@@ -164,6 +171,11 @@ int cmd_score(int argc, char** argv) {
     ("out", "CSV file (default: standard output)", cxxopts::value<std::string>())
     ("images", "validation images per architecture (0: all)", cxxopts::value<std::int64_t>()->default_value("0"))
     ("batch", "evaluation batch size", cxxopts::value<std::int64_t>()->default_value("256"))
+    ("experiment", "experiment whose store records (and reuses) the scores", cxxopts::value<std::string>()->default_value("score"))
+    ("results", "folder holding experiments", cxxopts::value<std::string>()->default_value("results"))
+    ("no-reuse", "score again what the store already holds")
+    ("retry-failed", "score again architectures that failed before")
+    ("max-failures", "stop when more than this fraction failed", cxxopts::value<double>()->default_value("0.75"))
     ("device", "cpu, cuda, cuda:N or auto", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
     ("seed", "seed", cxxopts::value<std::uint64_t>()->default_value("0"))
@@ -177,47 +189,42 @@ int cmd_score(int argc, char** argv) {
   for (const char* required : {"surrogate", "space", "archs"})
     if (!r.count(required)) throw UsageError(cat("missing --", required, " (see hypernas score --help)"));
 
-  core::RunServices services;
-  services.device = device::select(r["device"].as<std::string>());
-  services.threads = device::set_threads(r["threads"].as<int>());
-  services.seed = r["seed"].as<std::uint64_t>();
-  exec::GraphExecutor executor;
-  services.executor = &executor;
-
   plugin::Registry registry;
   registry.scan(plugin::Registry::default_search_path());
-  Options space_options;
-  if (r.count("set")) space_options = sets_to_options(parse_sets(r["set"].as<std::vector<std::string>>()));
+  session::SessionConfig sc;
+  sc.registry = &registry;
+  sc.device = device::select(r["device"].as<std::string>());
+  sc.threads = device::set_threads(r["threads"].as<int>());
+  sc.seed = r["seed"].as<std::uint64_t>();
+  sc.experiment = r["experiment"].as<std::string>();
+  sc.results_root = r["results"].as<std::string>();
+  for (int i = 0; i < argc; ++i) sc.command_line += (i ? " " : "hypernas ") + std::string(argv[i]);
+  session::RunSession run(sc);
+
+  session::EvalSettings settings;
+  settings.batch_size = r["batch"].as<std::int64_t>();
+  settings.max_images = r["images"].as<std::int64_t>();
+  settings.reuse = r.count("no-reuse") == 0;
+  settings.retry_failed = r.count("retry-failed") != 0;
+  settings.max_failures = r["max-failures"].as<double>();
+
   std::shared_ptr<Dataset> data;
   if (r.count("data")) {
     data::DatasetOptions d;
     d.name = r["data"].as<std::string>();
     if (r.count("data-root")) d.root = r["data-root"].as<std::string>();
-    data = data::open_dataset(d, services.device);
-    const ProblemSpec p = data->spec();
-    if (!space_options.has("input_channels")) space_options.set("input_channels", p.channels);
-    if (!space_options.has("input_size")) space_options.set("input_size", p.height);
-    if (!space_options.has("classes")) space_options.set("classes", p.classes);
+    data = data::open_dataset(d, sc.device);
   }
-  auto space = registry.create_space(r["space"].as<std::string>(), space_options);
-  const std::string name = r["surrogate"].as<std::string>();
+  Options space_options;
+  if (r.count("set")) space_options = sets_to_options(parse_sets(r["set"].as<std::vector<std::string>>()));
+  auto space = run.make_space(r["space"].as<std::string>(), space_options, data.get());
   Options surrogate_options;
   if (r.count("option"))
     surrogate_options = sets_to_options(parse_sets(r["option"].as<std::vector<std::string>>()));
-  auto surrogate = registry.create_surrogate(name, surrogate_options);
-  if ((surrogate->capabilities() & kNeedsData) && !data)
-    throw UsageError(cat("surrogate '", name, "' needs --data"));
-  if (r.count("checkpoint")) {
-    const std::string path = r["checkpoint"].as<std::string>();
-    store::Checkpoint c = store::read_checkpoint(path);
-    HYPERNAS_CHECK(c.plugin == name, "checkpoint ", path, " was written by surrogate '", c.plugin,
-                   "', not '", name, "'");
-    try {
-      surrogate->load_state(c.blob);
-    } catch (const std::exception& e) {
-      throw Error(cat("checkpoint ", path, ": ", e.what()));
-    }
-  }
+  auto surrogate = run.make_surrogate(r["surrogate"].as<std::string>(), surrogate_options);
+  if ((surrogate->plugin().capabilities() & kNeedsData) && !data)
+    throw UsageError(cat("surrogate '", surrogate->name(), "' needs --data"));
+  if (r.count("checkpoint")) surrogate->load_checkpoint(r["checkpoint"].as<std::string>());
 
   // Parse every line first: a malformed line stops the run before any scoring.
   const std::string archs_path = r["archs"].as<std::string>();
@@ -243,31 +250,112 @@ int cmd_score(int argc, char** argv) {
     HYPERNAS_CHECK(file.good(), "cannot write ", r["out"].as<std::string>());
   }
   std::ostream& out = r.count("out") ? static_cast<std::ostream&>(file) : std::cout;
-  out << "arch,score,params,flops,seconds\n";
   core::install_interrupt_handler();
-  core::KernelContext ctx(services, name);
+  run.begin("hypernas score");
+  out << "arch,score,params,flops,seconds,reused,status,error\n" << std::flush;
+  // Each row is written as soon as its architecture is scored, so a stopped run keeps them.
+  run.services().notify = nullptr;
+  auto service = run.evaluations(surrogate, *space, data.get(), settings);
+  core::KernelContext ctx(run.services(), surrogate->name());
   core::ConsoleProgress progress("scoring", static_cast<std::int64_t>(archs.size()));
-  for (const auto& arch : archs) {
-    ctx.check_cancelled();
-    ScoreRequest req;
-    req.space = space.get();
-    req.data = data.get();
-    req.archs = {&arch};
-    req.batch_size = r["batch"].as<std::int64_t>();
-    req.max_images = r["images"].as<std::int64_t>();
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<Score> scores = surrogate->score(ctx, req);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    HYPERNAS_CHECK(scores.size() == 1, "surrogate '", name, "' returned ", scores.size(),
-                   " scores for one architecture");
-    const ArchStats st = space->stats(arch);
-    char row[96];
-    std::snprintf(row, sizeof row, ",%.6g,%lld,%lld,%.4f\n", scores[0].value,
-                  static_cast<long long>(st.params), static_cast<long long>(st.flops), seconds);
-    out << '"' << arch.text << '"' << row << std::flush;  // each row is kept if stopped later
-    progress.advance(1);
+  auto csv_text = [](const std::string& text) {
+    std::string q = "\"";
+    for (char c : text) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+  };
+  std::string state = "failed";
+  try {
+    for (const auto& arch : archs) {
+      ctx.check_cancelled();
+      Evaluated e = service->evaluate(ctx, {arch}, &progress);
+      char row[128];
+      for (const auto& c : e.scored) {
+        std::snprintf(row, sizeof row, ",%.6g,%lld,%lld,%.4f,%d,ok,\n", c.score.value,
+                      static_cast<long long>(c.stats.params), static_cast<long long>(c.stats.flops),
+                      c.seconds, c.reused ? 1 : 0);
+        out << csv_text(c.arch.text) << row << std::flush;
+      }
+      for (const auto& f : e.failed) {
+        const ArchStats st = space->stats(f.arch);
+        std::snprintf(row, sizeof row, ",nan,%lld,%lld,0,%d,failed,", static_cast<long long>(st.params),
+                      static_cast<long long>(st.flops), f.reused ? 1 : 0);
+        out << csv_text(f.arch.text) << row << csv_text(f.reason) << "\n" << std::flush;
+      }
+    }
+    state = "ok";
+  } catch (const Cancelled&) {
+    run.finish("cancelled");
+    throw;
+  } catch (...) {
+    run.finish("failed");
+    throw;
   }
   progress.finish();
+  service->log_summary(ctx.log());
+  run.finish(state);
+  return 0;
+}
+
+int cmd_runs(int argc, char** argv) {
+  cxxopts::Options o("hypernas runs",
+                     "List the runs of an experiment: state, script, arguments, start, end and "
+                     "the number of evaluations each recorded. A run whose process died "
+                     "(kill -9, power cut) is shown as interrupted.");
+  // clang-format off
+  o.add_options()
+    ("experiment", "experiment name (default: every experiment in --results)", cxxopts::value<std::string>())
+    ("results", "folder holding experiments", cxxopts::value<std::string>()->default_value("results"))
+    ("json", "print JSON instead of a table")
+    ("h,help", "this text");
+  // clang-format on
+  auto r = o.parse(argc, argv);
+  if (r.count("help")) {
+    std::cout << o.help();
+    return 0;
+  }
+  namespace fs = std::filesystem;
+  const fs::path root = r["results"].as<std::string>();
+  std::vector<std::string> experiments;
+  if (r.count("experiment")) {
+    experiments.push_back(r["experiment"].as<std::string>());
+  } else {
+    std::error_code ec;
+    if (!fs::is_directory(root, ec))
+      throw Error(cat("no results folder ", root.string(), " (see --results)"));
+    for (const auto& entry : fs::directory_iterator(root, ec))
+      if (fs::is_regular_file(entry.path() / "experiment.db")) experiments.push_back(entry.path().filename().string());
+    std::sort(experiments.begin(), experiments.end());
+    if (experiments.empty()) throw Error(cat("no experiments in ", root.string()));
+  }
+  nlohmann::json all = nlohmann::json::array();
+  std::ostringstream table;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-16s %4s  %-11s %-24s %-24s %6s %6s  %s\n", "experiment", "run",
+                "state", "started", "ended", "evals", "failed", "script and arguments");
+  table << line;
+  for (const auto& name : experiments) {
+    auto store = session::RunSession::open_existing(root, name);
+    for (const auto& run : store->runs()) {
+      const nlohmann::json args = nlohmann::json::parse(run.args_json, nullptr, false);
+      std::string command = run.script;
+      if (args.is_object() && args.contains("command") && args["command"].is_string() &&
+          !args["command"].get<std::string>().empty())
+        command = args["command"].get<std::string>();
+      all.push_back({{"experiment", name},      {"id", run.id},
+                     {"state", run.state},      {"script", run.script},
+                     {"args", args},            {"seed", run.seed},
+                     {"started_at", run.started_at}, {"ended_at", run.ended_at},
+                     {"pid", run.pid},          {"host", run.host},
+                     {"heartbeat_at", run.heartbeat_at}, {"evaluations", run.evaluations},
+                     {"failures", run.failures}});
+      std::snprintf(line, sizeof line, "%-16s %4lld  %-11s %-24s %-24s %6lld %6lld  ",
+                    abbreviate(name, 16).c_str(), static_cast<long long>(run.id), run.state.c_str(),
+                    run.started_at.c_str(), run.ended_at.empty() ? "-" : run.ended_at.c_str(),
+                    static_cast<long long>(run.evaluations), static_cast<long long>(run.failures));
+      table << line << abbreviate(command, 100) << "\n";
+    }
+  }
+  std::cout << (r.count("json") ? all.dump(2) + "\n" : table.str());
   return 0;
 }
 
@@ -275,7 +363,9 @@ int cmd_plugins(int argc, char** argv) {
   cxxopts::Options o("hypernas plugins",
                      cat("List the plugins found, and every file refused with its reason.",
                          kPluginPathNote));
-  o.add_options()("json", "print JSON instead of a table")("h,help", "this text");
+  o.add_options()("json", "print JSON instead of a table")(
+      "strict", "exit with 1 when any file was refused (for CI and install checks)")(
+      "h,help", "this text");
   auto r = o.parse(argc, argv);
   if (r.count("help")) {
     std::cout << o.help();
@@ -284,6 +374,13 @@ int cmd_plugins(int argc, char** argv) {
   plugin::Registry registry;
   registry.scan(plugin::Registry::default_search_path());
   std::cout << (r.count("json") ? registry.to_json() + "\n" : registry.to_table());
+  const std::size_t refused = registry.refusals().size();
+  if (r.count("strict") && refused > 0) {
+    std::cout << std::flush;
+    std::cerr << "hypernas plugins: " << refused << (refused == 1 ? " file was" : " files were")
+              << " refused (--strict)\n";
+    return 1;
+  }
   return 0;
 }
 
@@ -300,6 +397,7 @@ int cmd_run(int argc, char** argv) {
     ("experiment", "experiment name (default: the script's file name)", cxxopts::value<std::string>())
     ("results", "folder holding experiments", cxxopts::value<std::string>()->default_value("results"))
     ("time-limit", "stop cleanly after this many seconds", cxxopts::value<double>())
+    ("lua-memory", "cap on the script's Lua heap: 512M, 4G, or a number of MiB", cxxopts::value<std::string>()->default_value("4G"))
     ("progress", "auto, bar, lines or off", cxxopts::value<std::string>()->default_value("auto"))
     ("v,verbose", "debug messages")
     ("q,quiet", "warnings and errors only")
@@ -337,6 +435,36 @@ int cmd_run(int argc, char** argv) {
     double t = r["time-limit"].as<double>();
     if (!(t > 0)) throw UsageError(cat("--time-limit must be positive, got ", t));
     config.time_limit_s = t;
+  }
+  {
+    // SIZE: a number with an optional K, M, G or T suffix (binary units, "MiB" and "MB" too);
+    // a plain number is MiB.
+    const std::string size = r["lua-memory"].as<std::string>();
+    const auto bad = [&size]() {
+      return UsageError(cat("--lua-memory expects a size such as 512M, 4G or a number of MiB "
+                            "(at least 1M), got '", size, "'"));
+    };
+    std::size_t digits = 0;
+    double value = 0;
+    try {
+      value = std::stod(size, &digits);
+    } catch (const std::exception&) {
+      throw bad();
+    }
+    std::string unit = size.substr(digits);
+    for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    double scale = 0;
+    if (unit.empty()) scale = 0x1p20;
+    const std::pair<const char*, double> units[] = {{"K", 0x1p10}, {"M", 0x1p20},
+                                                    {"G", 0x1p30}, {"T", 0x1p40}};
+    for (const auto& [prefix, factor] : units)
+      for (const char* tail : {"", "B", "IB"})
+        if (unit == std::string(prefix) + tail) scale = factor;
+    const double bytes = value * scale;
+    if (!(std::isdigit(static_cast<unsigned char>(size[0])) || size[0] == '.') || scale == 0 ||
+        !(bytes >= 0x1p20) || bytes >= 0x1p63)
+      throw bad();
+    config.lua_memory_bytes = static_cast<std::size_t>(bytes);
   }
   for (int i = 0; i < argc; ++i) config.command_line += (i ? " " : "hypernas ") + std::string(argv[i]);
 

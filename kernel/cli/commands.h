@@ -11,6 +11,8 @@ int cmd_run(int argc, char** argv);
 int cmd_plugins(int argc, char** argv);
 /// `hypernas score --surrogate NAME --space NAME --archs FILE [--data NAME] ...`
 int cmd_score(int argc, char** argv);
+/// `hypernas runs [--experiment NAME] [--results DIR] [--json]`
+int cmd_runs(int argc, char** argv);
 /// `hypernas arch info --space NAME [--set k=v ...] ARCH [--json] [--dot FILE]`
 int cmd_arch(int argc, char** argv);
 

@@ -82,6 +82,10 @@ class ImageDataset final : public Dataset {
   /// batch_size below 1 or a negative limit.
   std::unique_ptr<BatchStream> batches(Split split, const BatchOptions& options,
                                        Rng& rng) const override;
+  using Dataset::batches;  // the in-order overload without an Rng
+  /// "name{valid=,split_seed=,normalize=,mean=,std=,crop=,flip=,cutout=,train=,test=}", plus
+  /// the root for "folder" datasets: everything that changes a split's examples or values.
+  std::string identity() const override;
 
   /// Class names; label i is classes()[i].
   const std::vector<std::string>& classes() const;

@@ -272,6 +272,23 @@ ImageDataset::ImageDataset(ImageSet train, ImageSet test, const DatasetOptions& 
 ImageDataset::~ImageDataset() = default;
 
 std::string ImageDataset::name() const { return state_->options.name; }
+
+std::string ImageDataset::identity() const {
+  const DatasetOptions& o = state_->options;
+  auto list = [](const std::vector<double>& xs) {
+    std::string out;
+    for (double x : xs) out += (out.empty() ? "" : "/") + cat(x);  // 6 significant digits
+    return out;
+  };
+  std::string id = cat(o.name, "{valid=", o.valid, ",split_seed=", o.split_seed,
+                       ",normalize=", o.normalize ? 1 : 0);
+  if (o.normalize) id += cat(",mean=", list(o.mean), ",std=", list(o.stddev));
+  id += cat(",crop=", o.crop_padding.value_or(0), ",flip=", o.flip.value_or(false) ? 1 : 0,
+            ",cutout=", o.cutout, ",train=", state_->train_images.size(0),
+            ",test=", state_->test_images.defined() ? state_->test_images.size(0) : 0);
+  if (o.name == "folder") id += cat(",root=", o.root);
+  return id + "}";
+}
 ProblemSpec ImageDataset::spec() const { return state_->spec; }
 
 std::int64_t ImageDataset::size(Split split) const {

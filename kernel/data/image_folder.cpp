@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 #include <fcntl.h>
 #include <hypernas/error.h>
+#include <hypernas/hash.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +15,6 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -43,20 +43,6 @@ bool is_image_name(const std::string& name) {
   std::string ext = name.substr(dot + 1);
   for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return ext == "jpg" || ext == "jpeg" || ext == "png";
-}
-
-std::uint64_t fnv1a(const std::string& s, std::uint64_t h = 0xcbf29ce484222325ull) {
-  for (unsigned char ch : s) {
-    h ^= ch;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
-std::string hex64(std::uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 /// Reads a whole file into `buf` with POSIX calls (much cheaper than a stream per small file).
@@ -191,7 +177,7 @@ ImageSet read_image_folder(const std::string& dir, const FolderOptions& options)
   // Listing: files sorted by name within each class.
   std::vector<Entry> entries;
   std::uint64_t total = 0;
-  std::uint64_t listing_hash = fnv1a("");
+  std::uint64_t listing_hash = fnv1a64("");
   for (const auto& sub : subdirs) {
     const auto it = std::find(classes.begin(), classes.end(), sub);
     if (it == classes.end())
@@ -208,7 +194,7 @@ ImageSet read_image_folder(const std::string& dir, const FolderOptions& options)
     if (ec) throw Error(cat((fs::path(dir) / sub).string(), ": cannot list (", ec.message(), ")"));
     std::sort(files.begin(), files.end());
     for (auto& [name, bytes] : files) {
-      listing_hash = fnv1a(cat(sub, '/', name, ' ', bytes, '\n'), listing_hash);
+      listing_hash = fnv1a64(cat(sub, '/', name, ' ', bytes, '\n'), listing_hash);
       total += bytes;
       entries.push_back({(fs::path(dir) / sub / name).string(), label, bytes});
     }
@@ -224,7 +210,7 @@ ImageSet read_image_folder(const std::string& dir, const FolderOptions& options)
     key = cat("folder=", canonical.string(), "\nfiles=", n, "\nbytes=", total,
               "\nlisting=", hex64(listing_hash), "\nclasses=");
     for (const auto& c : classes) key += c + "\t";
-    cache_file = (fs::path(options.cache_dir) / ("images-" + hex64(fnv1a(key)) + ".bin")).string();
+    cache_file = (fs::path(options.cache_dir) / ("images-" + hex64(fnv1a64(key)) + ".bin")).string();
     if (auto cached = load_cache(cache_file, key, n)) {
       core::write_log(LogLevel::Debug, "data",
                       cat("read ", n, " decoded images of ", dir, " from ", cache_file));

@@ -29,9 +29,6 @@ enum class OpKind : std::uint8_t {
   Linear
 };
 
-/// How init_weights() fills one parameter.
-enum class ParamRole : std::uint8_t { ConvWeight, BnWeight, BnBias, LinearWeight, LinearBias };
-
 bool parse_op(const std::string& op, OpKind* out) {
   static const std::pair<const char*, OpKind> kOps[] = {
       {"input", OpKind::Input},      {"conv", OpKind::Conv},        {"bn", OpKind::Bn},
@@ -83,12 +80,11 @@ struct Plan {
   std::vector<std::int32_t> inputs;   ///< Input vertex ids of every step, sorted per step.
   std::vector<std::int32_t> frees;    ///< Values dropped after each step.
   std::vector<std::string> names;     ///< Node names, by vertex.
-  std::vector<ParamShape> params;     ///< Parameters, in vertex order.
-  std::vector<ParamRole> roles;       ///< How init_weights() fills each parameter.
+  std::vector<ParamShape> params;     ///< Parameters, in vertex order, with role and fans.
   std::vector<std::int32_t> outputs;  ///< Vertices returned by forward(), in exit order.
 
   /// "'<text>' (space <space>)" for messages.
-  std::string where() const { return cat("'", text, "' (space ", space, ")"); }
+  std::string where() const { return cat("'", abbreviate(text), "' (space ", space, ")"); }
 };
 
 std::shared_ptr<const Plan> GraphExecutor::compile(const Architecture& arch) const {
@@ -115,9 +111,28 @@ std::shared_ptr<const Plan> GraphExecutor::compile(const Architecture& arch) con
     ParamShape p;
     p.name = node.name + suffix;
     p.node = node.name;
+    p.role = role;
+    switch (role) {
+      case ParamRole::ConvWeight:  // [c_out, c_in/groups, k, k], fans as torch computes them
+        p.fan_in = shape[1] * shape[2] * shape[3];
+        p.fan_out = shape[0] * shape[2] * shape[3];
+        break;
+      case ParamRole::LinearWeight:  // [c_out, c_in]
+        p.fan_in = shape[1];
+        p.fan_out = shape[0];
+        break;
+      case ParamRole::LinearBias:  // the fan-in of the weight it belongs to
+        p.fan_in = node.c_in;
+        p.fan_out = 1;
+        break;
+      case ParamRole::BnWeight:
+      case ParamRole::BnBias:
+        p.fan_in = 1;
+        p.fan_out = 1;
+        break;
+    }
     p.shape = std::move(shape);
     plan->params.push_back(std::move(p));
-    plan->roles.push_back(role);
     return static_cast<std::int32_t>(plan->params.size() - 1);
   };
 
@@ -235,13 +250,52 @@ std::vector<ParamShape> GraphExecutor::parameters(const Architecture& arch) cons
   return compile(arch)->params;
 }
 
+std::vector<ParamShapeV1_0> GraphExecutor::parameters_v1_0(const Architecture& arch) const {
+  const auto plan = compile(arch);  // NOTE: iterating compile(arch)->params would dangle
+  std::vector<ParamShapeV1_0> out;
+  out.reserve(plan->params.size());
+  for (const ParamShape& p : plan->params) out.push_back({p.name, p.node, p.shape});
+  return out;
+}
+
 std::vector<at::Tensor> GraphExecutor::forward(const Architecture& arch, const WeightMap& weights,
                                                const at::Tensor& images) const {
-  return forward(*compile(arch), weights, images);
+  return run(*compile(arch), weights, images, nullptr);
 }
 
 std::vector<at::Tensor> GraphExecutor::forward(const Plan& plan, const WeightMap& weights,
                                                const at::Tensor& images) const {
+  return run(plan, weights, images, nullptr);
+}
+
+CaptureResult GraphExecutor::forward_capture(const Architecture& arch, const WeightMap& weights,
+                                             const at::Tensor& images,
+                                             const CaptureOptions& capture) const {
+  auto plan = compile(arch);
+  std::vector<char> keep(plan->steps.size(), 0);
+  for (std::size_t v = 0; v < plan->steps.size(); ++v) {
+    const OpNode& node = arch.graph[v];
+    for (const auto& op : capture.ops) keep[v] |= node.op == op;
+    for (const auto& name : capture.nodes) keep[v] |= node.name == name;
+  }
+  for (const auto& name : capture.nodes)
+    HYPERNAS_CHECK(std::find(plan->names.begin(), plan->names.end(), name) != plan->names.end(),
+                   "executor: forward_capture asks for node '", name,
+                   "', which architecture ", plan->where(), " does not have");
+  CaptureResult result;
+  std::function<void(std::size_t, const at::Tensor&)> tap =
+      [&](std::size_t v, const at::Tensor& out) {
+        const OpNode& node = arch.graph[v];
+        if (capture.observer) capture.observer(node, out);
+        if (keep[v]) result.captured.push_back({node.name, node.op, out});
+      };
+  result.exits = run(*plan, weights, images, &tap);
+  return result;
+}
+
+std::vector<at::Tensor> GraphExecutor::run(
+    const Plan& plan, const WeightMap& weights, const at::Tensor& images,
+    const std::function<void(std::size_t, const at::Tensor&)>* tap) const {
   HYPERNAS_CHECK(images.defined() && images.dim() == 4,
                  "executor: expected images [N, C, H, W] for architecture ", plan.where(),
                  ", got ", images.defined() ? shape_text(images.sizes()) : "an undefined tensor");
@@ -362,6 +416,7 @@ std::vector<at::Tensor> GraphExecutor::forward(const Plan& plan, const WeightMap
                          *w[static_cast<std::size_t>(s.bias)]);
         break;
     }
+    if (tap) (*tap)(v, out);
     value[v] = std::move(out);
     for (std::int32_t k = s.free_begin; k < s.free_end; ++k)
       value[static_cast<std::size_t>(plan.frees[static_cast<std::size_t>(k)])].reset();
@@ -384,11 +439,10 @@ WeightMap GraphExecutor::init_weights(const Plan& plan, std::uint64_t seed, c10:
   for (std::size_t i = 0; i < plan.params.size(); ++i) {
     const ParamShape& p = plan.params[i];
     at::Tensor t = at::empty(p.shape, at::TensorOptions().dtype(at::kFloat));
-    switch (plan.roles[i]) {
+    switch (p.role) {
       case ParamRole::ConvWeight: {
         // Kaiming normal, mode fan_out, ReLU gain: torch computes fan_out = size(0) * k * k.
-        const double fan_out = static_cast<double>(p.shape[0] * p.shape[2] * p.shape[3]);
-        t.normal_(0.0, std::sqrt(2.0 / fan_out), gen);
+        t.normal_(0.0, std::sqrt(2.0 / static_cast<double>(p.fan_out)), gen);
         break;
       }
       case ParamRole::BnWeight:
@@ -400,11 +454,8 @@ WeightMap GraphExecutor::init_weights(const Plan& plan, std::uint64_t seed, c10:
       case ParamRole::LinearWeight:
       case ParamRole::LinearBias: {
         // torch::nn::Linear: kaiming_uniform(a = sqrt(5)) gives bound 1/sqrt(fan_in), and
-        // the bias is uniform in the same bound.
-        // A linear's bias directly follows its weight [c_out, c_in].
-        const std::size_t weight = plan.roles[i] == ParamRole::LinearBias ? i - 1 : i;
-        const double fan_in = static_cast<double>(plan.params[weight].shape[1]);
-        const double bound = 1.0 / std::sqrt(fan_in);
+        // the bias is uniform in the same bound (a bias's fan_in is its weight's).
+        const double bound = 1.0 / std::sqrt(static_cast<double>(p.fan_in));
         t.uniform_(-bound, bound, gen);
         break;
       }

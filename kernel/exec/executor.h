@@ -23,6 +23,7 @@
 /// in any layout.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -66,6 +67,8 @@ class GraphExecutor final : public Executor {
   /// k, k]; bn `<name>.weight`, `<name>.bias` [c_out]; linear `<name>.weight` [c_out, c_in],
   /// `<name>.bias` [c_out]. Throws hypernas::Error for a graph the executor cannot run.
   std::vector<ParamShape> parameters(const Architecture& arch) const override;
+  /// parameters() in the ABI 1.0 layout (for plugins built with ABI 1.0).
+  std::vector<ParamShapeV1_0> parameters_v1_0(const Architecture& arch) const override;
 
   /// Logits of every exit of `arch` for `images` [N, C, H, W], ordered by exit index.
   /// Differentiable with respect to `weights`. Throws hypernas::Error naming the parameter and
@@ -73,6 +76,12 @@ class GraphExecutor final : public Executor {
   /// wrong channel count.
   std::vector<at::Tensor> forward(const Architecture& arch, const WeightMap& weights,
                                   const at::Tensor& images) const override;
+
+  /// forward() that also keeps the outputs `capture` names (by op or node name; an unknown
+  /// node name is an Error) and calls its observer with every node's output, in vertex order.
+  CaptureResult forward_capture(const Architecture& arch, const WeightMap& weights,
+                                const at::Tensor& images,
+                                const CaptureOptions& capture) const override;
 
   /// Compiles `arch` once, for callers that run the same architecture many times (the
   /// trainer). Throws hypernas::Error for a graph the executor cannot run.
@@ -90,12 +99,16 @@ class GraphExecutor final : public Executor {
   /// conv weights Kaiming-normal with fan_out and the ReLU gain (std sqrt(2 / (c_out k k)), as
   /// torchvision initialises its networks); bn weight 1, bias 0; linear weight and bias
   /// uniform in ±1/sqrt(c_in) (torch::nn::Linear's default).
-  WeightMap init_weights(const Architecture& arch, std::uint64_t seed, c10::Device device) const;
+  WeightMap init_weights(const Architecture& arch, std::uint64_t seed,
+                         c10::Device device) const override;
 
   /// init_weights() for a compiled plan.
   static WeightMap init_weights(const Plan& plan, std::uint64_t seed, c10::Device device);
 
  private:
+  /// Runs `plan`; `tap` (may be null) sees every node's output right after it is computed.
+  std::vector<at::Tensor> run(const Plan& plan, const WeightMap& weights, const at::Tensor& images,
+                              const std::function<void(std::size_t, const at::Tensor&)>* tap) const;
   ExecutorOptions options_;
 };
 

@@ -1,7 +1,6 @@
 #include "kernel/graph/serialize.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <limits>
 #include <map>
 #include <set>
@@ -123,15 +122,6 @@ std::int64_t as_int64(const Json& v, const std::string& what) {
 
 }  // namespace
 
-std::uint64_t fnv1a64(const std::string& bytes) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 std::string canonical_json(const Architecture& arch) {
   const ArchGraph& g = arch.graph;
   Json nodes = Json::array();
@@ -153,7 +143,7 @@ std::string canonical_json(const Architecture& arch) {
   try {
     return doc.dump(-1, ' ', false, Json::error_handler_t::strict);
   } catch (const Json::exception& e) {
-    throw Error(cat("architecture '", arch.text, "' of space '", arch.space,
+    throw Error(cat("architecture '", abbreviate(arch.text), "' of space '", arch.space,
                     "' cannot be serialised (a string is not valid UTF-8): ", e.what()));
   }
 }
@@ -216,18 +206,13 @@ Architecture from_json(const std::string& text) {
   return arch;
 }
 
-std::string hex64(std::uint64_t value) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(value));
-  return buf;
-}
-
 std::string arch_hash(const Architecture& arch) { return hex64(fnv1a64(canonical_json(arch))); }
 
 void validate(const Architecture& arch) {
   const ArchGraph& g = arch.graph;
   const std::size_t n = boost::num_vertices(g);
-  const std::string what = cat("architecture '", arch.text, "' (space '", arch.space, "'): ");
+  const std::string what =
+      cat("architecture '", abbreviate(arch.text), "' (space '", arch.space, "'): ");
   HYPERNAS_CHECK(n > 0, what, "the graph has no nodes");
 
   std::map<std::string, std::size_t> names;

@@ -18,6 +18,7 @@
 #include <string>
 
 #include <hypernas/architecture.h>
+#include <hypernas/hash.h>
 
 namespace hypernas::graph {
 
@@ -34,11 +35,11 @@ Architecture from_json(const std::string& json);
 /// The stable hash of `arch`: 64-bit FNV-1a of canonical_json(arch), as 16 lower-case hex digits.
 std::string arch_hash(const Architecture& arch);
 
-/// 64-bit FNV-1a of arbitrary bytes (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
-std::uint64_t fnv1a64(const std::string& bytes);
-
-/// `value` as 16 lower-case hex digits (the form hashes are shown and stored in).
-std::string hex64(std::uint64_t value);
+/// 64-bit FNV-1a of arbitrary bytes, and a value as 16 lower-case hex digits (the form hashes are
+/// shown and stored in): the SDK's hypernas::fnv1a64 and hypernas::hex64 (<hypernas/hash.h>),
+/// also reachable as graph::fnv1a64 and graph::hex64.
+using ::hypernas::fnv1a64;
+using ::hypernas::hex64;
 
 /// Checks that `arch` is a graph the executor can run, and throws hypernas::Error naming the
 /// node and the problem otherwise:

@@ -23,14 +23,10 @@ fs::path experiment_file(lua_State* L, const std::string& relative) {
                  "' must be a relative path inside the experiment folder");
   for (const auto& part : p)
     HYPERNAS_CHECK(part != "..", "file name '", relative, "' must not contain '..'");
-  return host_state(L).experiment_dir / p;
+  return host_state(L).run->experiment_dir() / p;
 }
 
-store::SqliteStore& require_store(lua_State* L) {
-  HostState& s = host_state(L);
-  HYPERNAS_CHECK(s.store != nullptr, "no experiment is open");
-  return *s.store;
-}
+store::SqliteStore& require_store(lua_State* L) { return host_state(L).run->store(); }
 
 namespace {
 
@@ -115,14 +111,14 @@ HYPERNAS_LUA_FN(l_on_candidate) {
   HostState& s = host_state(L);
   if (s.callback_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s.callback_ref);
   s.callback_ref = LUA_NOREF;
-  s.services.notify = nullptr;
+  s.services().notify = nullptr;
   if (lua_isnoneornil(L, 1)) return 0;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_pushvalue(L, 1);
   s.callback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_State* state = L;
   HostState* host = &s;
-  s.services.notify = [state, host](const std::string& event,
+  s.services().notify = [state, host](const std::string& event,
                                     const std::map<std::string, double>& values) {
     lua_rawgeti(state, LUA_REGISTRYINDEX, host->callback_ref);
     lua_pushstring(state, event.c_str());
@@ -164,12 +160,24 @@ HYPERNAS_LUA_FN(l_write_file) {
   return 1;
 }
 
-/// nas.evaluations([surrogate]): every evaluation recorded in this experiment, in the order
-/// recorded (a re-recorded one moves to the end):
-/// {{arch=, hash=, surrogate=, score=, seconds=, <extra values such as params, flops>}, ...}
+/// nas.evaluations([key [, { status = "ok" | "failed" | "all" }]]): the evaluations recorded in
+/// this experiment under evaluation key `key` (surrogate:key{...}; nil or "": every key), in
+/// the order recorded (a re-recorded one moves to the end); by default the successful ones:
+/// {{arch=, hash=, surrogate=, score=, seconds=, status=, error=, <extra values such as params,
+/// flops>}, ...}
 HYPERNAS_LUA_FN(l_evaluations) {
   const std::string filter = luaL_optstring(L, 1, "");
-  auto rows = require_store(L).evaluations(filter);
+  std::string status = "ok";
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    check_keys(L, 2, "nas.evaluations(key, {...})", {"status"});
+    status = opt_string_field(L, 2, "status", "ok");
+    if (status != "ok" && status != "failed" && status != "all")
+      throw UsageError(cat("nas.evaluations: status must be \"ok\", \"failed\" or \"all\", got '",
+                           status, "'"));
+    if (status == "all") status.clear();
+  }
+  auto rows = require_store(L).evaluations(filter, status);
   lua_createtable(L, static_cast<int>(rows.size()), 0);
   int i = 0;
   for (const auto& r : rows) {
@@ -184,6 +192,12 @@ HYPERNAS_LUA_FN(l_evaluations) {
     lua_setfield(L, -2, "score");
     lua_pushnumber(L, r.seconds);
     lua_setfield(L, -2, "seconds");
+    lua_pushstring(L, r.status.c_str());
+    lua_setfield(L, -2, "status");
+    if (!r.error.empty()) {
+      lua_pushstring(L, r.error.c_str());
+      lua_setfield(L, -2, "error");
+    }
     for (const auto& [k, v] : r.extra) {  // side values (params, flops, loss, ...)
       lua_getfield(L, -1, k.c_str());
       const bool taken = !lua_isnil(L, -1);
@@ -199,7 +213,7 @@ HYPERNAS_LUA_FN(l_evaluations) {
 
 /// nas.results_dir(): the experiment folder (results/<experiment>).
 HYPERNAS_LUA_FN(l_results_dir) {
-  lua_pushstring(L, host_state(L).experiment_dir.string().c_str());
+  lua_pushstring(L, host_state(L).run->experiment_dir().string().c_str());
   return 1;
 }
 

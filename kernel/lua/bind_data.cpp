@@ -60,7 +60,7 @@ HYPERNAS_LUA_FN(l_dataset) {
   d.cache = r.get_bool("cache");
   push_object(L, kDatasetClass,
               std::shared_ptr<const Dataset>(
-                  data::load_image_dataset(d, host_state(L).services.device)));
+                  data::load_image_dataset(d, host_state(L).services().device)));
   return 1;
 }
 

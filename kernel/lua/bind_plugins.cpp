@@ -1,11 +1,12 @@
 // The `nas` functions that create plugin objects: spaces, surrogates, strategies.
 #include <chrono>
+#include <limits>
 #include <unordered_set>
 
 #include "kernel/graph/serialize.h"
 #include "kernel/lua/binding.h"
 #include "kernel/plugin/registry.h"
-#include "kernel/store/checkpoint.h"
+#include "kernel/session/session.h"
 #include "kernel/store/store.h"
 
 namespace hypernas::lua {
@@ -15,24 +16,8 @@ constexpr const char* kSpace = "nas.Space";
 constexpr const char* kSurrogate = "nas.Surrogate";
 constexpr const char* kStrategy = "nas.Strategy";
 
-/// A surrogate with the name and options it was made with (they key its evaluations).
-struct SurrogateHandle {
-  std::shared_ptr<Surrogate> plugin;
-  std::string name;
-  std::string key;        ///< name{resolved options}
-  std::string state_tag;  ///< "#<hash of its state>" once fitted or loaded; "" before.
-
-  /// Re-tags after fit() or load(): scores of a surrogate in another state are not reused.
-  void retag() {
-    const std::string blob = plugin->save_state();
-    state_tag = blob.empty() ? "" : cat("#", graph::hex64(graph::fnv1a64(blob)));
-  }
-  /// The key evaluations are recorded under: the surrogate, its state, and what it scored on.
-  std::string evaluation_key(const Dataset* data, std::int64_t batch, std::int64_t images) const {
-    if (!data) return key + state_tag;
-    return cat(key, state_tag, "@", data->name(), "{batch=", batch, ",images=", images, "}");
-  }
-};
+using session::EvalSettings;
+using session::SurrogateHandle;
 
 /// A strategy with its name.
 struct StrategyHandle {
@@ -41,6 +26,19 @@ struct StrategyHandle {
 };
 
 const plugin::Registry& registry(lua_State* L) { return *host_state(L).config.registry; }
+session::RunSession& run(lua_State* L) { return *host_state(L).run; }
+
+/// Evaluation settings from a request table: `batch` and `images` (or `eval_batch` and
+/// `eval_images` with `prefixed`), `reuse`, `retry_failed`, `max_failures`.
+EvalSettings read_settings(lua_State* L, int table, bool prefixed) {
+  EvalSettings e;
+  e.batch_size = opt_int_field(L, table, prefixed ? "eval_batch" : "batch", e.batch_size);
+  e.max_images = opt_int_field(L, table, prefixed ? "eval_images" : "images", e.max_images);
+  e.reuse = opt_bool_field(L, table, "reuse", e.reuse);
+  e.retry_failed = opt_bool_field(L, table, "retry_failed", e.retry_failed);
+  e.max_failures = opt_number_field(L, table, "max_failures", e.max_failures);
+  return e;
+}
 
 std::shared_ptr<SearchSpace> check_space(lua_State* L, int i) {
   return check_object<SearchSpace>(L, i, kSpace);
@@ -73,13 +71,8 @@ HYPERNAS_LUA_FN(l_space) {
   if (name.empty())
     throw UsageError("nas.space{...} needs a name, e.g. nas.space{ name = \"nb201\" }");
   Options options = table_to_options(L, 1, {"name", "data"});
-  if (auto data = opt_dataset_field(L, 1)) {
-    ProblemSpec p = data->spec();
-    if (!options.has("input_channels")) options.set("input_channels", p.channels);
-    if (!options.has("input_size")) options.set("input_size", p.height);
-    if (!options.has("classes")) options.set("classes", p.classes);
-  }
-  push_object(L, kSpace, registry(L).create_space(name, options));
+  auto data = opt_dataset_field(L, 1);
+  push_object(L, kSpace, run(L).make_space(name, options, data.get()));
   return 1;
 }
 
@@ -178,12 +171,7 @@ HYPERNAS_LUA_FN(l_surrogate) {
   const std::string name = luaL_checkstring(L, 1);
   Options given;
   if (!lua_isnoneornil(L, 2)) given = table_to_options(L, 2);
-  const auto& reg = registry(L);
-  auto handle = std::make_shared<SurrogateHandle>();
-  handle->name = name;
-  handle->key = cat(name, "{", reg.resolve(PluginKind::Surrogate, name, given).canonical(), "}");
-  handle->plugin = reg.create_surrogate(name, given);
-  push_object(L, kSurrogate, handle);
+  push_object(L, kSurrogate, run(L).make_surrogate(name, given));
   return 1;
 }
 
@@ -191,24 +179,39 @@ std::shared_ptr<SurrogateHandle> check_surrogate(lua_State* L, int i) {
   return check_object<SurrogateHandle>(L, i, kSurrogate);
 }
 
-/// surrogate:name(), surrogate:key() (name plus resolved options)
+/// surrogate:name()
 HYPERNAS_LUA_FN(surrogate_name) {
-  lua_pushstring(L, check_surrogate(L, 1)->name.c_str());
+  lua_pushstring(L, check_surrogate(L, 1)->name().c_str());
   return 1;
 }
+
+/// surrogate:key([{ data =, batch = 256, images = 0 }]): the evaluation key its scores are
+/// stored under for those settings (what nas.evaluations(key) filters on). It holds exactly
+/// what changes a score: the name, the options that affect scores, the trained state, and,
+/// where the surrogate reads them, the dataset, the evaluation settings and the run's seed.
 HYPERNAS_LUA_FN(surrogate_key) {
-  lua_pushstring(L, check_surrogate(L, 1)->key.c_str());
+  auto h = check_surrogate(L, 1);
+  EvalSettings settings;
+  std::shared_ptr<const Dataset> data;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    check_keys(L, 2, "surrogate:key{}", {"data", "batch", "images"});
+    data = opt_dataset_field(L, 2);
+    settings = read_settings(L, 2, false);
+  }
+  lua_pushstring(L, h->evaluation_key(data.get(), settings, run(L).services().seed).c_str());
   return 1;
 }
 
 /// surrogate:capabilities(): list of capability names.
 HYPERNAS_LUA_FN(surrogate_capabilities) {
-  std::uint32_t caps = check_surrogate(L, 1)->plugin->capabilities();
+  std::uint32_t caps = check_surrogate(L, 1)->plugin().capabilities();
   const std::pair<Capability, const char*> names[] = {
       {kTrainable, "trainable"},        {kGeneratesWeights, "generates_weights"},
       {kGraphConditioned, "graph"},     {kEncodingConditioned, "encoding"},
       {kArchGradient, "arch_gradient"}, {kMultiExit, "multi_exit"},
-      {kNeedsData, "needs_data"}};
+      {kNeedsData, "needs_data"},       {kUsesSeed, "uses_seed"},
+      {kReadsEvalBatch, "reads_eval_batch"}, {kReadsEvalImages, "reads_eval_images"}};
   lua_newtable(L);
   int i = 0;
   for (const auto& [flag, name] : names)
@@ -224,6 +227,7 @@ HYPERNAS_LUA_FN(surrogate_capabilities) {
 HYPERNAS_LUA_FN(surrogate_fit) {
   auto h = check_surrogate(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
+  check_keys(L, 2, "surrogate:fit{}", {"space", "data", "epochs", "batch", "steps"});
   auto space = require_space_field(L, 2);
   auto data = opt_dataset_field(L, 2);
   FitRequest req;
@@ -236,14 +240,14 @@ HYPERNAS_LUA_FN(surrogate_fit) {
   // script's own callback still sees every event.
   HostState& s = host_state(L);
   std::map<std::string, std::vector<double>> curves;
-  core::RunServices services = s.services;
+  core::RunServices services = s.services();
   services.notify = [&curves, &s](const std::string& event, const std::map<std::string, double>& v) {
     if (event == "fit_step")
       for (const auto& [k, x] : v) curves[k].push_back(x);
-    return s.services.notify ? s.services.notify(event, v) : true;
+    return s.services().notify ? s.services().notify(event, v) : true;
   };
-  core::KernelContext ctx(services, h->name);
-  h->plugin->fit(ctx, req);
+  core::KernelContext ctx(services, h->name());
+  h->plugin().fit(ctx, req);
   h->retag();
   lua_createtable(L, 0, static_cast<int>(curves.size()));
   for (const auto& [k, values] : curves) {
@@ -257,11 +261,16 @@ HYPERNAS_LUA_FN(surrogate_fit) {
   return 1;
 }
 
-/// surrogate:score{ space=, data=, archs={...}, batch=256, images=0 }: one score per
-/// architecture, each recorded in the store.
+/// surrogate:score{ space=, data=, archs={...}, batch=256, images=0, reuse=true,
+/// retry_failed=false, max_failures=0.75 }: one score per architecture, through the evaluation
+/// service (recorded in the store, reused when already there). A failed architecture scores
+/// NaN; the second result lists the failures as { arch=, reason= }.
 HYPERNAS_LUA_FN(surrogate_score) {
   auto h = check_surrogate(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
+  check_keys(L, 2, "surrogate:score{}",
+             {"space", "data", "archs", "batch", "images", "reuse", "retry_failed",
+              "max_failures"});
   auto space = require_space_field(L, 2);
   auto data = opt_dataset_field(L, 2);
   lua_getfield(L, 2, "archs");
@@ -274,33 +283,27 @@ HYPERNAS_LUA_FN(surrogate_score) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  ScoreRequest req;
-  req.space = space.get();
-  req.data = data.get();
-  req.batch_size = opt_int_field(L, 2, "batch", 256);
-  req.max_images = opt_int_field(L, 2, "images", 0);
-  for (const auto& a : archs) req.archs.push_back(&a);
-  core::KernelContext ctx(host_state(L).services, h->name);
-  auto start = std::chrono::steady_clock::now();
-  std::vector<Score> scores = h->plugin->score(ctx, req);
-  HYPERNAS_CHECK(scores.size() == archs.size(), "surrogate '", h->name, "' returned ",
-                 scores.size(), " scores for ", archs.size(), " architectures");
-  double each = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() /
-                std::max<std::size_t>(1, archs.size());
+  const EvalSettings settings = read_settings(L, 2, false);
+  Evaluated result = run(L).score(h, *space, data.get(), archs, settings, h->name() + " score");
+  std::map<std::string, double> by_hash;
+  for (const auto& c : result.scored) by_hash[c.hash] = c.score.value;
+  lua_createtable(L, static_cast<int>(archs.size()), 0);
   auto& store = require_store(L);
-  lua_createtable(L, static_cast<int>(scores.size()), 0);
-  for (std::size_t i = 0; i < scores.size(); ++i) {
-    Evaluation e;
-    e.arch_hash = store.record_architecture(archs[i]);
-    e.surrogate = h->evaluation_key(data.get(), req.batch_size, req.max_images);
-    e.score = scores[i].value;
-    e.seconds = each;
-    e.extra = scores[i].extra;
-    store.record_evaluation(e);
-    lua_pushnumber(L, scores[i].value);
+  for (std::size_t i = 0; i < archs.size(); ++i) {
+    auto it = by_hash.find(store.hash(archs[i]));
+    lua_pushnumber(L, it == by_hash.end() ? std::numeric_limits<double>::quiet_NaN() : it->second);
     lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
   }
-  return 1;
+  lua_createtable(L, static_cast<int>(result.failed.size()), 0);
+  for (std::size_t i = 0; i < result.failed.size(); ++i) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, result.failed[i].arch.text.c_str());
+    lua_setfield(L, -2, "arch");
+    lua_pushstring(L, result.failed[i].reason.c_str());
+    lua_setfield(L, -2, "reason");
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 2;
 }
 
 /// surrogate:save(file): writes the trained state as a versioned checkpoint, atomically, at
@@ -308,26 +311,14 @@ HYPERNAS_LUA_FN(surrogate_score) {
 HYPERNAS_LUA_FN(surrogate_save) {
   auto h = check_surrogate(L, 1);
   const std::filesystem::path file = experiment_file(L, luaL_checkstring(L, 2));
-  const std::string options = h->key.substr(h->name.size() + 1, h->key.size() - h->name.size() - 2);
-  store::write_checkpoint(file, {h->name, options, h->plugin->save_state()});
+  h->save_checkpoint(file);
   lua_pushstring(L, file.string().c_str());
   return 1;
 }
 
 /// surrogate:load(path): restores a checkpoint written by surrogate:save() (any readable path).
 HYPERNAS_LUA_FN(surrogate_load) {
-  auto h = check_surrogate(L, 1);
-  const std::string path = luaL_checkstring(L, 2);
-  store::Checkpoint c = store::read_checkpoint(path);
-  if (c.plugin != h->name)
-    throw Error(cat("checkpoint ", path, " was written by surrogate '", c.plugin,
-                    "', not '", h->name, "'"));
-  try {
-    h->plugin->load_state(c.blob);
-  } catch (const std::exception& e) {
-    throw Error(cat("checkpoint ", path, ": ", e.what()));
-  }
-  h->retag();
+  check_surrogate(L, 1)->load_checkpoint(luaL_checkstring(L, 2));
   return 0;
 }
 
@@ -345,28 +336,22 @@ HYPERNAS_LUA_FN(l_strategy) {
   return 1;
 }
 
-/// strategy:run{ surrogate=, space=, data=, eval_batch=256, eval_images=0 }: the kept
-/// candidates, best first, as tables (see push_candidate).
+/// strategy:run{ surrogate=, space=, data=, eval_batch=256, eval_images=0, reuse=true,
+/// retry_failed=false, max_failures=0.75 }: the kept candidates, best first, as tables (see
+/// push_candidate). Every candidate is scored through the evaluation service.
 HYPERNAS_LUA_FN(strategy_run) {
   auto h = check_object<StrategyHandle>(L, 1, kStrategy);
   luaL_checktype(L, 2, LUA_TTABLE);
+  check_keys(L, 2, "strategy:run{}",
+             {"surrogate", "space", "data", "eval_batch", "eval_images", "reuse", "retry_failed",
+              "max_failures"});
   auto surrogate = opt_field_object<SurrogateHandle>(L, 2, "surrogate", kSurrogate);
   if (!surrogate) throw UsageError("strategy:run{...} needs surrogate = nas.surrogate(...)");
   auto space = require_space_field(L, 2);
   auto data = opt_dataset_field(L, 2);
-  if ((surrogate->plugin->capabilities() & kNeedsData) && !data)
-    throw UsageError(cat("surrogate '", surrogate->name, "' needs data = nas.dataset{...}"));
-  SearchRequest req;
-  req.surrogate = surrogate->plugin.get();
-  req.surrogate_key = "";  // set below, once the evaluation settings are known
-  req.space = space.get();
-  req.data = data.get();
-  req.eval_batch_size = opt_int_field(L, 2, "eval_batch", 256);
-  req.eval_images = opt_int_field(L, 2, "eval_images", 0);
-  req.surrogate_key = surrogate->evaluation_key(data.get(), req.eval_batch_size, req.eval_images);
-  require_store(L);
-  core::KernelContext ctx(host_state(L).services, h->name);
-  std::vector<Candidate> top = h->plugin->run(ctx, req);
+  const EvalSettings settings = read_settings(L, 2, true);
+  std::vector<Candidate> top =
+      run(L).search(*h->plugin, h->name, surrogate, *space, data.get(), settings);
   lua_createtable(L, static_cast<int>(top.size()), 0);
   for (std::size_t i = 0; i < top.size(); ++i) {
     push_candidate(L, top[i], static_cast<int>(i + 1));

@@ -49,8 +49,8 @@ HYPERNAS_LUA_FN(l_train) {
         reused = true;
       }
   if (!reused) {
-    core::KernelContext ctx(s.services, "train");
-    record = train::train(ctx, arch, *data, options, s.executor).record;
+    core::KernelContext ctx(s.services(), "train");
+    record = train::train(ctx, arch, *data, options, s.run->executor()).record;
   }
   lua_createtable(L, 0, 10);
   lua_pushstring(L, arch.text.c_str());

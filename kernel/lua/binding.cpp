@@ -98,6 +98,24 @@ Options table_to_options(lua_State* L, int index, const std::vector<std::string>
   return out;
 }
 
+void check_keys(lua_State* L, int index, const char* what, const std::vector<std::string>& known) {
+  index = lua_absindex(L, index);
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    lua_pop(L, 1);
+    std::string key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    bool found = false;
+    for (const auto& k : known) found = found || key == k;
+    if (!found) {
+      lua_pop(L, 1);
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      if (key.empty()) throw UsageError(cat(what, ": keys must be strings; known keys: ", list));
+      throw UsageError(cat(what, ": unknown key '", key, "'; known keys: ", list));
+    }
+  }
+}
+
 std::int64_t opt_int_field(lua_State* L, int index, const char* field, std::int64_t def) {
   lua_getfield(L, index, field);
   std::int64_t out = def;
@@ -107,6 +125,35 @@ std::int64_t opt_int_field(lua_State* L, int index, const char* field, std::int6
     if (!ok) {
       lua_pop(L, 1);
       throw UsageError(cat("field '", field, "' must be an integer"));
+    }
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+bool opt_bool_field(lua_State* L, int index, const char* field, bool def) {
+  lua_getfield(L, index, field);
+  bool out = def;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isboolean(L, -1)) {
+      lua_pop(L, 1);
+      throw UsageError(cat("field '", field, "' must be true or false"));
+    }
+    out = lua_toboolean(L, -1) != 0;
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+double opt_number_field(lua_State* L, int index, const char* field, double def) {
+  lua_getfield(L, index, field);
+  double out = def;
+  if (!lua_isnil(L, -1)) {
+    int ok = 0;
+    out = lua_tonumberx(L, -1, &ok);
+    if (!ok) {
+      lua_pop(L, 1);
+      throw UsageError(cat("field '", field, "' must be a number"));
     }
   }
   lua_pop(L, 1);

@@ -13,8 +13,8 @@
 #include <hypernas/strategy.h>
 
 #include "kernel/core/context.h"
-#include "kernel/exec/executor.h"
 #include "kernel/lua/host.h"
+#include "kernel/session/session.h"
 
 namespace hypernas::store {
 class SqliteStore;
@@ -22,18 +22,21 @@ class SqliteStore;
 
 namespace hypernas::lua {
 
-/// What every binding can reach: the configuration, the run's services and the store.
+/// What every binding can reach: the configuration and the run session (services, executor,
+/// store, plugin factories). The bindings only convert between Lua and the session's calls.
 struct HostState {
-  HostConfig config;                          ///< From the command line.
-  exec::GraphExecutor executor;               ///< Runs every architecture (services.executor).
-  core::RunServices services;                 ///< Device, seed, store, executor, callback.
-  std::unique_ptr<store::SqliteStore> store;  ///< The experiment's store, once opened.
-  std::filesystem::path experiment_dir;       ///< results_root/experiment.
-  std::int64_t run_id = 0;                    ///< Row of this run in the store.
-  int callback_ref = LUA_NOREF;               ///< nas.on_candidate function.
-  Rng script_rng{0};                          ///< Draws the script makes (space:sample()).
-  lua_State* L = nullptr;                     ///< The state.
+  HostConfig config;                         ///< From the command line.
+  std::unique_ptr<session::RunSession> run;  ///< The run: services, executor, store.
+  int callback_ref = LUA_NOREF;              ///< nas.on_candidate function.
+  Rng script_rng{0};                         ///< Draws the script makes (space:sample()).
+  lua_State* L = nullptr;                    ///< The state.
+  /// The run's services (device, seed, store, executor, callback).
+  core::RunServices& services() { return run->services(); }
 };
+
+/// Throws UsageError unless every key of the table at `index` is in `known` (then lists them):
+/// `what` names the call ("surrogate:fit{}").
+void check_keys(lua_State* L, int index, const char* what, const std::vector<std::string>& known);
 
 /// The HostState of a Lua state.
 HostState& host_state(lua_State* L);
@@ -100,6 +103,10 @@ Options table_to_options(lua_State* L, int index, const std::vector<std::string>
 
 /// Integer field of a table, with a default; a Lua error naming the field on a wrong type.
 std::int64_t opt_int_field(lua_State* L, int index, const char* field, std::int64_t def);
+/// Boolean field of a table, with a default; a Lua error naming the field on a wrong type.
+bool opt_bool_field(lua_State* L, int index, const char* field, bool def);
+/// Number field of a table, with a default; a Lua error naming the field on a wrong type.
+double opt_number_field(lua_State* L, int index, const char* field, double def);
 /// String field of a table, with a default.
 std::string opt_string_field(lua_State* L, int index, const char* field, const std::string& def);
 

@@ -3,9 +3,11 @@
 #include <lua.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
 #include <regex>
 
-#include <nlohmann/json.hpp>
 
 #include "kernel/core/cancel.h"
 #include "kernel/core/log.h"
@@ -16,12 +18,98 @@
 namespace hypernas::lua {
 namespace fs = std::filesystem;
 
+/// The Lua heap's bookkeeping: the state's allocator counts every byte it holds. Past `limit`
+/// it arms memory_hook, so that the next VM instruction raises an ordinary error (with the
+/// script's line and traceback); past `hard` it refuses to allocate (Lua's LUA_ERRMEM), so a
+/// single huge request or a runaway C function cannot take the machine's memory.
+struct LuaMemory {
+  std::size_t used = 0;  ///< Bytes allocated now.
+  std::size_t limit = std::numeric_limits<std::size_t>::max();  ///< The --lua-memory cap.
+  std::size_t hard = std::numeric_limits<std::size_t>::max();   ///< limit + 25%.
+  bool armed = false;    ///< memory_hook is set, or usage is still past the limit.
+  bool refused = false;  ///< An allocation was refused at the hard cap.
+  lua_State* L = nullptr;  ///< The main thread, whose hook is armed.
+};
+
 namespace {
 
+constexpr int kCancelHookCount = 10000;
+
+LuaMemory& memory_of(lua_State* L) {
+  void* ud = nullptr;
+  lua_getallocf(L, &ud);
+  return *static_cast<LuaMemory*>(ud);
+}
+
+// "Lua memory limit of 64 MiB exceeded (--lua-memory)".
+std::string memory_message(const LuaMemory& m) {
+  constexpr std::size_t MiB = std::size_t{1} << 20;
+  const std::string size = m.limit % MiB == 0 ? std::to_string(m.limit / MiB)
+                                               : cat(static_cast<double>(m.limit) / MiB);
+  return cat("Lua memory limit of ", size, " MiB exceeded (--lua-memory)");
+}
+
+// Raises the memory error when the heap is past its limit even after a full collection (only
+// live data counts). Called from hooks only: level 0 is then the running Lua function, whose
+// line the message names.
+void check_memory(lua_State* L) {
+  const LuaMemory& m = memory_of(L);
+  if (m.used <= m.limit) return;
+  lua_gc(L, LUA_GCCOLLECT);
+  if (m.used <= m.limit) return;
+  luaL_where(L, 0);
+  lua_pushstring(L, memory_message(m).c_str());
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
 // Checked every 10,000 VM instructions: Ctrl-C and time limits stop a script between two steps
-// even when it never calls into the engine.
+// even when it never calls into the engine; the memory check also covers coroutines, whose
+// hooks memory_hook does not reach.
 void cancel_hook(lua_State* L, lua_Debug*) {
   if (core::cancelled()) luaL_error(L, "%s", core::cancel_reason().c_str());
+  check_memory(L);
+}
+
+// Armed by the allocator when the heap passes its limit: runs before the next VM instruction,
+// puts the cancel hook back and raises the memory error.
+void memory_hook(lua_State* L, lua_Debug*) {
+  lua_sethook(L, cancel_hook, LUA_MASKCOUNT, kCancelHookCount);
+  check_memory(L);
+}
+
+// The state's allocator (see LuaMemory). Lua assumes a block never fails to shrink.
+void* counting_alloc(void* ud, void* ptr, std::size_t osize, std::size_t nsize) {
+  auto& m = *static_cast<LuaMemory*>(ud);
+  const std::size_t old = ptr != nullptr ? osize : 0;  // without ptr, osize is a type tag
+  if (nsize == 0) {
+    std::free(ptr);
+    m.used -= old;
+    if (m.used <= m.limit) m.armed = false;
+    return nullptr;
+  }
+  if (nsize > old && nsize - old > m.hard - std::min(m.used, m.hard)) {
+    m.refused = true;
+    return nullptr;
+  }
+  void* block = std::realloc(ptr, nsize);
+  if (block == nullptr) return nsize <= old ? ptr : nullptr;
+  m.used = m.used - old + nsize;
+  if (m.used <= m.limit) {
+    m.armed = false;
+  } else if (!m.armed && m.L != nullptr) {
+    m.armed = true;
+    lua_sethook(m.L, memory_hook, LUA_MASKCOUNT, 1);  // safe anywhere, like from a signal
+  }
+  return block;
+}
+
+// As lauxlib's panic function (lua_newstate sets none): an error outside any protected call.
+int panic(lua_State* L) {
+  const char* msg = lua_tostring(L, -1);
+  std::fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n",
+               msg ? msg : "error object is not a string");
+  return 0;
 }
 
 // Adds a traceback to an error message (the message handler of every protected call).
@@ -69,16 +157,6 @@ void open_sandbox(lua_State* L) {
   lua_pop(L, 1);
 }
 
-std::string versions_json(const HostConfig& c) {
-  nlohmann::json j{{"hypernas", HYPERNAS_VERSION},
-                   {"abi", cat(kAbiMajor, ".", kAbiMinor)},
-                   {"build_id", build_id()},
-                   {"lua", LUA_RELEASE},
-                   {"device", device::describe(c.device)},
-                   {"threads", c.threads}};
-  return j.dump();
-}
-
 }  // namespace
 
 std::string classify_arg(const std::string& value) {
@@ -103,13 +181,23 @@ std::string classify_arg(const std::string& value) {
 Host::Host(HostConfig config) : state_(std::make_unique<HostState>()) {
   HYPERNAS_CHECK(config.registry != nullptr, "Lua host needs a plugin registry");
   state_->config = std::move(config);
-  state_->services.device = state_->config.device;
-  state_->services.seed = state_->config.seed;
-  state_->services.threads = state_->config.threads;
-  state_->services.executor = &state_->executor;
+  session::SessionConfig sc;
+  sc.registry = state_->config.registry;
+  sc.results_root = state_->config.results_root;
+  sc.experiment = state_->config.experiment;
+  sc.seed = state_->config.seed;
+  sc.device = state_->config.device;
+  sc.threads = state_->config.threads;
+  sc.args = state_->config.args;
+  sc.command_line = state_->config.command_line;
+  state_->run = std::make_unique<session::RunSession>(std::move(sc));
   state_->script_rng = Rng(core::derive_seed(state_->config.seed, "script"));
-  L_ = luaL_newstate();
+  // No cap while the state is set up (an error there would be unprotected); the cap applies
+  // from the end of the constructor.
+  memory_ = std::make_unique<LuaMemory>();
+  L_ = lua_newstate(counting_alloc, memory_.get());
   HYPERNAS_CHECK(L_ != nullptr, "cannot create a Lua state (out of memory)");
+  lua_atpanic(L_, panic);
   state_->L = L_;
   set_host_state(L_, state_.get());
   open_sandbox(L_);
@@ -119,41 +207,30 @@ Host::Host(HostConfig config) : state_(std::make_unique<HostState>()) {
   bind_data(L_);
   bind_train(L_);
   lua_setglobal(L_, "nas");
-  lua_sethook(L_, cancel_hook, LUA_MASKCOUNT, 10000);
+  lua_sethook(L_, cancel_hook, LUA_MASKCOUNT, kCancelHookCount);
+  if (const std::size_t cap = state_->config.lua_memory_bytes; cap > 0) {
+    memory_->limit = cap;
+    memory_->hard = cap > std::numeric_limits<std::size_t>::max() - cap / 4
+                        ? std::numeric_limits<std::size_t>::max()
+                        : cap + cap / 4;
+  }
+  memory_->L = L_;
 }
 
 Host::~Host() {
   if (L_) lua_close(L_);  // runs __gc of every bound object before the store closes
 }
 
-fs::path Host::experiment_dir() const { return state_->experiment_dir; }
+fs::path Host::experiment_dir() const { return state_->run->experiment_dir(); }
 
-void Host::open_experiment(const std::string& script) {
-  HostState& s = *state_;
-  if (s.config.experiment.empty()) s.config.experiment = fs::path(script).stem().string();
-  s.experiment_dir = s.config.results_root / s.config.experiment;
-  s.store = store::SqliteStore::open(s.experiment_dir / "experiment.db");
-  s.services.store = s.store.get();
-  nlohmann::json args = nlohmann::json::object();
-  for (const auto& [k, v] : s.config.args) args[k] = v;
-  store::RunInfo info;
-  info.experiment = s.config.experiment;
-  info.script = script;
-  info.args_json = nlohmann::json{{"set", args}, {"command", s.config.command_line}}.dump();
-  info.seed = s.config.seed;
-  info.versions_json = versions_json(s.config);
-  s.run_id = s.store->begin_run(info);
-  s.store->set_current_run(s.run_id);
-  core::write_log(LogLevel::Info, "kernel",
-                  cat("experiment '", s.config.experiment, "' in ", s.experiment_dir.string(),
-                      " (run ", s.run_id, ", seed ", s.config.seed, ", ",
-                      device::describe(s.config.device), ")"));
-}
+void Host::open_experiment(const std::string& script) { state_->run->begin(script); }
 
 void Host::run_chunk(int load_status) {
   if (load_status != LUA_OK) {
     std::string msg = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "cannot load script";
     lua_pop(L_, 1);
+    if (load_status == LUA_ERRMEM && memory_->refused)
+      msg = cat(memory_message(*memory_), " while loading the script");
     throw ScriptError(msg);
   }
   if (state_->config.time_limit_s)
@@ -161,6 +238,10 @@ void Host::run_chunk(int load_status) {
                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                            std::chrono::duration<double>(*state_->config.time_limit_s)));
   int base = lua_gettop(L_);  // the chunk
+  lua_Debug chunk;            // its name, for a memory error (which gets no traceback)
+  lua_pushvalue(L_, base);
+  lua_getinfo(L_, ">S", &chunk);
+  memory_->refused = false;
   lua_pushcfunction(L_, traceback);
   lua_insert(L_, base);
   int status = lua_pcall(L_, 0, 0, base);
@@ -169,12 +250,22 @@ void Host::run_chunk(int load_status) {
     std::string msg = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "unknown Lua error";
     lua_pop(L_, 1);
     if (core::cancelled()) throw Cancelled(msg);
+    // An allocation refused at the hard cap is LUA_ERRMEM, for which Lua calls no message
+    // handler (so no line); or, re-raised by coroutine.wrap, "not enough memory" with one.
+    const std::string oom = "not enough memory";
+    if (memory_->refused && (status == LUA_ERRMEM || msg.rfind(oom, 0) == 0))
+      msg = cat(chunk.short_src, ": ", memory_message(*memory_),
+                msg.substr(std::min(msg.size(), oom.size())));
+    else if (status == LUA_ERRMEM)
+      msg = cat(chunk.short_src, ": ", msg);
+    // What the script left is garbage now: free it before this state runs anything else.
+    if (memory_->used > memory_->limit) lua_gc(L_, LUA_GCCOLLECT);
     throw ScriptError(msg);
   }
 }
 
 void Host::run_string(const std::string& code, const std::string& chunkname) {
-  if (!state_->store) open_experiment("inline");
+  if (!state_->run->has_store()) open_experiment("inline");
   run_chunk(luaL_loadbufferx(L_, code.data(), code.size(), chunkname.c_str(), "t"));
 }
 
@@ -185,19 +276,16 @@ void Host::run_file(const fs::path& script) {
   int load = luaL_loadfilex(L_, script.string().c_str(), "t");
   if (load != LUA_OK) run_chunk(load);
   open_experiment(script.string());
-  std::string state = "failed";
   try {
     run_chunk(load);
-    state = "ok";
   } catch (const Cancelled&) {
-    state = "cancelled";
-    state_->store->end_run(state_->run_id, state);
+    state_->run->finish("cancelled");
     throw;
   } catch (...) {
-    state_->store->end_run(state_->run_id, state);
+    state_->run->finish("failed");
     throw;
   }
-  state_->store->end_run(state_->run_id, state);
+  state_->run->finish("ok");
 }
 
 }  // namespace hypernas::lua

@@ -3,6 +3,7 @@
 /// @brief The Lua host: a sandboxed Lua 5.4 state whose module `nas` is the scripts' whole API.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -24,6 +25,7 @@ class Registry;
 namespace hypernas::lua {
 
 struct HostState;
+struct LuaMemory;
 
 /// How a script run is set up (from the command line).
 struct HostConfig {
@@ -36,6 +38,9 @@ struct HostConfig {
   std::map<std::string, std::string> args;         ///< `--set key=value` pairs (nas.args).
   std::optional<double> time_limit_s;              ///< Stop cleanly after this many seconds.
   std::string command_line;                        ///< The full command, recorded in the store.
+  /// Cap on the Lua heap (`--lua-memory`): past it the script stops with an error naming its
+  /// line; 0 means no cap.
+  std::size_t lua_memory_bytes = std::size_t{4} << 30;
 };
 
 /// A script error as shown to the user: "file:line: message" plus a Lua traceback.
@@ -72,6 +77,7 @@ class Host {
   void open_experiment(const std::string& script);
   lua_State* L_ = nullptr;
   std::unique_ptr<HostState> state_;
+  std::unique_ptr<LuaMemory> memory_;  ///< The allocator's byte count and limits (outlives L_).
 };
 
 /// Converts a `--set` value to the Lua value it stands for: true/false, an integer, a real,

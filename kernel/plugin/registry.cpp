@@ -1,5 +1,6 @@
 #include "kernel/plugin/registry.h"
 
+#include <cxxabi.h>
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -16,6 +17,28 @@ namespace hypernas::plugin {
 namespace fs = std::filesystem;
 
 namespace {
+
+/// A build id with the white space around each ';'-separated part removed: ABI 1.0's clang id
+/// ended its compiler version with the space __clang_version__ carries ("clang-14.0.6 ;...").
+std::string normalized_build_id(const std::string& id) {
+  std::string out, part;
+  auto flush = [&] {
+    const auto b = part.find_first_not_of(" \t");
+    const auto e = part.find_last_not_of(" \t");
+    out += b == std::string::npos ? "" : part.substr(b, e - b + 1);
+    part.clear();
+  };
+  for (char c : id) {
+    if (c == ';') {
+      flush();
+      out += ';';
+    } else {
+      part += c;
+    }
+  }
+  flush();
+  return out;
+}
 
 // The plain-C head every descriptor version has, up to and including `summary`.
 constexpr std::size_t kDescriptorHead = offsetof(PluginDescriptor, params);
@@ -36,6 +59,61 @@ bool valid_name(const char* name) {
 }
 
 std::string str_or(const char* s, const char* fallback) { return s ? s : fallback; }
+
+// The C++ name of a mangled symbol ("_ZN3c106detail14torchCheckFail..." ->
+// "c10::detail::torchCheckFail(char const*, ...)"); the symbol itself when it is not one.
+std::string demangle(const std::string& symbol) {
+  int status = 0;
+  char* name = abi::__cxa_demangle(symbol.c_str(), nullptr, nullptr, &status);
+  if (status != 0 || name == nullptr) return symbol;
+  std::string out = name;
+  std::free(name);
+  return out;
+}
+
+// The dynamic loader's own message for a library that failed to load. Boost.DLL's exception
+// wraps it and appends the text of an unrelated errno (": Bad file descriptor"), so ask the
+// loader again; fall back to the part of Boost's text that came from the loader.
+std::string loader_message(const fs::path& file, const std::string& boost_what) {
+  dlerror();  // clear
+  if (void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+    dlclose(handle);
+  } else if (const char* why = dlerror()) {
+    return why;
+  }
+  const std::string key = "dlerror system message: ";
+  const auto at = boost_what.find(key);
+  const auto close = boost_what.rfind(')');
+  if (at != std::string::npos && close != std::string::npos && close > at + key.size())
+    return boost_what.substr(at + key.size(), close - at - key.size());
+  return boost_what;
+}
+
+// Why `file` is not loadable, from the loader's message: an undefined C++ symbol is named in
+// C++ and its likely cause is said (another C++ ABI, another Torch).
+std::string load_failure(const fs::path& file, const std::string& why) {
+  const std::string key = ": undefined symbol: ";
+  const auto at = why.find(key);
+  if (at == std::string::npos) return cat("not a loadable shared library: ", why);
+  const std::string object = why.substr(0, at);
+  std::string symbol = why.substr(at + key.size());
+  std::string version;  // ", version GLIBCXX_3.4.30" after a versioned symbol
+  if (const auto end = symbol.find_first_of(", "); end != std::string::npos) {
+    version = symbol.substr(end);
+    symbol.resize(end);
+  }
+  std::string out = cat("not a loadable shared library: ", file.filename().string(), " needs ");
+  const std::string name = demangle(symbol);
+  out += name == symbol ? cat("the symbol ", symbol, version)
+                        : cat(name, " (symbol ", symbol, version, ")");
+  if (fs::path(object).filename() != file.filename()) out += cat(" through ", object);
+  out += ", which no loaded library defines";
+  if (symbol.rfind("_Z", 0) == 0)
+    out += cat(": it was likely built with another C++ ABI (_GLIBCXX_USE_CXX11_ABI) or against "
+               "another Torch than this hypernas (build id ", build_id(),
+               "); rebuild it with the same compiler, standard library and Torch");
+  return out;
+}
 
 }  // namespace
 
@@ -88,8 +166,7 @@ bool Registry::load(const fs::path& file) {
     // here, with its name, instead of crashing later.
     lib->load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
   } catch (const std::exception& e) {
-    const char* why = dlerror();
-    refuse(file, cat("not a loadable shared library: ", why ? why : e.what()));
+    refuse(file, load_failure(file, loader_message(file, e.what())));
     return false;
   }
   retained_.push_back(lib);
@@ -127,8 +204,8 @@ bool Registry::load(const fs::path& file) {
                      "; update HyperNAS or rebuild the plugin"));
     return false;
   }
-  const std::string plugin_build = str_or(d->build_id, "(none)");
-  if (plugin_build != build_id()) {
+  const std::string plugin_build = normalized_build_id(str_or(d->build_id, "(none)"));
+  if (plugin_build != normalized_build_id(build_id())) {
     refuse(file, cat(what, " has build id '", plugin_build, "', this host has '", build_id(),
                      "'; build it with the same compiler, standard library and Torch"));
     return false;

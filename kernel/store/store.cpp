@@ -8,6 +8,11 @@
 #include <system_error>
 #include <utility>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
@@ -23,7 +28,7 @@ using Json = nlohmann::json;
 constexpr const char* kTables[] = {"runs", "architectures", "evaluations", "trainings",
                                    "plugin_state"};
 
-constexpr const char* kSchema = R"sql(
+constexpr const char* kRunsTable = R"sql(
 CREATE TABLE IF NOT EXISTS runs(
   id            INTEGER PRIMARY KEY,
   experiment    TEXT NOT NULL,
@@ -33,7 +38,14 @@ CREATE TABLE IF NOT EXISTS runs(
   versions_json TEXT NOT NULL,
   started_at    TEXT NOT NULL,
   ended_at      TEXT,
-  state         TEXT NOT NULL CHECK(state IN ('running', 'ok', 'failed', 'cancelled')));
+  state         TEXT NOT NULL
+                CHECK(state IN ('running', 'ok', 'failed', 'cancelled', 'interrupted')),
+  pid           INTEGER,
+  host          TEXT,
+  heartbeat_at  TEXT);
+)sql";
+
+constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS architectures(
   hash       TEXT PRIMARY KEY,
   space      TEXT NOT NULL,
@@ -48,7 +60,9 @@ CREATE TABLE IF NOT EXISTS evaluations(
   score      REAL,
   seconds    REAL,
   extra_json TEXT NOT NULL,
-  created_at TEXT NOT NULL);
+  created_at TEXT NOT NULL,
+  status     TEXT NOT NULL DEFAULT 'ok' CHECK(status IN ('ok', 'failed')),
+  error      TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS evaluations_arch_surrogate ON evaluations(arch_hash, surrogate);
 CREATE INDEX IF NOT EXISTS evaluations_surrogate ON evaluations(surrogate);
 CREATE TABLE IF NOT EXISTS trainings(
@@ -69,6 +83,22 @@ CREATE TABLE IF NOT EXISTS plugin_state(
   PRIMARY KEY(plugin, key));
 )sql";
 
+// Version 1 -> 2: runs gain pid, host, heartbeat_at and the state 'interrupted' (a CHECK
+// constraint cannot be altered: the table is rebuilt the way SQLite's manual says, new table,
+// copy, drop, rename the new one, so the REFERENCES of other tables stay valid); evaluations
+// gain status and error.
+constexpr const char* kMigrate1To2 = R"sql(
+INSERT INTO runs_new(id, experiment, script, args_json, seed, versions_json, started_at,
+                     ended_at, state)
+  SELECT id, experiment, script, args_json, seed, versions_json, started_at, ended_at, state
+  FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_new RENAME TO runs;
+ALTER TABLE evaluations ADD COLUMN status TEXT NOT NULL DEFAULT 'ok'
+  CHECK(status IN ('ok', 'failed'));
+ALTER TABLE evaluations ADD COLUMN error TEXT;
+)sql";
+
 /// Now, as ISO-8601 UTC with milliseconds: "2024-05-01T12:34:56.789Z".
 std::string now_iso() {
   const auto now = std::chrono::system_clock::now();
@@ -81,6 +111,29 @@ std::string now_iso() {
   const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms));
   return buf;
+}
+
+/// This machine's name (gethostname), "" if it has none.
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
+
+/// Seconds from an ISO-8601 UTC time written by now_iso() until now; +inf if unreadable.
+double seconds_since(const std::string& iso) {
+  std::tm tm{};
+  int ms = 0;
+  if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon,
+                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
+    return std::numeric_limits<double>::infinity();
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  const std::time_t t = ::timegm(&tm);
+  const double then = static_cast<double>(t) + ms / 1000.0;
+  const double now = std::chrono::duration<double>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+  return now - then;
 }
 
 /// A double as JSON; JSON has no NaN or infinities, so those become strings.
@@ -290,6 +343,9 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const std::filesystem::path& db_p
 }
 
 void SqliteStore::create_schema() {
+  // Rebuilding `runs` must not trip the foreign keys that point at it; the pragma only takes
+  // effect outside a transaction.
+  exec("PRAGMA foreign_keys = OFF", "disabling foreign keys for the schema change");
   // IMMEDIATE takes the write lock at once: of two processes creating the same file, the
   // second waits and then finds the schema in place.
   exec("BEGIN IMMEDIATE", "starting the schema transaction");
@@ -298,24 +354,35 @@ void SqliteStore::create_schema() {
     if (version > kSchemaVersion)
       throw Error(cat("results database '", path_.string(), "' has schema version ", version,
                       ", newer than version ", kSchemaVersion, " that this build reads"));
-    if (version < kSchemaVersion) {
+    if (version == 1) {
+      std::string runs_new = kRunsTable;
+      runs_new.replace(runs_new.find("IF NOT EXISTS runs("), 19, "runs_new(");
+      exec(runs_new.c_str(), "migrating the schema from version 1 (new runs table)");
+      exec(kMigrate1To2, "migrating the schema from version 1");
+    } else if (version < kSchemaVersion) {
+      exec(kRunsTable, "creating the schema (runs)");
       exec(kSchema, "creating the schema");
-      exec(cat("PRAGMA user_version = ", kSchemaVersion).c_str(), "setting the schema version");
     }
+    if (version < kSchemaVersion)
+      exec(cat("PRAGMA user_version = ", kSchemaVersion).c_str(), "setting the schema version");
     exec("COMMIT", "committing the schema");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_, "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr);
     throw;
   }
+  exec("PRAGMA foreign_keys = ON", "enabling foreign keys");
 }
 
 std::int64_t SqliteStore::begin_run(const RunInfo& info) {
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(*this,
               "INSERT INTO runs(experiment, script, args_json, seed, versions_json, started_at, "
-              "state) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'running')");
+              "state, pid, host, heartbeat_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, "
+              "?6)");
   s.bind(1, info.experiment).bind(2, info.script).bind(3, info.args_json);
   s.bind(4, static_cast<std::int64_t>(info.seed)).bind(5, info.versions_json).bind(6, now_iso());
+  s.bind(7, static_cast<std::int64_t>(::getpid())).bind(8, host_name());
   s.step("recording the start of a run");
   current_run_ = sqlite3_last_insert_rowid(db_);
   return current_run_;
@@ -326,7 +393,8 @@ void SqliteStore::end_run(std::int64_t run_id, const std::string& state) {
     throw UsageError(cat("results database '", path_.string(), "': cannot end run ", run_id,
                          " with state '", state, "' (expected ok, failed or cancelled)"));
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement s(*this, "UPDATE runs SET state = ?2, ended_at = ?3 WHERE id = ?1");
+  Statement s(*this,
+              "UPDATE runs SET state = ?2, ended_at = ?3, heartbeat_at = ?3 WHERE id = ?1");
   s.bind(1, run_id).bind(2, state).bind(3, now_iso());
   s.step("recording the end of a run");
   if (sqlite3_changes(db_) == 0)
@@ -349,13 +417,15 @@ std::int64_t SqliteStore::current_run() const {
   return current_run_;
 }
 
-std::vector<EvaluationRow> SqliteStore::evaluations(const std::string& surrogate_filter) const {
+std::vector<EvaluationRow> SqliteStore::evaluations(const std::string& surrogate_filter,
+                                                    const std::string& status_filter) const {
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(*this,
               "SELECT e.arch_hash, a.space, a.text, e.surrogate, e.score, e.seconds, e.extra_json, "
-              "e.run_id, e.created_at FROM evaluations e JOIN architectures a ON a.hash = "
-              "e.arch_hash WHERE ?1 = '' OR e.surrogate = ?1 ORDER BY e.id");
-  s.bind(1, surrogate_filter);
+              "e.run_id, e.created_at, e.status, e.error FROM evaluations e JOIN architectures a "
+              "ON a.hash = e.arch_hash WHERE (?1 = '' OR e.surrogate = ?1) AND (?2 = '' OR "
+              "e.status = ?2) ORDER BY e.id");
+  s.bind(1, surrogate_filter).bind(2, status_filter);
   std::vector<EvaluationRow> rows;
   while (s.step("reading evaluations")) {
     EvaluationRow r;
@@ -371,6 +441,8 @@ std::vector<EvaluationRow> SqliteStore::evaluations(const std::string& surrogate
         r.extra[it.key()] = number_from_json(it.value());
     r.run_id = s.optional_int64(7);
     r.created_at = s.text(8);
+    r.status = s.text(9);
+    r.error = s.text(10);
     rows.push_back(std::move(r));
   }
   return rows;
@@ -406,7 +478,9 @@ std::vector<RunRow> SqliteStore::runs() const {
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(*this,
               "SELECT id, experiment, script, args_json, seed, versions_json, started_at, "
-              "ended_at, state FROM runs ORDER BY id");
+              "ended_at, state, pid, host, heartbeat_at, (SELECT count(*) FROM evaluations e "
+              "WHERE e.run_id = runs.id AND e.status = 'ok'), (SELECT count(*) FROM evaluations "
+              "e WHERE e.run_id = runs.id AND e.status = 'failed') FROM runs ORDER BY id");
   std::vector<RunRow> rows;
   while (s.step("reading runs")) {
     RunRow r;
@@ -419,6 +493,11 @@ std::vector<RunRow> SqliteStore::runs() const {
     r.started_at = s.text(6);
     r.ended_at = s.text(7);
     r.state = s.text(8);
+    r.pid = s.optional_int64(9).value_or(0);
+    r.host = s.text(10);
+    r.heartbeat_at = s.text(11);
+    r.evaluations = s.int64(12);
+    r.failures = s.int64(13);
     rows.push_back(std::move(r));
   }
   return rows;
@@ -452,22 +531,30 @@ std::string SqliteStore::record_architecture(const Architecture& arch) {
     Statement s(*this, "SELECT json FROM architectures WHERE hash = ?1");
     s.bind(1, h);
     if (s.step("looking up an architecture") && s.text(0) != json)
-      throw Error(cat("results database '", path_.string(), "': architecture '", arch.text,
-                      "' has the same hash ", h, " as a different recorded architecture"));
+      throw Error(cat("results database '", path_.string(), "': architecture '",
+                      abbreviate(arch.text), "' has the same hash ", h, " as a different recorded architecture"));
   }
   return h;
 }
 
 std::string SqliteStore::hash(const Architecture& arch) const { return graph::arch_hash(arch); }
 
-void SqliteStore::record_evaluation(const Evaluation& e) {
+void SqliteStore::record_evaluation(const Evaluation& e) { write_evaluation(e, nullptr); }
+
+void SqliteStore::record_failure(const Evaluation& e, const std::string& reason) {
+  write_evaluation(e, &reason);
+}
+
+void SqliteStore::write_evaluation(const Evaluation& e, const std::string* failure) {
   const std::string extra = extra_to_json(e.extra);
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(*this,
               "INSERT OR REPLACE INTO evaluations(run_id, arch_hash, surrogate, score, seconds, "
-              "extra_json, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+              "extra_json, created_at, status, error) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
   s.bind_run(1, current_run_).bind(2, e.arch_hash).bind(3, e.surrogate).bind(4, e.score);
   s.bind(5, e.seconds).bind(6, extra).bind(7, now_iso());
+  s.bind(8, std::string(failure ? "failed" : "ok"));
+  if (failure) s.bind(9, *failure);
   if (s.step_rc() == SQLITE_DONE) return;
   if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_FOREIGNKEY)
     throw Error(cat("results database '", path_.string(), "': cannot record an evaluation of "
@@ -479,13 +566,21 @@ void SqliteStore::record_evaluation(const Evaluation& e) {
 
 std::optional<Evaluation> SqliteStore::find_evaluation(const std::string& arch_hash,
                                                        const std::string& surrogate) const {
+  auto outcome = find_outcome(arch_hash, surrogate);
+  if (!outcome || outcome->failed) return std::nullopt;
+  return std::move(outcome->evaluation);
+}
+
+std::optional<Outcome> SqliteStore::find_outcome(const std::string& arch_hash,
+                                                 const std::string& surrogate) const {
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(*this,
-              "SELECT score, seconds, extra_json FROM evaluations WHERE arch_hash = ?1 AND "
-              "surrogate = ?2");
+              "SELECT score, seconds, extra_json, status, error FROM evaluations WHERE arch_hash "
+              "= ?1 AND surrogate = ?2");
   s.bind(1, arch_hash).bind(2, surrogate);
   if (!s.step("looking up an evaluation")) return std::nullopt;
-  Evaluation e;
+  Outcome o;
+  Evaluation& e = o.evaluation;
   e.arch_hash = arch_hash;
   e.surrogate = surrogate;
   e.score = s.real(0);
@@ -494,7 +589,54 @@ std::optional<Evaluation> SqliteStore::find_evaluation(const std::string& arch_h
   if (extra.is_object())
     for (auto it = extra.begin(); it != extra.end(); ++it)
       e.extra[it.key()] = number_from_json(it.value());
-  return e;
+  o.failed = s.text(3) == "failed";
+  o.error = s.text(4);
+  return o;
+}
+
+void SqliteStore::heartbeat(std::int64_t run_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement s(*this, "UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1 AND state = 'running'");
+  s.bind(1, run_id).bind(2, now_iso());
+  s.step("recording a heartbeat");
+}
+
+std::int64_t SqliteStore::mark_interrupted(double stale_after_s) {
+  const std::string here = host_name();
+  const auto self = static_cast<std::int64_t>(::getpid());
+  std::vector<std::pair<std::int64_t, std::string>> dead;  // run id, last sign of life
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Statement s(*this,
+                "SELECT id, pid, host, coalesce(heartbeat_at, started_at) FROM runs WHERE "
+                "state = 'running'");
+    while (s.step("reading running runs")) {
+      const std::int64_t id = s.int64(0);
+      const std::int64_t pid = s.optional_int64(1).value_or(0);
+      const std::string host = s.text(2);
+      const std::string beat = s.text(3);
+      const bool stale = seconds_since(beat) > stale_after_s;
+      bool alive;
+      if (host == here && pid > 0) {
+        // The process is gone, or it lives but stopped beating (its pid was reused, or it
+        // hangs): either way the run is not running. This process's own run is alive.
+        alive = pid == self || ((::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) &&
+                                !stale);
+      } else {
+        alive = !stale;  // another machine's run (a shared folder), or a version-1 row
+      }
+      if (!alive) dead.emplace_back(id, beat);
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [id, beat] : dead) {
+    Statement u(*this,
+                "UPDATE runs SET state = 'interrupted', ended_at = ?2 WHERE id = ?1 AND state = "
+                "'running'");
+    u.bind(1, id).bind(2, beat);
+    u.step("marking an interrupted run");
+  }
+  return static_cast<std::int64_t>(dead.size());
 }
 
 void SqliteStore::record_training(const TrainingRecord& t) {

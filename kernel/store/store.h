@@ -4,11 +4,15 @@
 ///
 /// Every write is its own autocommitted statement, so a run that is killed keeps everything it
 /// recorded. The database runs in WAL mode: another process (or a second SqliteStore) may read
-/// it while a run writes. Schema (version 1, kept in `PRAGMA user_version`):
-/// - `runs(id, experiment, script, args_json, seed, versions_json, started_at, ended_at, state)`
+/// it while a run writes. Schema (version 2, kept in `PRAGMA user_version`; a version-1 file is
+/// migrated when opened):
+/// - `runs(id, experiment, script, args_json, seed, versions_json, started_at, ended_at, state,
+///   pid, host, heartbeat_at)`; state is running, ok, failed, cancelled or interrupted (a
+///   process that died without closing its run: see mark_interrupted())
 /// - `architectures(hash PK, space, text, json, created_at)`
-/// - `evaluations(id, run_id, arch_hash, surrogate, score, seconds, extra_json, created_at)`,
-///   unique on (arch_hash, surrogate): recording the same pair again replaces the row
+/// - `evaluations(id, run_id, arch_hash, surrogate, score, seconds, extra_json, created_at,
+///   status, error)`, unique on (arch_hash, surrogate): recording the same pair again replaces
+///   the row; status is 'ok', or 'failed' with the reason in `error` (score NULL)
 /// - `trainings(id, run_id, arch_hash, recipe, curves_json, test_accuracy, seconds, created_at)`
 /// - `plugin_state(plugin, key, blob, updated_at)`, primary key (plugin, key)
 ///
@@ -33,7 +37,7 @@ struct sqlite3_stmt;
 namespace hypernas::store {
 
 /// The schema version this build writes (stored in `PRAGMA user_version`).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 /// What the kernel records when a run starts.
 struct RunInfo {
@@ -54,7 +58,19 @@ struct RunRow {
   std::string versions_json;    ///< Versions, as JSON.
   std::string started_at;       ///< ISO-8601 UTC start time.
   std::string ended_at;         ///< ISO-8601 UTC end time; empty while the run is running.
-  std::string state;            ///< "running", "ok", "failed" or "cancelled".
+  std::string state;            ///< "running", "ok", "failed", "cancelled" or "interrupted".
+  std::int64_t pid = 0;         ///< Process that ran it (0: unknown, a version-1 row).
+  std::string host;             ///< Machine that ran it.
+  std::string heartbeat_at;     ///< Last sign of life (ISO-8601 UTC).
+  std::int64_t evaluations = 0; ///< Evaluations it recorded (status ok).
+  std::int64_t failures = 0;    ///< Failed evaluations it recorded.
+};
+
+/// A stored evaluation and whether it failed.
+struct Outcome {
+  Evaluation evaluation;  ///< The row (score NaN when failed).
+  bool failed = false;    ///< Recorded by record_failure().
+  std::string error;      ///< The failure's reason.
 };
 
 /// One evaluation joined with its architecture.
@@ -68,6 +84,8 @@ struct EvaluationRow {
   std::map<std::string, double> extra;  ///< Named side values.
   std::optional<std::int64_t> run_id;   ///< The run that recorded it, if any was current.
   std::string created_at;               ///< ISO-8601 UTC time it was recorded.
+  std::string status;                   ///< "ok" or "failed".
+  std::string error;                    ///< Why it failed ("" when ok).
 };
 
 /// One row of `trainings`, its curves decoded.
@@ -102,8 +120,23 @@ class SqliteStore final : public ResultStore {
   /// The current run id (0: none).
   std::int64_t current_run() const;
   /// Every evaluation, oldest first, joined with its architecture; only those whose surrogate
-  /// key equals `surrogate_filter` when it is not empty.
-  std::vector<EvaluationRow> evaluations(const std::string& surrogate_filter = "") const;
+  /// key equals `surrogate_filter` and whose status equals `status_filter` ("ok", "failed"),
+  /// each when not empty.
+  std::vector<EvaluationRow> evaluations(const std::string& surrogate_filter = "",
+                                         const std::string& status_filter = "") const;
+  /// Records a failed evaluation of (e.arch_hash, e.surrogate) with its reason (e.score is
+  /// ignored: stored as NULL), replacing an earlier row of the pair.
+  void record_failure(const Evaluation& e, const std::string& reason);
+  /// The stored row of (arch_hash, surrogate), failed or not.
+  std::optional<Outcome> find_outcome(const std::string& arch_hash,
+                                      const std::string& surrogate) const;
+  /// Records that run `run_id` is alive now (a running run only).
+  void heartbeat(std::int64_t run_id);
+  /// Marks as interrupted every run still 'running' whose process is gone: on this machine,
+  /// when its pid no longer exists or its heartbeat is older than `stale_after_s`; on another
+  /// machine, when its heartbeat is older than that. Its end time becomes its last heartbeat.
+  /// Returns how many runs it marked.
+  std::int64_t mark_interrupted(double stale_after_s);
   /// Every training, oldest first; only those of `arch_hash` when it is not empty.
   std::vector<TrainingRow> trainings(const std::string& arch_hash = "") const;
   /// Every run, oldest first.
@@ -123,7 +156,7 @@ class SqliteStore final : public ResultStore {
   /// Records `e` under the current run, replacing an earlier row of the same (arch, surrogate).
   /// The architecture must have been recorded first.
   void record_evaluation(const Evaluation& e) override;
-  /// The evaluation of (arch_hash, surrogate), if one was recorded.
+  /// The evaluation of (arch_hash, surrogate), if one was recorded and did not fail.
   std::optional<Evaluation> find_evaluation(const std::string& arch_hash,
                                             const std::string& surrogate) const override;
   /// Records `t` under the current run; its curves are stored as JSON.
@@ -142,6 +175,7 @@ class SqliteStore final : public ResultStore {
   void exec(const char* sql, const char* what);
   std::int64_t query_int(const std::string& sql) const;
   void create_schema();
+  void write_evaluation(const Evaluation& e, const std::string* failure);
   sqlite3_stmt* prepare(const std::string& sql) const;
   [[noreturn]] void fail(const std::string& what) const;
 

@@ -110,6 +110,67 @@ TEST_F(Cli, UsingARefusedPluginFailsWithOneClearMessage) {
       << r.output;
 }
 
+TEST_F(Cli, PluginsStrictExitsWithOneWhenAFileWasRefused) {
+  auto r = hypernas({"plugins", "--strict"}, {{"HYPERNAS_PLUGIN_PATH", HYPERNAS_TEST_FIXTURE_DIR}});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("abi_major.so: plugin 'fixture_major'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" files were refused (--strict)"), std::string::npos) << r.output;
+  r = hypernas({"plugins", "--strict", "--json"}, {{"HYPERNAS_PLUGIN_PATH", HYPERNAS_TEST_FIXTURE_DIR}});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("\"refused\""), std::string::npos) << r.output;
+  // Only the built-in plugins: nothing refused.
+  r = hypernas({"plugins", "--strict"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("refused"), std::string::npos) << r.output;
+  r = hypernas({"plugins", "--strict", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(nlohmann::json::parse(r.output)["refused"].empty());
+}
+
+TEST_F(Cli, PluginOfAnotherCxxAbiIsRefusedWithTheCause) {
+  auto r = hypernas({"plugins"}, {{"HYPERNAS_PLUGIN_PATH", HYPERNAS_TEST_FIXTURE_DIR}});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("old_cxx_abi.so needs c10::detail::torchCheckFail("), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("another C++ ABI (_GLIBCXX_USE_CXX11_ABI)"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("Bad file descriptor"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, LuaMemoryLimitStopsARunawayScriptWithItsLine) {
+  script("hog.lua",
+         "local t = {}\nfor i = 1, 1e9 do\n  t[i] = string.rep('x', 1e6) .. i\nend\n");
+  auto r = hypernas({"run", "hog.lua", "--lua-memory", "64M", "--progress", "off"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const std::string message = "hog.lua:3: Lua memory limit of 64 MiB exceeded (--lua-memory)";
+  const auto at = r.output.find(message);
+  EXPECT_NE(at, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Lua memory limit", at + message.size()), std::string::npos)
+      << r.output;  // one message
+  // Sizes: K, M, G, T (binary), optional B or iB; a plain number is MiB; at least 1 MiB.
+  script("ok.lua", "print('fine')\n");
+  for (const char* good : {"64", "1.5giB"}) {
+    r = hypernas({"run", "ok.lua", "--lua-memory", good, "--progress", "off"});
+    EXPECT_EQ(r.exit_code, 0) << good << ": " << r.output;
+  }
+  for (const char* bad : {"lots", "0", "-64M", "64X", "512K", "M", ""}) {
+    r = hypernas({"run", "ok.lua", std::string("--lua-memory=") + bad});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.output;
+    EXPECT_NE(r.output.find("--lua-memory expects a size"), std::string::npos) << r.output;
+  }
+}
+
+TEST_F(Cli, HugeMalformedArchitectureGivesAShortMessage) {
+  // ~100 kB, the fault (an unknown op) in the middle.
+  const std::string pad(50000, ' ');
+  auto r = hypernas({"arch", "info", "--space", "nb201",
+                     pad + "|nor_conv_3x3~0|+|conv_9x9~0|none~1|+|none~0|none~1|none~2|" + pad});
+  EXPECT_EQ(r.exit_code, 1) << r.output.substr(0, 2000);
+  EXPECT_LT(r.output.size(), 500u) << r.output.substr(0, 2000);
+  EXPECT_NE(r.output.find("unknown op 'conv_9x9'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("|nor_conv_3x3~0|+|conv_9x9~0|"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, SyntaxErrorExitsWithOneAndNamesTheLine) {
   script("syntax.lua", "print('a')\nfor i = 1 do\n");
   auto r = hypernas({"run", "syntax.lua"});
@@ -194,7 +255,8 @@ TEST_F(Cli, ScoreWritesACsvRowPerArchitecture) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::stringstream csv;
   csv << std::ifstream(dir / "scores.csv").rdbuf();
-  EXPECT_EQ(csv.str().substr(0, csv.str().find('\n')), "arch,score,params,flops,seconds");
+  EXPECT_EQ(csv.str().substr(0, csv.str().find('\n')),
+            "arch,score,params,flops,seconds,reused,status,error");
   EXPECT_NE(csv.str().find(std::string("\"") + kAll3x3 + "\",6.18513,1531546,220119680,"), std::string::npos)
       << csv.str();
   EXPECT_NE(csv.str().find(",73306,"), std::string::npos);
@@ -245,6 +307,85 @@ TEST_F(Cli, ScoreWorksForTrainedAndDataDrivenSurrogates) {
   std::stringstream sgd_csv;
   sgd_csv << std::ifstream(dir / "sgd.csv").rdbuf();
   EXPECT_NE(sgd_csv.str().find(",4822,"), std::string::npos) << sgd_csv.str();  // all-none, C=4, N=1, 28x28x1
+}
+
+TEST_F(Cli, ScoreRecordsIntoTheExperimentAndReusesIt) {
+  std::ofstream(dir / "archs.txt") << kAll3x3 << "\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
+  const std::vector<std::string> args{"score", "--surrogate", "params", "--space", "nb201",
+                                      "--archs", "archs.txt", "--experiment", "ranked"};
+  auto first = hypernas(args);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find(",0,ok,"), std::string::npos) << first.output;  // scored now
+  auto second = hypernas(args);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_EQ(second.output.find(",0,ok,"), std::string::npos) << second.output;
+  EXPECT_NE(second.output.find(",1,ok,"), std::string::npos) << second.output;  // reused
+  auto store = hypernas::store::SqliteStore::open(dir / "results" / "ranked" / "experiment.db");
+  EXPECT_EQ(store->count("evaluations"), 2);
+  const auto runs = store->runs();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].state, "ok");
+  EXPECT_EQ(runs[0].evaluations, 2);
+  EXPECT_EQ(runs[1].evaluations, 0);  // the second run recorded nothing new
+
+  auto listed = hypernas({"runs", "--experiment", "ranked"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_NE(listed.output.find("ranked"), std::string::npos) << listed.output;
+  EXPECT_NE(listed.output.find("hypernas score --surrogate params"), std::string::npos)
+      << listed.output;
+  auto json = nlohmann::json::parse(hypernas({"runs", "--json"}).output);
+  ASSERT_EQ(json.size(), 2u);
+  EXPECT_EQ(json[0]["experiment"], "ranked");
+  EXPECT_EQ(json[0]["state"], "ok");
+  EXPECT_EQ(json[0]["evaluations"], 2);
+  EXPECT_EQ(hypernas({"runs", "--experiment", "missing"}).exit_code, 1);
+  EXPECT_EQ(hypernas({"runs", "--experiment", "../up"}).exit_code, 2);
+}
+
+TEST_F(Cli, AKilledRunIsShownInterruptedAndItsRerunScoresNothingTwice) {
+  // Each candidate takes about 20 ms (the callback waits), so the search is still running when
+  // the first 15 are recorded and the process is killed.
+  script("slow.lua",
+         "local space = nas.space{ name = 'nb201', cells_per_stage = 1 }\n"
+         "local fresh = 0\n"
+         "nas.on_candidate(function(event, v)\n"
+         "  fresh = fresh + 1\n"
+         "  if fresh % 5 == 0 then print('scored ' .. fresh) end\n"
+         "  local t = nas.clock() while nas.clock() - t < 0.02 do end\n"
+         "end)\n"
+         "local top = nas.strategy('random', { candidates = 120, keep = 120 })\n"
+         "  :run{ surrogate = nas.surrogate('params'), space = space }\n"
+         "local reused = 0\n"
+         "for _, c in ipairs(top) do if c.reused then reused = reused + 1 end end\n"
+         "print(string.format('done %d candidates, %d reused, %d scored now', #top, reused, fresh))\n");
+  {
+    Process p({HYPERNAS_EXE, "run", "slow.lua", "--progress", "off"}, {{"HYPERNAS_PLUGIN_PATH", ""}},
+              dir.string());
+    ASSERT_TRUE(p.wait_for("scored 15"));
+    p.signal(SIGKILL);
+    EXPECT_EQ(p.finish().exit_code, 128 + SIGKILL);
+  }
+  auto listed = hypernas({"runs", "--experiment", "slow", "--json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  auto runs = nlohmann::json::parse(listed.output);
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["state"], "interrupted") << listed.output;
+  const int kept = runs[0]["evaluations"];
+  EXPECT_GE(kept, 15);
+  EXPECT_LT(kept, 120);
+
+  auto rerun = hypernas({"run", "slow.lua", "--progress", "off"});
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
+  const std::string done = "done 120 candidates, " + std::to_string(kept) + " reused, " +
+                           std::to_string(120 - kept) + " scored now";
+  EXPECT_NE(rerun.output.find(done), std::string::npos) << rerun.output;
+  runs = nlohmann::json::parse(hypernas({"runs", "--experiment", "slow", "--json"}).output);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0]["state"], "interrupted");
+  EXPECT_EQ(runs[1]["state"], "ok");
+  EXPECT_EQ(runs[1]["evaluations"], 120 - kept);
+  auto store = hypernas::store::SqliteStore::open(dir / "results" / "slow" / "experiment.db");
+  EXPECT_EQ(store->count("evaluations"), 120);
 }
 
 }  // namespace

@@ -29,7 +29,9 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   ASSERT_EQ(configure.exit_code, 0) << configure.output;
   auto compile = run({HYPERNAS_CMAKE, "--build", build.string()});
   ASSERT_EQ(compile.exit_code, 0) << compile.output;
-  ASSERT_TRUE(fs::exists(build / "libhypernas_depth.so"));
+  for (const char* lib : {"libhypernas_depth.so", "libhypernas_naswot_example.so",
+                          "libhypernas_exhaustive_example.so"})
+    ASSERT_TRUE(fs::exists(build / lib)) << lib;
 
   const std::map<std::string, std::string> env{{"HYPERNAS_PLUGIN_PATH", build.string()}};
   const std::string exe = (prefix / "bin" / "hypernas").string();
@@ -45,6 +47,11 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
       EXPECT_EQ(p["build_id"], hypernas::build_id());
     }
   EXPECT_TRUE(found) << listed.output;
+  for (const char* name : {"naswot_example", "exhaustive_example"}) {
+    bool listed_too = false;
+    for (const auto& p : j["plugins"]) listed_too = listed_too || p["name"] == name;
+    EXPECT_TRUE(listed_too) << name << "\n" << listed.output;
+  }
   EXPECT_TRUE(j["refused"].empty()) << listed.output;
   // The installed binary finds the installed built-in plugins (nb201, random) by itself.
   auto searched = run({exe, "run", source + "/search.lua", "--results", (work / "results").string(),
@@ -53,5 +60,12 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   ASSERT_EQ(searched.exit_code, 0) << searched.output;
   EXPECT_NE(searched.output.find("top1 |"), std::string::npos) << searched.output;
   EXPECT_NE(searched.output.find("depth="), std::string::npos) << searched.output;
+  // NASWOT read the ReLU outputs through the SDK: every score counts some units.
+  EXPECT_NE(searched.output.find("naswot1 |"), std::string::npos) << searched.output;
+  EXPECT_EQ(searched.output.find("units=0"), std::string::npos) << searched.output;
+  // The third-party strategy scored through the evaluation service; a score-neutral option
+  // left the key alone, so the second search reused every score.
+  EXPECT_NE(searched.output.find("exhaustive |"), std::string::npos) << searched.output;
+  EXPECT_NE(searched.output.find("reused true"), std::string::npos) << searched.output;
   fs::remove_all(work);
 }

@@ -171,18 +171,18 @@ class Parser {
         throw fail(at, cat("expected the label '", want, "' of cell ", b, ", found ",
                            found()));
       if (label != want)
-        throw fail(at, cat("unexpected label '", label, "'; expected '", want, "' (",
+        throw fail(at, cat("unexpected label '", q(label), "'; expected '", want, "' (",
                            expected_labels(), ")"));
       skip_space();
-      expect('=', cat("'=' after label '", label, "'"));
+      expect('=', cat("'=' after label '", q(label), "'"));
       g.cells.push_back(cell(label));
       skip_space();
       if (pos_ == text_.size()) break;
       if (b + 1 == cells_)
-        throw fail(pos_, cat("expected the end of the text after cell '", label,
+        throw fail(pos_, cat("expected the end of the text after cell '", q(label),
                              "', the last of ", cells_, " (", expected_labels(), "), found ",
                              found()));
-      expect(';', cat("';' or the end of the text after cell '", label, "'"));
+      expect(';', cat("';' or the end of the text after cell '", q(label), "'"));
       skip_space();
     }
     if (static_cast<std::int64_t>(g.cells.size()) != cells_)
@@ -192,9 +192,19 @@ class Parser {
   }
 
  private:
+  // Quotes ~120 characters around the fault, not the whole text (which may be 100 kB).
   Error fail(std::size_t pos, const std::string& why) const {
-    return Error(cat("darts: cannot parse architecture '", text_, "': at character ", pos, ": ",
-                     why));
+    return Error(cat("darts: cannot parse architecture '", excerpt(text_, pos), "'",
+                     text_.size() > 120 ? cat(" (", text_.size(), " characters)") : std::string(),
+                     ": at character ", pos, ": ", why));
+  }
+
+  /// A piece of the text quoted inside a message: its start, enough to recognise it.
+  static std::string q(const std::string& piece) { return excerpt(piece, 0, 32); }
+  /// " in pair '(op,0)'", or nothing for a pair too long to quote whole (the excerpt of the
+  /// text shows it).
+  static std::string in_pair(const std::string& token) {
+    return token.size() <= 32 ? cat(" in pair '", token, "'") : std::string();
   }
 
   std::string expected_labels() const {
@@ -239,45 +249,45 @@ class Parser {
   Pair pair(const std::string& label) {
     Pair p;
     p.pos = pos_;
-    expect('(', cat("'(' starting a pair (op,source) in cell '", label, "'"));
+    expect('(', cat("'(' starting a pair (op,source) in cell '", q(label), "'"));
     skip_space();
     char quote = 0;
     if (pos_ < text_.size() && (text_[pos_] == '\'' || text_[pos_] == '"')) quote = text_[pos_++];
     const std::size_t op_pos = pos_;
     const std::string op = word();
-    if (quote) expect(quote, cat("the closing ", quote, " of op '", op, "'"));
+    if (quote) expect(quote, cat("the closing ", quote, " of op '", q(op), "'"));
     skip_space();
     if (op.empty()) throw fail(op_pos, cat("expected an op name, found ", found()));
-    expect(',', cat("',' between op '", op, "' and its source"));
+    expect(',', cat("',' between op '", q(op), "' and its source"));
     skip_space();
     const std::size_t src_pos = pos_;
     const std::string src = word();
     skip_space();
-    expect(')', cat("')' closing the pair of op '", op, "'"));
+    expect(')', cat("')' closing the pair of op '", q(op), "'"));
     p.token = text_.substr(p.pos, pos_ - p.pos);
     p.input.op = op_id(op);
     if (p.input.op < 0)
-      throw fail(op_pos, cat("unknown op '", op, "' in pair '", p.token, "' of cell '", label,
-                             "'; known ops: ", known_ops()));
+      throw fail(op_pos, cat("unknown op '", q(op), "'", in_pair(p.token), " of cell '",
+                             q(label), "'; known ops: ", known_ops()));
     const bool digits = !src.empty() && src.size() <= 3 &&
                         std::all_of(src.begin(), src.end(), [](char c) {
                           return std::isdigit(static_cast<unsigned char>(c)) != 0;
                         });
     if (!digits)
-      throw fail(src_pos, cat("source '", src, "' in pair '", p.token, "' of cell '", label,
-                              "' is not a node index"));
+      throw fail(src_pos, cat("source '", q(src), "'", in_pair(p.token), " of cell '",
+                              q(label), "' is not a node index"));
     p.input.from = std::stoi(src);
     return p;
   }
 
   Cell cell(const std::string& label) {
     const std::size_t open = pos_;
-    expect('[', cat("'[' opening the list of cell '", label, "' (", kCellHint, ")"));
+    expect('[', cat("'[' opening the list of cell '", q(label), "' (", kCellHint, ")"));
     std::vector<std::vector<Pair>> groups(1);
     bool grouped = false;
     skip_space();
     if (pos_ < text_.size() && text_[pos_] == ']')
-      throw fail(pos_, cat("cell '", label, "' has no pairs (", kCellHint, ")"));
+      throw fail(pos_, cat("cell '", q(label), "' has no pairs (", kCellHint, ")"));
     while (true) {
       skip_space();
       groups.back().push_back(pair(label));
@@ -292,7 +302,7 @@ class Parser {
       if (pos_ < text_.size() && text_[pos_] == '|') {
         grouped = true;
         if (groups.size() == kSteps)
-          throw fail(pos_, cat("cell '", label, "' has more than ", kSteps,
+          throw fail(pos_, cat("cell '", q(label), "' has more than ", kSteps,
                                " node groups (one per node 2..5)"));
         groups.emplace_back();
         ++pos_;
@@ -300,20 +310,20 @@ class Parser {
       }
       break;
     }
-    expect(']', cat("',', '|' or ']' in the list of cell '", label, "'"));
+    expect(']', cat("',', '|' or ']' in the list of cell '", q(label), "'"));
     const std::string list = text_.substr(open, pos_ - open);
 
     // Distribute the pairs over the nodes.
     std::array<std::vector<Pair>, kSteps> nodes;
     if (grouped) {
       if (groups.size() != kSteps)
-        throw fail(open, cat("cell '", label, "' has ", groups.size(), " node groups in '", list,
-                             "'; expected ", kSteps, " (nodes 2..5) separated by '|'"));
+        throw fail(open, cat("cell '", q(label), "' has ", groups.size(), " node groups in '",
+                             q(list), "'; expected ", kSteps, " (nodes 2..5) separated by '|'"));
       for (int j = 0; j < kSteps; ++j) nodes[j] = std::move(groups[j]);
     } else {
       const auto& all = groups[0];
       if (all.size() != 2 * kSteps)
-        throw fail(open, cat("cell '", label, "' lists ", all.size(), " pair(s) in '", list,
+        throw fail(open, cat("cell '", q(label), "' lists ", all.size(), " pair(s) in '", q(list),
                              "'; the flat form needs ", 2 * kSteps,
                              " (2 per node 2..5; use '|' between nodes for other counts)"));
       for (int j = 0; j < kSteps; ++j) nodes[j] = {all[2 * j], all[2 * j + 1]};
@@ -323,20 +333,20 @@ class Parser {
     for (int j = 0; j < kSteps; ++j) {
       const int node = j + kInputNodes;
       if (static_cast<int>(nodes[j].size()) > node)
-        throw fail(nodes[j][node].pos, cat("node ", node, " of cell '", label, "' has ",
+        throw fail(nodes[j][node].pos, cat("node ", node, " of cell '", q(label), "' has ",
                                            nodes[j].size(), " pairs, but only ", node,
                                            " sources (0..", node - 1, ") exist"));
       for (std::size_t a = 0; a < nodes[j].size(); ++a) {
         const Pair& p = nodes[j][a];
         if (p.input.from >= node)
-          throw fail(p.pos, cat("pair '", p.token, "' of node ", node, " in cell '", label,
+          throw fail(p.pos, cat("pair '", q(p.token), "' of node ", node, " in cell '", q(label),
                                 "' reads node ", p.input.from, "; node ", node, " reads 0..",
                                 node - 1));
         for (std::size_t b = 0; b < a; ++b)
           if (nodes[j][b].input.from == p.input.from)
-            throw fail(p.pos, cat("pair '", p.token, "' of node ", node, " in cell '", label,
+            throw fail(p.pos, cat("pair '", q(p.token), "' of node ", node, " in cell '", q(label),
                                   "' reads node ", p.input.from, " a second time (after '",
-                                  nodes[j][b].token, "'); a node's sources must be distinct"));
+                                  q(nodes[j][b].token), "'); a node's sources must be distinct"));
         out.nodes[j].push_back(p.input);
       }
     }
@@ -539,7 +549,7 @@ Architecture DartsSpace::make(Genotype genotype) const {
 
 Genotype DartsSpace::genotype_of(const Architecture& arch) const {
   HYPERNAS_CHECK(arch.space == name(), "darts: expected an architecture of space 'darts', got "
-                 "one of space '", arch.space, "' ('", arch.text, "')");
+                 "one of space '", arch.space, "' ('", abbreviate(arch.text), "')");
   return darts::parse_genotype(arch.text, config_.macro, blocks());
 }
 

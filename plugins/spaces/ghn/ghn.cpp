@@ -133,9 +133,18 @@ std::string block_to_string(const Block& block) {
 }
 
 Block parse_block(const std::string& text, std::int64_t nodes) {
+  // Quotes ~120 characters around the fault, not the whole text (which may be 100 kB).
   auto fail = [&text](std::size_t pos, const std::string& why) {
-    return Error(cat("ghn: cannot parse architecture '", text, "': at character ", pos, ": ",
-                     why));
+    return Error(cat("ghn: cannot parse architecture '", excerpt(text, pos), "'",
+                     text.size() > 120 ? cat(" (", text.size(), " characters)") : std::string(),
+                     ": at character ", pos, ": ", why));
+  };
+  // A piece of the text quoted inside a message: its start, enough to recognise it.
+  auto q = [](const std::string& piece) { return excerpt(piece, 0, 32); };
+  // " in node token 'n2=op<1'", or nothing for a token too long to quote whole (the excerpt
+  // of the text shows it).
+  auto in_token = [](const std::string& token) {
+    return token.size() <= 32 ? cat(" in node token '", token, "'") : std::string();
   };
   auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
   HYPERNAS_CHECK(nodes >= 1, "ghn: parse_block expects nodes >= 1, got ", nodes);
@@ -170,15 +179,15 @@ Block parse_block(const std::string& text, std::int64_t nodes) {
     const std::string label = cat('n', index, '=');
     if (token.compare(0, label.size(), label) != 0) {
       const std::size_t eq = token.find('=');
-      throw fail(s, cat("node token '", token, "' should start with '", label, "'",
+      throw fail(s, cat("node token '", q(token), "' should start with '", label, "'",
                         eq == std::string::npos
                             ? std::string(" (no '=')")
-                            : cat(", not '", token.substr(0, eq + 1), "' (nodes are listed ",
+                            : cat(", not '", q(token.substr(0, eq + 1)), "' (nodes are listed ",
                                   "in order n1, n2, ...)")));
     }
     const std::size_t lt = token.find('<');
     if (lt == std::string::npos)
-      throw fail(s, cat("node token '", token, "' lacks '<sources>' (expected n", index,
+      throw fail(s, cat("node token '", q(token), "' lacks '<sources>' (expected n", index,
                         "=op<j or n", index, "=op<j,k)"));
     const std::string op = token.substr(label.size(), lt - label.size());
     Node node;
@@ -186,8 +195,8 @@ Block parse_block(const std::string& text, std::int64_t nodes) {
     for (int o = 0; o < kOps; ++o)
       if (op == kOpNames[o]) node.op = o;
     if (node.op < 0)
-      throw fail(s + label.size(), cat("unknown op '", op, "' in node token '", token,
-                                       "'; known ops: ", known_ops()));
+      throw fail(s + label.size(), cat("unknown op '", q(op), "'", in_token(token),
+                                       "; known ops: ", known_ops()));
     // Sources between '<' and the end of the token, split by ','.
     std::size_t p = s + lt + 1;
     while (true) {
@@ -195,15 +204,15 @@ Block parse_block(const std::string& text, std::int64_t nodes) {
       while (comma < t && text[comma] != ',') ++comma;
       const std::string src = text.substr(p, comma - p);
       if (!all_digits(src))
-        throw fail(p, cat("source '", src, "' in node token '", token, "' is not a node index"));
+        throw fail(p, cat("source '", q(src), "'", in_token(token), " is not a node index"));
       const int j = std::stoi(src);
       if (j >= index)
-        throw fail(p, cat("node token '", token, "' reads node ", j, "; node ", index,
+        throw fail(p, cat("node token '", q(token), "' reads node ", j, "; node ", index,
                           " reads 0..", index - 1));
       if (std::find(node.inputs.begin(), node.inputs.end(), j) != node.inputs.end())
-        throw fail(p, cat("node token '", token, "' reads node ", j, " twice"));
+        throw fail(p, cat("node token '", q(token), "' reads node ", j, " twice"));
       if (static_cast<int>(node.inputs.size()) == kMaxInputs)
-        throw fail(p, cat("node token '", token, "' reads more than ", kMaxInputs,
+        throw fail(p, cat("node token '", q(token), "' reads more than ", kMaxInputs,
                           " sources"));
       node.inputs.push_back(j);
       if (comma == t) break;
@@ -308,7 +317,7 @@ Architecture GhnSpace::make(Block block) const {
 
 Block GhnSpace::block_of(const Architecture& arch) const {
   HYPERNAS_CHECK(arch.space == name(), "ghn: expected an architecture of space 'ghn', got one "
-                 "of space '", arch.space, "' ('", arch.text, "')");
+                 "of space '", arch.space, "' ('", abbreviate(arch.text), "')");
   return ghn_space::parse_block(arch.text, config_.nodes);
 }
 

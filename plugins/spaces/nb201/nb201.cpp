@@ -148,9 +148,18 @@ std::string cell_to_string(const Cell& cell) {
 }
 
 Cell parse_cell(const std::string& text) {
+  // Quotes ~120 characters around the fault, not the whole text (which may be 100 kB).
   auto fail = [&text](std::size_t pos, const std::string& why) {
-    return Error(cat("nb201: cannot parse architecture '", text, "': at character ", pos, ": ",
-                     why));
+    return Error(cat("nb201: cannot parse architecture '", excerpt(text, pos), "'",
+                     text.size() > 120 ? cat(" (", text.size(), " characters)") : std::string(),
+                     ": at character ", pos, ": ", why));
+  };
+  // A piece of the text quoted inside a message: its start, enough to recognise it.
+  auto q = [](const std::string& piece) { return excerpt(piece, 0, 32); };
+  // " in edge 'op~0'", or nothing for an edge too long to quote whole (the excerpt of the text
+  // shows it).
+  auto in_edge = [](const std::string& token) {
+    return token.size() <= 32 ? cat(" in edge '", token, "'") : std::string();
   };
   auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
   std::size_t begin = 0;
@@ -182,9 +191,9 @@ Cell parse_cell(const std::string& text) {
       throw fail(s, cat("node ", node, "'s group is empty; expected ", node,
                         " edge(s) between pipes (form ", kFormHint, ")"));
     if (text[s] != '|')
-      throw fail(s, cat("missing '|' at the start of node ", node, "'s group '", group, "'"));
+      throw fail(s, cat("missing '|' at the start of node ", node, "'s group '", q(group), "'"));
     if (t - s < 2 || text[t - 1] != '|')
-      throw fail(t, cat("missing '|' at the end of node ", node, "'s group '", group, "'"));
+      throw fail(t, cat("missing '|' at the end of node ", node, "'s group '", q(group), "'"));
 
     // Edge tokens between the pipes of the group.
     std::vector<std::pair<std::size_t, std::size_t>> tokens;
@@ -197,16 +206,16 @@ Cell parse_cell(const std::string& text) {
     if (static_cast<int>(tokens.size()) != node)
       throw fail(s, cat("node ", node, " needs ", node, " edge(s) (op~0", node > 1 ? "..op~" : "",
                         node > 1 ? std::to_string(node - 1) : std::string(), "), but group '",
-                        group, "' has ", tokens.size()));
+                        q(group), "' has ", tokens.size()));
 
     for (int i = 0; i < node; ++i, ++edge) {
       const auto [ps, pe] = tokens[i];
       const std::string token = text.substr(ps, pe - ps);
       if (token.empty())
-        throw fail(ps, cat("empty edge ", i, " in node ", node, "'s group '", group, "'"));
+        throw fail(ps, cat("empty edge ", i, " in node ", node, "'s group '", q(group), "'"));
       const std::size_t tilde = token.find('~');
       if (tilde == std::string::npos)
-        throw fail(ps, cat("edge '", token, "' of node ", node,
+        throw fail(ps, cat("edge '", q(token), "' of node ", node,
                            " lacks '~<input>' (expected op~", i, ")"));
       const std::string op = token.substr(0, tilde);
       const std::string input = token.substr(tilde + 1);
@@ -214,11 +223,11 @@ Cell parse_cell(const std::string& text) {
       for (int k = 0; k < kOps; ++k)
         if (op == kOpNames[k]) op_id = k;
       if (op_id < 0)
-        throw fail(ps, cat("unknown op '", op, "' in edge '", token, "'; known ops: ",
+        throw fail(ps, cat("unknown op '", q(op), "'", in_edge(token), "; known ops: ",
                            known_ops()));
       if (input != std::to_string(i))
-        throw fail(ps + tilde + 1, cat("edge '", token, "' of node ", node, " reads input '",
-                                       input, "', expected ", i, " (node ", node,
+        throw fail(ps + tilde + 1, cat("edge '", q(token), "' of node ", node, " reads input '",
+                                       q(input), "', expected ", i, " (node ", node,
                                        " lists inputs 0..", node - 1, " in order)"));
       cell.ops[edge] = op_id;
     }
@@ -303,7 +312,7 @@ Architecture Nb201Space::make(const Cell& cell) const {
 
 Cell Nb201Space::cell_of(const Architecture& arch) const {
   HYPERNAS_CHECK(arch.space == name(), "nb201: expected an architecture of space 'nb201', got "
-                 "one of space '", arch.space, "' ('", arch.text, "')");
+                 "one of space '", arch.space, "' ('", abbreviate(arch.text), "')");
   return nb201::parse_cell(arch.text);
 }
 

@@ -17,6 +17,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
+#include <hypernas/hash.h>
 
 #include "ghn_internal.h"
 
@@ -253,15 +254,9 @@ using ghn::Gru;
 constexpr char kMagic[8] = {'H', 'N', 'A', 'S', '.', 'G', 'H', 'N'};
 constexpr std::uint32_t kFormatVersion = 1;
 constexpr std::size_t kHeaderSize = 8 + 4 + 8 + 8;  // magic, version, payload size, checksum
-
-std::uint64_t fnv1a(const char* data, std::size_t n) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(data[i]);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+// The checksum is FNV-1a from this basis. NOTE: not FNV's offset basis (14695981039346656037)
+// but that number without its last digit, as every saved blob has it.
+constexpr std::uint64_t kChecksumBasis = 1469598103934665603ull;
 
 class Writer {
  public:
@@ -704,7 +699,7 @@ const ParamTable& GhnSurrogate::params() noexcept {
               "channels of the maximal predicted tensor (larger parameters tile it)", 1, 512);
     t.add_int("max_kernel", 3, "kernel size of the maximal predicted tensor", 1, 11);
     t.add_int("init_seed", 0, "seed of the GHN's initial weights", 0);
-    t.add_int("log_every", 50, "fit: log the mean loss every this many steps", 1);
+    t.add_int("log_every", 50, "fit: log the mean loss every this many steps", 1).score_neutral();
     return t;
   }();
   return table;
@@ -715,7 +710,8 @@ GhnSurrogate::GhnSurrogate(const Options& options) : impl_(std::make_unique<Impl
 GhnSurrogate::~GhnSurrogate() = default;
 
 std::uint32_t GhnSurrogate::capabilities() const {
-  return kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData;
+  return kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData | kReadsEvalBatch |
+         kReadsEvalImages;
 }
 
 const std::vector<double>& GhnSurrogate::loss_curve() const { return impl_->curve; }
@@ -951,7 +947,7 @@ std::string GhnSurrogate::save_state() const {
   head.data().append(kMagic, sizeof(kMagic));
   head.pod<std::uint32_t>(kFormatVersion);
   head.pod<std::uint64_t>(payload.size());
-  head.pod<std::uint64_t>(fnv1a(payload.data(), payload.size()));
+  head.pod<std::uint64_t>(fnv1a64(payload, kChecksumBasis));
   return head.data() + payload;
 }
 
@@ -977,7 +973,7 @@ void GhnSurrogate::load_state(const std::string& blob) {
   HYPERNAS_CHECK(have == size, "ghn: state blob has ", have - size,
                  " unexpected bytes after its ", size, "-byte payload");
   const char* payload = blob.data() + kHeaderSize;
-  HYPERNAS_CHECK(fnv1a(payload, size) == checksum,
+  HYPERNAS_CHECK(fnv1a64(std::string_view(payload, size), kChecksumBasis) == checksum,
                  "ghn: state blob is corrupted: the payload checksum does not match");
 
   Reader r(payload, size);

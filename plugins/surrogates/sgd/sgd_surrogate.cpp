@@ -4,66 +4,29 @@
 // training steps plus one evaluation.
 //
 // A plugin cannot link the kernel, so everything here uses only the SDK (the kernel's graph
-// executor comes through Context::executor()) and ATen: the weight initialisation (the same
-// scheme and draw order as the kernel's GraphExecutor::init_weights(), so a seed gives the
-// same initial weights), the loss and the SGD update (torch.optim.SGD's rule).
+// executor comes through Context::executor(), with the initialisation nas.train uses:
+// Executor::init_weights) and ATen: the loss and the SGD update (torch.optim.SGD's rule).
 //
-// Randomness: the first call to score() draws one seed from ctx.rng(); every architecture is
-// then trained from that seed (same batch order, same generator for its initial weights).
-// Common random numbers make the comparison between candidates less noisy, and the scores
-// repeatable for a run's seed.
+// Randomness: architecture i is trained from ScoreRequest::seeds[i], the per-evaluation seed
+// the kernel derives from the run's seed and the architecture: one draw for its initial
+// weights, then the batch order. A score depends on nothing else, so stored scores can be
+// reused whatever order the candidates come in.
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <hypernas/surrogate.h>
 
 namespace {
 
 using namespace hypernas;
-
-/// Fresh trainable weights for `params` of `arch`: conv Kaiming-normal (fan_out, ReLU gain),
-/// bn weight 1 and bias 0, linear weight and bias uniform in ±1/sqrt(c_in); drawn on the CPU
-/// in parameter order from one generator seeded with `seed`, then moved to `device`.
-WeightMap init_weights(const Architecture& arch, const std::vector<ParamShape>& params,
-                       std::uint64_t seed, c10::Device device) {
-  std::unordered_map<std::string, const OpNode*> nodes;
-  for (std::size_t v = 0; v < boost::num_vertices(arch.graph); ++v)
-    nodes.emplace(arch.graph[v].name, &arch.graph[v]);
-  at::Generator gen = at::detail::createCPUGenerator(seed);
-  WeightMap out;
-  for (const ParamShape& p : params) {
-    at::Tensor t = at::empty(p.shape, at::TensorOptions().dtype(at::kFloat));
-    auto it = nodes.find(p.node);
-    const std::string op = it == nodes.end() ? std::string() : it->second->op;
-    const bool is_weight = p.name.size() >= 7 && p.name.compare(p.name.size() - 7, 7, ".weight") == 0;
-    if (p.shape.size() == 4) {  // conv weight
-      const double fan_out = static_cast<double>(p.shape[0] * p.shape[2] * p.shape[3]);
-      t.normal_(0.0, std::sqrt(2.0 / fan_out), gen);
-    } else if (op == "bn" || (op != "linear" && p.shape.size() == 1)) {
-      if (is_weight && op == "bn") t.fill_(1.0);
-      else t.zero_();
-    } else {  // linear weight [c_out, c_in] and bias [c_out]
-      std::int64_t fan_in = p.shape.size() == 2 ? p.shape[1] : 0;
-      if (fan_in == 0 && it != nodes.end()) fan_in = it->second->c_in;
-      const double bound = 1.0 / std::sqrt(static_cast<double>(std::max<std::int64_t>(fan_in, 1)));
-      t.uniform_(-bound, bound, gen);
-    }
-    if (t.device() != device) t = t.to(device);
-    t.set_requires_grad(true);
-    out.emplace(p.name, std::move(t));
-  }
-  return out;
-}
 
 /// Mean cross-entropy of `logits` [N, K] against `labels` [N].
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels) {
@@ -100,7 +63,9 @@ class SgdSurrogate final : public Surrogate {
       throw UsageError("sgd: option 'nesterov' needs momentum > 0, got momentum 0");
   }
 
-  std::uint32_t capabilities() const override { return kNeedsData; }
+  std::uint32_t capabilities() const override {
+    return kNeedsData | kUsesSeed | kReadsEvalBatch | kReadsEvalImages;
+  }
 
   void fit(Context&, const FitRequest&) override {}
 
@@ -117,25 +82,26 @@ class SgdSurrogate final : public Surrogate {
                    "' has no validation split; open it with valid > 0");
     HYPERNAS_CHECK(r.batch_size >= 1, "sgd: evaluation batch size must be >= 1, got ",
                    r.batch_size);
-    if (!seed_) seed_ = ctx.rng().next_u64();
+    HYPERNAS_CHECK(r.seeds.size() == r.archs.size(), "sgd: expected one seed per architecture "
+                   "(ScoreRequest::seeds), got ", r.seeds.size(), " for ", r.archs.size());
 
     std::vector<Score> out;
     out.reserve(r.archs.size());
-    for (const Architecture* arch : r.archs) {
-      HYPERNAS_CHECK(arch != nullptr, "sgd: got a null architecture");
-      out.push_back(score_one(ctx, *exec, *arch, data, r));
+    for (std::size_t i = 0; i < r.archs.size(); ++i) {
+      HYPERNAS_CHECK(r.archs[i] != nullptr, "sgd: got a null architecture");
+      out.push_back(score_one(ctx, *exec, *r.archs[i], data, r, r.seeds[i]));
     }
     return out;
   }
 
  private:
   Score score_one(Context& ctx, const Executor& exec, const Architecture& arch,
-                  const Dataset& data, const ScoreRequest& r) {
+                  const Dataset& data, const ScoreRequest& r, std::uint64_t seed) {
     const auto start = std::chrono::steady_clock::now();
     const c10::Device device = ctx.device();
-    Rng rng(*seed_);
+    Rng rng(seed);
     const std::vector<ParamShape> shapes = exec.parameters(arch);
-    WeightMap weights = init_weights(arch, shapes, rng.next_u64(), device);
+    WeightMap weights = exec.init_weights(arch, rng.next_u64(), device);
     std::vector<at::Tensor> params;
     params.reserve(shapes.size());
     for (const auto& p : shapes) params.push_back(weights.at(p.name));
@@ -258,7 +224,6 @@ class SgdSurrogate final : public Surrogate {
   double grad_clip_;
   bool augment_;
   std::int64_t eval_images_;
-  std::optional<std::uint64_t> seed_;  ///< Drawn from ctx.rng() at the first score().
 };
 
 }  // namespace

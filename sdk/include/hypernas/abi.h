@@ -15,13 +15,19 @@
 /// Major ABI version: bumped on any incompatible change of the SDK's classes or descriptor.
 #define HYPERNAS_ABI_MAJOR 1
 /// Minor ABI version: bumped when the SDK grows compatibly (a host accepts older minors).
-#define HYPERNAS_ABI_MINOR 0
+/// 1.1: evaluation service (SearchRequest::evaluations), per-evaluation seeds
+/// (ScoreRequest::seeds), declared evaluation inputs (Capability bits), score-neutral options,
+/// Executor::forward_capture / parameter roles / init_weights, Dataset::identity and
+/// unshuffled batches without an Rng. See docs/sdk.md, "ABI history".
+#define HYPERNAS_ABI_MINOR 1
 
 /// @cond INTERNAL
 #define HYPERNAS_STR2(x) #x
 #define HYPERNAS_STR(x) HYPERNAS_STR2(x)
 #if defined(__clang__)
-#define HYPERNAS_COMPILER_ID "clang-" __clang_version__
+// NOTE: __clang_version__ carries a trailing space ("14.0.6 "); the numbers alone do not.
+#define HYPERNAS_COMPILER_ID \
+  "clang-" HYPERNAS_STR(__clang_major__) "." HYPERNAS_STR(__clang_minor__) "." HYPERNAS_STR(__clang_patchlevel__)
 #elif defined(__GNUC__)
 #define HYPERNAS_COMPILER_ID "gcc-" __VERSION__
 #else

@@ -120,25 +120,108 @@ class ResultStore {
 /// Weights for one architecture, keyed by parameter name ("<node name>.weight", ...).
 using WeightMap = std::map<std::string, at::Tensor>;
 
+/// What a parameter is to its node. Zero is not a valid role.
+enum class ParamRole : std::uint32_t {
+  ConvWeight = 1,  ///< conv weight [c_out, c_in/groups, k, k]
+  BnWeight,        ///< batch-norm gain [c_out]
+  BnBias,          ///< batch-norm shift [c_out]
+  LinearWeight,    ///< linear weight [c_out, c_in]
+  LinearBias,      ///< linear bias [c_out]
+};
+
+/// Name of a role as users see it ("conv_weight", "bn_weight", ...).
+inline const char* role_name(ParamRole r) {
+  switch (r) {
+    case ParamRole::ConvWeight: return "conv_weight";
+    case ParamRole::BnWeight: return "bn_weight";
+    case ParamRole::BnBias: return "bn_bias";
+    case ParamRole::LinearWeight: return "linear_weight";
+    case ParamRole::LinearBias: return "linear_bias";
+  }
+  return "?";
+}
+
 /// Shape and role of one parameter the executor needs for an architecture.
 struct ParamShape {
   std::string name;                 ///< Key in the WeightMap.
   std::string node;                 ///< Name of the node that owns it.
   std::vector<std::int64_t> shape;  ///< Tensor shape.
+  ParamRole role = ParamRole::ConvWeight;  ///< What it is (ABI 1.1).
+  /// Inputs feeding one output unit: c_in/groups·k·k for a conv weight, c_in for a linear
+  /// weight and bias (the fan-in of its weight), 1 for batch-norm parameters (ABI 1.1).
+  std::int64_t fan_in = 0;
+  /// Outputs one input unit feeds: c_out·k·k for a conv weight (torch's fan_out), c_out for
+  /// a linear weight, 1 otherwise (ABI 1.1).
+  std::int64_t fan_out = 0;
+};
+
+/// @cond ABI_1_0
+/// ParamShape as ABI 1.0 laid it out; only the executor's 1.0 slot returns it.
+struct ParamShapeV1_0 {
+  std::string name;
+  std::string node;
+  std::vector<std::int64_t> shape;
+};
+/// @endcond
+
+/// Which intermediate results Executor::forward_capture() hands back (ABI 1.1).
+struct CaptureOptions {
+  /// Keep the output of every node whose op is one of these ("relu", "conv", ...).
+  std::vector<std::string> ops;
+  /// Keep the output of these nodes, by name.
+  std::vector<std::string> nodes;
+  /// Called with every node and its output as soon as it is computed, in vertex order (for a
+  /// score that reduces each activation at once instead of keeping them all). May be empty.
+  std::function<void(const OpNode& node, const at::Tensor& output)> observer;
+};
+
+/// One kept intermediate result.
+struct NodeOutput {
+  std::string node;  ///< Node name.
+  std::string op;    ///< Its op.
+  at::Tensor value;  ///< Its output (part of the autograd graph when the weights require grad).
+};
+
+/// What Executor::forward_capture() returns.
+struct CaptureResult {
+  std::vector<at::Tensor> exits;     ///< What forward() returns.
+  std::vector<NodeOutput> captured;  ///< The kept outputs, in vertex order.
 };
 
 /// Runs any architecture on a batch with weights given from outside. The same code serves
 /// generated weights (differentiable: gradients flow back into whatever produced them) and
 /// ordinary trained parameters, so an architecture is the same network everywhere.
+///
+/// NOTE: the kernel implements this class; its virtual functions are only ever appended, in
+/// declaration order, so a plugin built with an older minor ABI calls the slots it knows.
 class Executor {
  public:
   virtual ~Executor() = default;
-  /// The parameters `arch` needs, in a stable order.
-  virtual std::vector<ParamShape> parameters(const Architecture& arch) const = 0;
+  /// @cond ABI_1_0
+  /// The ABI 1.0 slot of parameters(), kept for plugins built with ABI 1.0. Use parameters().
+  virtual std::vector<ParamShapeV1_0> parameters_v1_0(const Architecture& arch) const = 0;
+  /// @endcond
   /// Logits of every exit for `images` (the last entry is the network's final output).
   /// Batch norm always uses batch statistics (generated weights have no running statistics).
   virtual std::vector<at::Tensor> forward(const Architecture& arch, const WeightMap& weights,
                                           const at::Tensor& images) const = 0;
+  /// The parameters `arch` needs, in a stable order (vertex order), with role and fans
+  /// (ABI 1.1).
+  virtual std::vector<ParamShape> parameters(const Architecture& arch) const = 0;
+  /// forward(), also returning the intermediate outputs `capture` asks for and calling its
+  /// observer (ABI 1.1). Activation-based scores (NASWOT's ReLU codes, jacob_cov) read them
+  /// here instead of re-implementing the executor.
+  virtual CaptureResult forward_capture(const Architecture& arch, const WeightMap& weights,
+                                        const at::Tensor& images,
+                                        const CaptureOptions& capture) const = 0;
+  /// Fresh trainable weights for `arch` on `device` (requires_grad set), exactly as
+  /// `nas.train` and the `sgd` surrogate initialise a network (ABI 1.1). Drawn on the CPU
+  /// from one generator seeded with `seed`, parameter by parameter in parameters() order, so
+  /// a seed gives the same weights on any device: conv weights Kaiming-normal with fan_out and
+  /// the ReLU gain (std = sqrt(2 / fan_out), as torchvision initialises its networks); bn gain
+  /// 1, shift 0; linear weight and bias uniform in ±1/sqrt(fan_in) (torch::nn::Linear).
+  virtual WeightMap init_weights(const Architecture& arch, std::uint64_t seed,
+                                 c10::Device device) const = 0;
 };
 
 /// Everything the kernel lends a plugin for one call.
@@ -147,7 +230,10 @@ class Context {
   virtual ~Context() = default;
   /// The device to compute on (the kernel picked it; plugins never choose).
   virtual c10::Device device() const = 0;
-  /// This plugin's seeded random stream.
+  /// This call's seeded random stream, derived from the run's seed, the plugin's name and how
+  /// many calls into that plugin came before. For the draws of fit() and of a search. A
+  /// score() must not use it (its value would depend on call order, and stored scores are
+  /// reused by key): it uses ScoreRequest::seeds instead.
   virtual Rng& rng() = 0;
   /// Logger, prefixed with the plugin's name.
   virtual Logger& log() = 0;

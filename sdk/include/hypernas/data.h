@@ -67,9 +67,35 @@ class Dataset {
   virtual ProblemSpec spec() const = 0;
   /// Number of examples in `split`.
   virtual std::int64_t size(Split split) const = 0;
-  /// One pass over `split`; with shuffle, the order comes from `rng`.
+  /// One pass over `split`; with shuffle, the order comes from `rng` (and so does
+  /// augmentation).
   virtual std::unique_ptr<BatchStream> batches(Split split, const BatchOptions& options,
                                                Rng& rng) const = 0;
+  /// What identifies the data a score was computed on: the name and every option that changes
+  /// the examples of a split or their values (split size and seed, normalisation, ...), as
+  /// stable text. Part of the evaluation key (ABI 1.1).
+  virtual std::string identity() const = 0;
+
+  /// One pass over `split` in its stored order, without augmentation: the batches a score
+  /// reads (ABI 1.1). Throws UsageError when `options` asks for shuffling or augmentation,
+  /// which need an Rng.
+  std::unique_ptr<BatchStream> batches(Split split, const BatchOptions& options) const;
 };
+
+}  // namespace hypernas
+
+#include "hypernas/context.h"  // Rng, for the inline definition below
+
+namespace hypernas {
+
+inline std::unique_ptr<BatchStream> Dataset::batches(Split split,
+                                                     const BatchOptions& options) const {
+  if (options.shuffle || options.augment)
+    throw UsageError(cat("Dataset::batches(", split_name(split),
+                         ") without an Rng reads the split in order: shuffle and augment must "
+                         "be off (pass an Rng to shuffle or augment)"));
+  Rng unused(0);
+  return batches(split, options, unused);
+}
 
 }  // namespace hypernas

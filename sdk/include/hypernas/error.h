@@ -40,10 +40,42 @@ std::string cat(Parts&&... parts) {
   return out.str();
 }
 
+/// A message-sized excerpt of `text` around byte position `pos`: at most about `width`
+/// characters, with "..." where text was cut, so that a malformed 100 kB input does not flood
+/// the terminal. `pos` past the end means the end.
+inline std::string excerpt(const std::string& text, std::size_t pos, std::size_t width = 120) {
+  if (text.size() <= width) return text;
+  if (pos > text.size()) pos = text.size();
+  const std::size_t half = width / 2;
+  std::size_t begin = pos > half ? pos - half : 0;
+  if (begin + width > text.size()) begin = text.size() - width;
+  std::string out = begin > 0 ? "..." : "";
+  out += text.substr(begin, width);
+  if (begin + width < text.size()) out += "...";
+  return out;
+}
+
+/// The first `width` characters of `text` (see excerpt()), plus its length when cut.
+inline std::string abbreviate(const std::string& text, std::size_t width = 120) {
+  if (text.size() <= width) return text;
+  return excerpt(text, 0, width) + " (" + std::to_string(text.size()) + " characters)";
+}
+
 }  // namespace hypernas
 
-/// Throws hypernas::Error with the concatenated message unless `cond` holds.
+/// Throws hypernas::Error with the concatenated message unless `cond` holds. For the caller's
+/// mistakes and bad input: the message talks to the user.
 #define HYPERNAS_CHECK(cond, ...)                          \
   do {                                                     \
     if (!(cond)) throw ::hypernas::Error(::hypernas::cat(__VA_ARGS__)); \
+  } while (false)
+
+/// Throws hypernas::Error naming the C++ file and line unless `cond` holds. For broken
+/// contracts inside HyperNAS or a plugin, never for user input: the message asks for a report.
+#define HYPERNAS_INTERNAL_ASSERT(cond, ...)                                                  \
+  do {                                                                                       \
+    if (!(cond))                                                                             \
+      throw ::hypernas::Error(::hypernas::cat("internal error at ", __FILE__, ":", __LINE__, \
+                                              ": ", #cond, " failed. ", ##__VA_ARGS__,      \
+                                              " (please report this as a bug)"));            \
   } while (false)

@@ -147,6 +147,22 @@ class ParamTable {
          std::move(choices)});
     return *this;
   }
+  /// Marks the parameter declared last as one that changes no score (a checking or logging
+  /// flag, a thread count): the kernel leaves it out of the evaluation key, so changing it
+  /// reuses the scores already stored (ABI 1.1). Throws UsageError when nothing is declared.
+  ParamTable& score_neutral() {
+    if (specs_.empty()) throw UsageError("ParamTable::score_neutral(): no parameter declared yet");
+    neutral_.push_back(specs_.back().name);
+    return *this;
+  }
+  /// False for a parameter marked score_neutral().
+  /// NOTE: the kernel calls this only on tables of plugins built with ABI >= 1.1; a table of an
+  /// older plugin has no such member (every option of such a plugin keys its scores).
+  bool affects_score(const std::string& name) const {
+    for (const auto& n : neutral_)
+      if (n == name) return false;
+    return true;
+  }
   /// The declarations, in declaration order.
   const std::vector<ParamSpec>& specs() const { return specs_; }
   /// The declaration of `name`, or nullptr.
@@ -219,7 +235,9 @@ class ParamTable {
     if (s.max && x > *s.max) throw bad(cat(" <= ", *s.max));
     return out;
   }
+  // NOTE: members are only ever appended (the kernel reads tables that plugins built).
   std::vector<ParamSpec> specs_;
+  std::vector<std::string> neutral_;  ///< ABI 1.1: names marked score_neutral().
 };
 
 }  // namespace hypernas

@@ -34,6 +34,13 @@ enum Capability : std::uint32_t {
   kArchGradient = 1u << 4,          ///< generate_relaxed() is differentiable in α (ADWP).
   kMultiExit = 1u << 5,             ///< score() fills per-exit accuracies (anytime search).
   kNeedsData = 1u << 6,             ///< score() reads the dataset.
+  // ABI 1.1: what score() reads besides the architecture, its options and its trained state.
+  // The evaluation key holds exactly these, so a stored score is reused only when none of
+  // them changed. A plugin built with ABI 1.0 is taken to read all three when it needs data,
+  // and the seed always.
+  kUsesSeed = 1u << 7,              ///< score() reads ScoreRequest::seeds.
+  kReadsEvalBatch = 1u << 8,        ///< score() reads ScoreRequest::batch_size.
+  kReadsEvalImages = 1u << 9,       ///< score() reads ScoreRequest::max_images.
 };
 
 /// What fit() trains on and for how long.
@@ -52,6 +59,12 @@ struct ScoreRequest {
   std::vector<const Architecture*> archs;      ///< Architectures to score.
   std::int64_t batch_size = 256;               ///< Evaluation batch size (fixed: batch-stat BN).
   std::int64_t max_images = 0;                 ///< Validation images per architecture (0: all).
+  /// ABI 1.1: one seed per architecture, derived by the kernel from the run's seed and the
+  /// architecture's hash. The only randomness a score may use (initial weights, which
+  /// mini-batch): a score then depends on nothing but its key, whatever the call order.
+  /// The kernel always fills it, also when a strategy built with ABI 1.0 (whose requests end
+  /// before this field) calls the surrogate: such a strategy gets an adapter that adds them.
+  std::vector<std::uint64_t> seeds;
 };
 
 /// Accuracy and cost of one exit of a multi-exit network.

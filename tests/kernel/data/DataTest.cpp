@@ -31,6 +31,7 @@
 
 #include "kernel/data/dataset.h"
 #include "kernel/data/readers.h"
+#include "tests/support/errors.h"
 
 namespace fs = std::filesystem;
 using namespace hypernas;
@@ -191,19 +192,7 @@ std::vector<std::int64_t> to_vec(const at::Tensor& t) {
   return {c.data_ptr<std::int64_t>(), c.data_ptr<std::int64_t>() + c.numel()};
 }
 
-/// The message of the hypernas::Error that `f` throws (a test failure when none is thrown).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-hypernas exception: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no hypernas::Error thrown";
-  return "";
-}
+using hypernas::test::error_of;
 
 void expect_contains(const std::string& message, const std::vector<std::string>& parts) {
   for (const auto& p : parts)

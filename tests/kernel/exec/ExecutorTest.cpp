@@ -14,6 +14,7 @@
 #include "kernel/exec/executor.h"
 #include "plugins/spaces/nb201/nb201.h"
 #include "tests/kernel/exec/Nb201Reference.h"
+#include "tests/support/errors.h"
 
 namespace {
 
@@ -55,14 +56,7 @@ torch::Tensor images(const nb201::MacroConfig& m, std::int64_t n = 6, std::uint6
   return at::randn({n, m.input_channels, m.input_size, m.input_size}, gen);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const hypernas::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using hypernas::test::error_of;
 
 /// A tiny graph builder for hand-made architectures.
 struct Builder {
@@ -441,3 +435,127 @@ TEST(Executor, PlanCanBeReused) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ABI 1.1: what plugins reach through hypernas::Executor
+
+TEST(Executor, ParametersCarryRoleAndFans) {
+  const auto m = small_config();
+  const Architecture a = nb201_arch(kExample, m);
+  const GraphExecutor exec;
+  const hypernas::Executor& sdk = exec;  // the interface a plugin holds
+  for (const hypernas::ParamShape& p : sdk.parameters(a)) {
+    switch (p.role) {
+      case hypernas::ParamRole::ConvWeight:
+        ASSERT_EQ(p.shape.size(), 4u) << p.name;
+        EXPECT_EQ(p.fan_in, p.shape[1] * p.shape[2] * p.shape[3]) << p.name;
+        EXPECT_EQ(p.fan_out, p.shape[0] * p.shape[2] * p.shape[3]) << p.name;
+        break;
+      case hypernas::ParamRole::BnWeight:
+      case hypernas::ParamRole::BnBias:
+        EXPECT_EQ(p.shape.size(), 1u) << p.name;
+        EXPECT_EQ(p.fan_in, 1) << p.name;
+        break;
+      case hypernas::ParamRole::LinearWeight:
+        EXPECT_EQ(p.fan_in, p.shape[1]) << p.name;
+        EXPECT_EQ(p.fan_out, p.shape[0]) << p.name;
+        break;
+      case hypernas::ParamRole::LinearBias:
+        EXPECT_EQ(p.fan_in, 4 * 4) << p.name;  // the head reads 4C = 16 features
+        break;
+    }
+  }
+  const auto params = sdk.parameters(a);
+  EXPECT_EQ(params.front().role, hypernas::ParamRole::ConvWeight);
+  EXPECT_EQ(params[1].role, hypernas::ParamRole::BnWeight);
+  EXPECT_EQ(params[2].role, hypernas::ParamRole::BnBias);
+  EXPECT_EQ(params[params.size() - 2].role, hypernas::ParamRole::LinearWeight);
+  EXPECT_EQ(params.back().role, hypernas::ParamRole::LinearBias);
+  EXPECT_STREQ(hypernas::role_name(params.back().role), "linear_bias");
+}
+
+TEST(Executor, TheAbi10SlotListsTheSameParameters) {
+  const auto m = small_config();
+  const Architecture a = nb201_arch(kSparse, m);
+  const GraphExecutor exec;
+  const auto now = exec.parameters(a);
+  const auto old = exec.parameters_v1_0(a);
+  ASSERT_EQ(now.size(), old.size());
+  for (std::size_t i = 0; i < now.size(); ++i) {
+    EXPECT_EQ(now[i].name, old[i].name);
+    EXPECT_EQ(now[i].node, old[i].node);
+    EXPECT_EQ(now[i].shape, old[i].shape);
+  }
+}
+
+TEST(Executor, InitWeightsThroughTheInterfaceIsTheTrainersScheme) {
+  const auto m = small_config(1, 8);
+  const Architecture a = nb201_arch(kExample, m);
+  const GraphExecutor exec;
+  const hypernas::Executor& sdk = exec;
+  const WeightMap w1 = sdk.init_weights(a, 42, at::kCPU);
+  const WeightMap w2 = exec.init_weights(*exec.compile(a), 42, at::kCPU);
+  const WeightMap w3 = sdk.init_weights(a, 43, at::kCPU);
+  ASSERT_EQ(w1.size(), sdk.parameters(a).size());
+  for (const auto& p : sdk.parameters(a)) {
+    const at::Tensor& t = w1.at(p.name);
+    EXPECT_TRUE(t.requires_grad()) << p.name;
+    EXPECT_TRUE(at::equal(t, w2.at(p.name))) << p.name;
+    if (p.role == hypernas::ParamRole::ConvWeight) {
+      EXPECT_FALSE(at::equal(t, w3.at(p.name))) << p.name;  // another seed, other weights
+      EXPECT_NEAR(t.std().item<double>(), std::sqrt(2.0 / static_cast<double>(p.fan_out)),
+                  0.5 * std::sqrt(2.0 / static_cast<double>(p.fan_out)))
+          << p.name;
+    }
+    if (p.role == hypernas::ParamRole::BnWeight) {
+      EXPECT_TRUE(at::all(t == 1).item<bool>());
+    } else if (p.role == hypernas::ParamRole::BnBias) {
+      EXPECT_TRUE(at::all(t == 0).item<bool>());
+    } else if (p.role == hypernas::ParamRole::LinearWeight) {
+      EXPECT_LE(t.abs().max().item<double>(), 1.0 / std::sqrt(static_cast<double>(p.fan_in)));
+    }
+  }
+}
+
+TEST(Executor, ForwardCaptureKeepsWhatWasAskedAndObservesEveryNode) {
+  const auto m = small_config();
+  const Architecture a = nb201_arch(kExample, m);
+  const GraphExecutor exec;
+  const hypernas::Executor& sdk = exec;
+  const WeightMap w = sdk.init_weights(a, 3, at::kCPU);
+  const at::Tensor x = images(m);
+  std::size_t relus = 0;
+  for (std::size_t v = 0; v < boost::num_vertices(a.graph); ++v) relus += a.graph[v].op == "relu";
+  ASSERT_GT(relus, 0u);
+
+  hypernas::CaptureOptions capture;
+  capture.ops = {"relu"};
+  capture.nodes = {"stem.conv"};
+  std::vector<std::string> seen;
+  capture.observer = [&](const OpNode& node, const at::Tensor& out) {
+    seen.push_back(node.name);
+    EXPECT_TRUE(out.defined()) << node.name;
+  };
+  const hypernas::CaptureResult r = sdk.forward_capture(a, w, x, capture);
+  EXPECT_EQ(seen.size(), boost::num_vertices(a.graph));  // every node, in vertex order
+  EXPECT_EQ(seen.front(), a.graph[0].name);
+  ASSERT_EQ(r.captured.size(), relus + 1);
+  EXPECT_EQ(r.captured.front().node, "stem.conv");
+  for (std::size_t i = 1; i < r.captured.size(); ++i) {
+    EXPECT_EQ(r.captured[i].op, "relu");
+    EXPECT_GE(r.captured[i].value.min().item<double>(), 0.0);
+  }
+  // The exits are exactly forward()'s.
+  const auto plain = sdk.forward(a, w, x);
+  ASSERT_EQ(r.exits.size(), plain.size());
+  EXPECT_TRUE(at::allclose(r.exits.back(), plain.back()));
+  // Captured outputs are part of the autograd graph of the weights.
+  at::Tensor relu_sum = r.captured.back().value.sum();
+  relu_sum.backward();
+  EXPECT_TRUE(w.at("stem.conv.weight").grad().defined());
+
+  hypernas::CaptureOptions unknown;
+  unknown.nodes = {"no.such.node"};
+  EXPECT_NE(error_of([&] { sdk.forward_capture(a, w, x, unknown); }).find("'no.such.node'"),
+            std::string::npos);
+}

@@ -11,6 +11,7 @@
 #include <hypernas/error.h>
 
 #include "kernel/graph/serialize.h"
+#include "tests/support/errors.h"
 
 namespace hypernas::graph {
 namespace {
@@ -61,17 +62,7 @@ const char* const kSmallJson =
 // Pinned: FNV-1a 64 of kSmallJson. If this changes, every stored hash changes with it.
 const char* const kSmallHash = "6a15fe927c0091df";
 
-/// The message of the hypernas::Error `f` throws (fails the test when it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no hypernas::Error thrown";
-  return "";
-}
+using hypernas::test::error_of;
 
 #define EXPECT_ERROR_HAS(expr, ...)                                  \
   do {                                                               \

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 #include "kernel/core/cancel.h"
 #include "kernel/lua/host.h"
@@ -151,10 +153,70 @@ TEST_F(LuaHost, TimeLimitStopsARunawayScriptAndKeepsTheRun) {
   EXPECT_EQ(store->count("evaluations"), 1);  // written before the stop, kept
 }
 
+// A script that would take all the machine's memory, 1 MB per step.
+const char* kMemoryHog =
+    "local t = {}\n"
+    "for i = 1, 1e9 do\n"
+    "  t[i] = string.rep('x', 1e6) .. i\n"
+    "end\n";
+
+TEST_F(LuaHost, MemoryLimitStopsARunawayScriptAtItsLine) {
+  config.lua_memory_bytes = std::size_t{64} << 20;
+  const std::string err = error_of(write_script("hog.lua", kMemoryHog));
+  EXPECT_NE(err.find("hog.lua:3: Lua memory limit of 64 MiB exceeded (--lua-memory)"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("stack traceback"), std::string::npos) << err;
+  auto store = hypernas::store::SqliteStore::open(config.results_root / "exp" / "experiment.db");
+  EXPECT_EQ(store->runs().at(0).state, "failed");
+}
+
+TEST_F(LuaHost, MemoryLimitRefusesOneHugeAllocationNamingTheScript) {
+  config.lua_memory_bytes = std::size_t{64} << 20;
+  // 1 GiB at once: past the hard cap, so the allocation itself is refused.
+  const std::string err = error_of(write_script("huge.lua", "local s = string.rep('x', 1 << 30)\n"));
+  EXPECT_NE(err.find("huge.lua: Lua memory limit of 64 MiB exceeded (--lua-memory)"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(err.find("not enough memory"), std::string::npos) << err;
+}
+
+TEST_F(LuaHost, MemoryLimitErrorIsCatchableAndTheStateRecovers) {
+  config.lua_memory_bytes = std::size_t{64} << 20;
+  Host host(config);
+  try {
+    host.run_string(kMemoryHog, "=hog");
+    FAIL() << "the memory limit did not stop the script";
+  } catch (const ScriptError& e) {
+    EXPECT_NE(std::string(e.what()).find("hog:3: Lua memory limit of 64 MiB exceeded"),
+              std::string::npos)
+        << e.what();
+  }
+  // The table is garbage now: the same state runs the next chunk, and a script may catch the
+  // error itself.
+  host.run_string("local t = {} for i = 1, 100000 do t[i] = i end result = #t", "=after");
+  lua_getglobal(host.state(), "result");
+  EXPECT_EQ(lua_tointeger(host.state(), -1), 100000);
+  lua_pop(host.state(), 1);
+  host.run_string("local ok, err = pcall(function() local t = {} for i = 1, 1e9 do "
+                  "t[i] = string.rep('x', 1e6) .. i end end) result = err",
+                  "=caught");
+  lua_getglobal(host.state(), "result");
+  const char* caught = lua_tostring(host.state(), -1);
+  ASSERT_NE(caught, nullptr);
+  EXPECT_NE(std::string(caught).find("caught:1: Lua memory limit of 64 MiB exceeded"),
+            std::string::npos)
+      << caught;
+}
+
 TEST_F(LuaHost, WriteFileStaysInsideTheExperiment) {
   EXPECT_EQ(eval("local p = nas.write_file('sub/out.txt', 'hello'); result = p:match('sub/out.txt$') ~= nil"),
             "true");
-  EXPECT_EQ(std::ifstream(config.results_root / "exp" / "sub" / "out.txt").rdbuf() != nullptr, true);
+  const fs::path written = config.results_root / "exp" / "sub" / "out.txt";
+  ASSERT_TRUE(fs::is_regular_file(written)) << written;
+  std::ifstream in(written, std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
+            "hello");
   EXPECT_EQ(eval("local ok, err = pcall(function() return nas.write_file('../escape.txt', 'x') end); result = err"),
             "test:1: file name '../escape.txt' must not contain '..'");
   EXPECT_EQ(eval("local ok, err = pcall(nas.write_file, '/tmp/x', 'x'); result = tostring(ok)"),
@@ -190,6 +252,77 @@ TEST_F(LuaHost, PlotWritesIntoTheExperiment) {
                  " result = p:match('exp/f.png$') ~= nil"),
             "true");
   EXPECT_TRUE(fs::exists(config.results_root / "exp" / "f.png"));
+}
+
+TEST_F(LuaHost, RequestTablesRejectUnknownKeysListingTheKnownOnes) {
+  const std::string prelude =
+      "local space = nas.space{ name = 'nb201', cells_per_stage = 1 }\n"
+      "local s = nas.surrogate('params')\n";
+  EXPECT_EQ(eval(prelude + "local ok, err = pcall(function() return nas.strategy('random', "
+                           "{ candidates = 3 }):run{ surrogate = s, space = space, eval_bacth = "
+                           "100 } end); result = err"),
+            "test:3: strategy:run{}: unknown key 'eval_bacth'; known keys: surrogate, space, data, "
+            "eval_batch, eval_images, reuse, retry_failed, max_failures");
+  EXPECT_EQ(eval(prelude + "local ok, err = pcall(function() return s:fit{ space = space, "
+                           "epoch = 2 } end); result = err"),
+            "test:3: surrogate:fit{}: unknown key 'epoch'; known keys: space, data, epochs, batch, "
+            "steps");
+  EXPECT_EQ(eval(prelude + "local ok, err = pcall(function() return s:score{ space = space, "
+                           "archs = {}, image = 5 } end); result = err"),
+            "test:3: surrogate:score{}: unknown key 'image'; known keys: space, data, archs, "
+            "batch, images, reuse, retry_failed, max_failures");
+  EXPECT_EQ(eval(prelude + "local ok, err = pcall(function() return s:key{ dat = 1 } end); "
+                           "result = err"),
+            "test:3: surrogate:key{}: unknown key 'dat'; known keys: data, batch, images");
+}
+
+TEST_F(LuaHost, EvaluationsOfAKeyAreExactlyTheScoresRecordedUnderIt) {
+  // The example of docs/lua-api.md: score, then read the scores back by the surrogate's key.
+  EXPECT_EQ(eval("local space = nas.space{ name = 'nb201', cells_per_stage = 1 }\n"
+                 "local s = nas.surrogate('params')\n"
+                 "local archs = space:sample(5)\n"
+                 "local scores = s:score{ space = space, archs = archs }\n"
+                 "local rows = nas.evaluations(s:key())\n"
+                 "assert(#rows == 5 and rows[1].status == 'ok' and rows[1].score == scores[1])\n"
+                 "assert(#nas.evaluations(nas.surrogate('flops'):key()) == 0)\n"
+                 "local again = s:score{ space = space, archs = archs }\n"
+                 "assert(again[3] == scores[3] and #nas.evaluations(s:key()) == 5)\n"
+                 "result = s:key()"),
+            "params{prefer=larger}");
+  const fs::path fmnist = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+  if (!fs::exists(fmnist)) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  // With data, the key carries the dataset's identity and the settings the surrogate reads.
+  const std::string key = eval(
+      "local data = nas.dataset{ name = 'fashion-mnist', valid = 100 }\n"
+      "local space = nas.space{ name = 'nb201', cells_per_stage = 1, channels = 4, data = data }\n"
+      "local s = nas.surrogate('sgd', { steps = 1, batch = 8 })\n"
+      "local archs = space:sample(2)\n"
+      "s:score{ space = space, data = data, archs = archs, images = 32, batch = 32 }\n"
+      "assert(#nas.evaluations(s:key{ data = data, images = 32, batch = 32 }) == 2)\n"
+      "assert(#nas.evaluations(s:key{ data = data }) == 0)\n"
+      "result = s:key{ data = data, images = 32, batch = 32 }");
+  EXPECT_EQ(key.rfind("sgd{augment=false,batch=8,", 0), 0u) << key;
+  EXPECT_NE(key.find("}@fashion-mnist{valid=100,split_seed=0,normalize=1,mean="), std::string::npos)
+      << key;
+  EXPECT_NE(key.find(",train=60000,test=10000}[batch=32,images=32,seed=7]"), std::string::npos)
+      << key;
+}
+
+TEST_F(LuaHost, ScoreReturnsNaNAndTheFailuresForArchitecturesThatFail) {
+  registry.scan({fs::path(HYPERNAS_TEST_FIXTURE_DIR) / "eval"});
+  EXPECT_EQ(eval("local space = nas.space{ name = 'nb201', cells_per_stage = 1 }\n"
+                 "local s = nas.surrogate('flaky')\n"
+                 "local scores, failed = s:score{ space = space, archs = {\n"
+                 "  '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|',\n"
+                 "  '|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|',\n"
+                 "  '|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|' } }\n"
+                 "assert(scores[1] ~= scores[1] and scores[2] == scores[2] and scores[3] ~= scores[3])\n"
+                 "assert(#failed == 2)\n"
+                 "local rows = nas.evaluations(s:key(), { status = 'failed' })\n"
+                 "assert(#rows == 2 and rows[1].status == 'failed')\n"
+                 "assert(#nas.evaluations(s:key(), { status = 'all' }) == 3)\n"
+                 "result = failed[2].reason"),
+            "flaky: cannot score a cell that starts with a pool");
 }
 
 }  // namespace

@@ -67,6 +67,20 @@ TEST_F(FixtureRegistry, RefusesAnUnknownKind) {
   EXPECT_NE(reason_for("bad_kind.so").find("unknown kind 7"), std::string::npos);
 }
 
+TEST_F(FixtureRegistry, RefusesAPluginOfAnotherCxxAbiNamingTheSymbolInCxx) {
+  const std::string r = reason_for("old_cxx_abi.so");
+  EXPECT_NE(r.find("old_cxx_abi.so"), std::string::npos) << r;
+  EXPECT_NE(r.find("c10::detail::torchCheckFail("), std::string::npos) << r;
+  EXPECT_NE(r.find("C++ ABI"), std::string::npos) << r;
+  EXPECT_NE(r.find(hypernas::build_id()), std::string::npos) << r;
+  EXPECT_EQ(r.find("Bad file descriptor"), std::string::npos) << r;
+}
+
+TEST_F(FixtureRegistry, LoaderMessagesCarryNoStrayErrnoText) {
+  for (const auto& refusal : registry.refusals())
+    EXPECT_EQ(refusal.reason.find("Bad file descriptor"), std::string::npos) << refusal.reason;
+}
+
 TEST_F(FixtureRegistry, RefusesADuplicateNameNamingTheFirstFile) {
   const std::string r = reason_for("zz_duplicate.so");
   EXPECT_NE(r.find("duplicate surrogate name 'fixture_nodes'"), std::string::npos) << r;
@@ -74,7 +88,7 @@ TEST_F(FixtureRegistry, RefusesADuplicateNameNamingTheFirstFile) {
 }
 
 TEST_F(FixtureRegistry, EveryBadFixtureIsRefusedExactlyOnce) {
-  EXPECT_EQ(registry.refusals().size(), 7u);
+  EXPECT_EQ(registry.refusals().size(), 8u);
 }
 
 TEST_F(FixtureRegistry, CreatesAWorkingObjectAndValidatesOptions) {

@@ -1,8 +1,8 @@
 #pragma once
 /// @file FakeDataset.h
-/// @brief Test doubles shared by the trainer's and the `sgd` surrogate's tests: a tiny
+/// @brief A test double shared by the trainer's and the `sgd` surrogate's tests: a tiny
 /// synthetic dataset that a network with convolutions can learn and a network that ignores its
-/// input cannot, an in-memory results store, and a context with a cancel switch.
+/// input cannot. (The in-memory results store and the context are in tests/support/context.h.)
 ///
 /// The task: 3 classes, images [3, S, S] of Gaussian noise plus `signal` added to the channel
 /// whose index is the label. The mean of each channel gives the class away.
@@ -22,6 +22,8 @@
 
 #include <hypernas/context.h>
 #include <hypernas/data.h>
+
+#include "tests/support/context.h"
 
 namespace hypernas::test {
 
@@ -48,6 +50,8 @@ class FakeDataset final : public Dataset {
   static constexpr std::int64_t kClasses = 3;  ///< Number of classes (and image channels).
 
   std::string name() const override { return "fake"; }
+  std::string identity() const override { return cat("fake{size=", size_, "}"); }
+  using Dataset::batches;
   ProblemSpec spec() const override { return {kClasses, size_, size_, kClasses}; }
   std::int64_t size(Split split) const override { return labels_[index(split)].size(0); }
   std::unique_ptr<BatchStream> batches(Split split, const BatchOptions& o,
@@ -94,76 +98,6 @@ class FakeDataset final : public Dataset {
   std::int64_t size_;
   at::Tensor images_[3], labels_[3];
   mutable int streams_ = 0;
-};
-
-/// A results store in memory.
-class MemoryStore final : public ResultStore {
- public:
-  std::string record_architecture(const Architecture& arch) override {
-    archs.push_back(arch.text);
-    return hash(arch);
-  }
-  std::string hash(const Architecture& arch) const override { return "h:" + arch.text; }
-  void record_evaluation(const Evaluation& e) override { evaluations.push_back(e); }
-  std::optional<Evaluation> find_evaluation(const std::string&,
-                                            const std::string&) const override {
-    return std::nullopt;
-  }
-  void record_training(const TrainingRecord& t) override { trainings.push_back(t); }
-  void save_state(const std::string&, const std::string&, const std::string&) override {}
-  std::optional<std::string> load_state(const std::string&, const std::string&) const override {
-    return std::nullopt;
-  }
-  std::vector<std::string> archs;           ///< Recorded architectures' texts, in order.
-  std::vector<Evaluation> evaluations;      ///< Recorded evaluations.
-  std::vector<TrainingRecord> trainings;    ///< Recorded trainings.
-};
-
-/// A context over a MemoryStore, with a switch that cancels after a number of polls.
-class TestContext final : public Context {
- public:
-  /// A context seeded with `seed` whose executor is `exec` (may be null).
-  explicit TestContext(std::uint64_t seed = 1, const Executor* exec = nullptr)
-      : rng_(seed), exec_(exec) {}
-  c10::Device device() const override { return c10::kCPU; }
-  Rng& rng() override { return rng_; }
-  Logger& log() override { return log_; }
-  std::unique_ptr<Progress> progress(const std::string& label, std::int64_t total) override {
-    labels.push_back(label);
-    totals.push_back(total);
-    return std::make_unique<CountingProgress>(this);
-  }
-  bool cancelled() const override { return cancel_after >= 0 && ++polls > cancel_after; }
-  ResultStore& store() override { return store_; }
-  const Executor* executor() const override { return exec_; }
-  int threads() const override { return 1; }
-  bool notify(const std::string&, const std::map<std::string, double>&) override {
-    return true;
-  }
-
-  MemoryStore store_;                 ///< What was recorded.
-  std::vector<std::string> lines;     ///< Logged lines.
-  std::vector<std::string> labels;    ///< Progress labels.
-  std::vector<std::int64_t> totals;   ///< Progress totals.
-  std::int64_t advanced = 0;          ///< Sum of all progress advances.
-  int cancel_after = -1;              ///< cancelled() turns true after this many polls (-1: never).
-  mutable int polls = 0;              ///< Calls of cancelled() so far.
-
- private:
-  struct ListLogger final : Logger {
-    explicit ListLogger(TestContext* c) : ctx(c) {}
-    void log(LogLevel, const std::string& m) override { ctx->lines.push_back(m); }
-    TestContext* ctx;
-  };
-  struct CountingProgress final : Progress {
-    explicit CountingProgress(TestContext* c) : ctx(c) {}
-    void advance(std::int64_t n, const std::string&) override { ctx->advanced += n; }
-    void finish() override {}
-    TestContext* ctx;
-  };
-  Rng rng_;
-  const Executor* exec_;
-  ListLogger log_{this};
 };
 
 }  // namespace hypernas::test

@@ -13,6 +13,8 @@
 #include "kernel/train/train.h"
 #include "plugins/spaces/nb201/nb201.h"
 #include "tests/kernel/train/FakeDataset.h"
+#include "tests/support/context.h"
+#include "tests/support/errors.h"
 
 namespace {
 
@@ -54,14 +56,7 @@ train::TrainOptions quick_options() {
   return o;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const hypernas::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using hypernas::test::error_of;
 
 // ---------------------------------------------------------------------------------------------
 // Options

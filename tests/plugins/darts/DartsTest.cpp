@@ -18,6 +18,7 @@
 #include "kernel/exec/executor.h"
 #include "kernel/graph/serialize.h"
 #include "plugins/spaces/darts/darts.h"
+#include "tests/support/shapes.h"
 
 namespace hypernas_plugin_export {
 const hypernas::PluginDescriptor* descriptor();  // defined by HYPERNAS_PLUGIN in darts_space.cpp
@@ -29,6 +30,7 @@ using hypernas::Architecture;
 using hypernas::ArchGraph;
 using hypernas::DartsSpace;
 using hypernas::Options;
+using hypernas::test::expect_consistent_shapes;
 using namespace hypernas::darts;
 
 /// The DARTS V2 genotype exactly as DARTS's genotypes.py prints it (Python syntax, unsorted).
@@ -80,65 +82,6 @@ std::string parse_error(const std::string& text, bool macro = false, std::int64_
     return e.what();
   }
   return "";
-}
-
-std::int64_t ceil_div_pow2(std::int64_t size, std::int64_t scale) {
-  for (std::int64_t s = 0; s < scale; ++s) size = (size + 1) / 2;
-  return size;
-}
-
-/// Runs the shapes through the graph as the executor would (architecture.h conventions) and
-/// fails on any disagreement with the declared attributes.
-void expect_consistent_shapes(const ArchGraph& g, std::int64_t input_size) {
-  const std::size_t n = boost::num_vertices(g);
-  std::vector<std::int64_t> channels(n), size(n);
-  for (std::size_t v = 0; v < n; ++v) {
-    const hypernas::OpNode& node = g[v];
-    SCOPED_TRACE(node.name);
-    std::vector<std::size_t> in;
-    for (auto [it, last] = boost::in_edges(v, g); it != last; ++it)
-      in.push_back(boost::source(*it, g));
-    std::sort(in.begin(), in.end());
-    std::int64_t c = 0, s = input_size;
-    if (node.op == "input") {
-      ASSERT_TRUE(in.empty());
-      c = node.c_out;
-    } else if (in.empty()) {
-      ASSERT_EQ(node.op, "add");
-      c = node.c_out;
-      s = ceil_div_pow2(input_size, node.scale);
-    } else {
-      s = size[in[0]];
-      std::int64_t sum = 0;
-      for (std::size_t u : in) {
-        ASSERT_EQ(size[u], s) << "input '" << g[u].name << "' has another spatial size";
-        if (node.op != "concat") {
-          ASSERT_EQ(channels[u], node.c_in) << "input '" << g[u].name << "'";
-        }
-        sum += channels[u];
-      }
-      c = node.op == "concat" ? sum : node.c_in;
-    }
-    if (node.op == "conv") {
-      ASSERT_EQ(c % node.groups, 0);
-      ASSERT_EQ(node.c_out % node.groups, 0);
-      const std::int64_t pad = node.dilation * (node.kernel - 1) / 2;
-      s = (s + 2 * pad - node.dilation * (node.kernel - 1) - 1) / node.stride + 1;
-      c = node.c_out;
-    } else if (node.op == "avg_pool" || node.op == "max_pool") {
-      const std::int64_t pad = node.kernel % 2 == 1 ? node.kernel / 2 : 0;
-      s = (s + 2 * pad - node.kernel) / node.stride + 1;
-    } else if (node.op == "gap" || node.op == "linear") {
-      s = 1;
-      if (node.op == "linear") c = node.c_out;
-    }
-    ASSERT_EQ(c, node.c_out) << node.op;
-    if (node.op != "gap" && node.op != "linear" && node.op != "input") {
-      ASSERT_EQ(s, ceil_div_pow2(input_size, node.scale)) << "scale " << node.scale;
-    }
-    channels[v] = c;
-    size[v] = s;
-  }
 }
 
 /// Checks the conventions every graph of this space keeps.
@@ -277,6 +220,25 @@ TEST(Darts, MacroTextListsOneCellPerLayer) {
   // Macro with 1 layer.
   EXPECT_EQ(genotype_to_string(parse_genotype("cell0=" + kPoolCell, true, 1), true),
             "cell0=" + kPoolCell);
+}
+
+TEST(Darts, ParseErrorsOfAHugeTextQuoteOnlyAnExcerpt) {
+  // 100 kB with the fault in the middle: the message quotes ~120 characters around it.
+  const std::string pad(50000, ' ');
+  const std::string text = "normal=[(max_pool_3x3,0)," + pad + "(sep_conv_7x7,1)" +
+                           kPoolCell.substr(34) + ";reduce=" + kPoolCell + pad;
+  std::string m = parse_error(text);
+  EXPECT_LT(m.size(), 400u) << m;
+  EXPECT_NE(m.find("unknown op 'sep_conv_7x7'"), std::string::npos) << m;
+  EXPECT_NE(m.find("at character 50026"), std::string::npos) << m;
+  EXPECT_NE(m.find("   (sep_conv_7x7,1)" + kPoolCell.substr(34, 20)), std::string::npos) << m;
+  EXPECT_NE(m.find(hypernas::cat("(", text.size(), " characters)")), std::string::npos) << m;
+  // A 100 kB op name: the op and its pair are cut too.
+  m = parse_error("normal=[(" + std::string(100000, 'x') + ",0)" + kPoolCell.substr(17) +
+                  ";reduce=" + kPoolCell);
+  EXPECT_LT(m.size(), 400u) << m.substr(0, 1000);
+  EXPECT_NE(m.find("unknown op 'xxxxxxxx"), std::string::npos) << m;
+  EXPECT_NE(m.find("at character 9"), std::string::npos) << m;
 }
 
 TEST(Darts, ParseErrorsNameTokenAndPosition) {

@@ -16,6 +16,7 @@
 #include "kernel/exec/executor.h"
 #include "kernel/graph/serialize.h"
 #include "plugins/spaces/ghn/ghn.h"
+#include "tests/support/shapes.h"
 
 namespace hypernas_plugin_export {
 const hypernas::PluginDescriptor* descriptor();  // defined by HYPERNAS_PLUGIN in ghn_space.cpp
@@ -27,6 +28,7 @@ using hypernas::Architecture;
 using hypernas::ArchGraph;
 using hypernas::GhnSpace;
 using hypernas::Options;
+using hypernas::test::expect_consistent_shapes;
 using namespace hypernas::ghn_space;
 
 // Blocks of 3 nodes used by the hand counts below.
@@ -54,58 +56,6 @@ std::string parse_error(const std::string& text, std::int64_t nodes = 3) {
     return e.what();
   }
   return "";
-}
-
-std::int64_t ceil_div_pow2(std::int64_t size, std::int64_t scale) {
-  for (std::int64_t s = 0; s < scale; ++s) size = (size + 1) / 2;
-  return size;
-}
-
-/// Runs the shapes through the graph as the executor would (architecture.h conventions) and
-/// fails on any disagreement with the declared attributes.
-void expect_consistent_shapes(const ArchGraph& g, std::int64_t input_size) {
-  const std::size_t n = boost::num_vertices(g);
-  std::vector<std::int64_t> channels(n), size(n);
-  for (std::size_t v = 0; v < n; ++v) {
-    const hypernas::OpNode& node = g[v];
-    SCOPED_TRACE(node.name);
-    std::vector<std::size_t> in;
-    for (auto [it, last] = boost::in_edges(v, g); it != last; ++it)
-      in.push_back(boost::source(*it, g));
-    std::int64_t c = 0, s = input_size;
-    if (node.op == "input") {
-      ASSERT_TRUE(in.empty());
-      c = node.c_out;
-    } else {
-      ASSERT_FALSE(in.empty()) << "only the input has no in-neighbours in this space";
-      ASSERT_NE(node.op, "concat");
-      s = size[in[0]];
-      for (std::size_t u : in) {
-        ASSERT_EQ(size[u], s) << "input '" << g[u].name << "' has another spatial size";
-        ASSERT_EQ(channels[u], node.c_in) << "input '" << g[u].name << "'";
-      }
-      c = node.c_in;
-    }
-    if (node.op == "conv") {
-      ASSERT_EQ(c % node.groups, 0);
-      ASSERT_EQ(node.c_out % node.groups, 0);
-      const std::int64_t pad = node.dilation * (node.kernel - 1) / 2;
-      s = (s + 2 * pad - node.dilation * (node.kernel - 1) - 1) / node.stride + 1;
-      c = node.c_out;
-    } else if (node.op == "avg_pool" || node.op == "max_pool") {
-      const std::int64_t pad = node.kernel % 2 == 1 ? node.kernel / 2 : 0;
-      s = (s + 2 * pad - node.kernel) / node.stride + 1;
-    } else if (node.op == "gap" || node.op == "linear") {
-      s = 1;
-      if (node.op == "linear") c = node.c_out;
-    }
-    ASSERT_EQ(c, node.c_out) << node.op;
-    if (node.op != "gap" && node.op != "linear" && node.op != "input") {
-      ASSERT_EQ(s, ceil_div_pow2(input_size, node.scale)) << "scale " << node.scale;
-    }
-    channels[v] = c;
-    size[v] = s;
-  }
 }
 
 /// Checks the conventions every graph of this space keeps.
@@ -142,7 +92,8 @@ void expect_valid_graph(const GhnSpace& space, const Architecture& arch) {
   int sinks = 0;
   for (std::size_t v = 0; v < n; ++v) sinks += boost::out_degree(v, g) == 0;
   EXPECT_EQ(sinks, 1);
-  expect_consistent_shapes(g, space.config().input_size);
+  expect_consistent_shapes(g, space.config().input_size,
+                           {/*sourceless_add=*/false, /*concat=*/false});
 }
 
 std::map<std::string, std::size_t> by_name(const ArchGraph& g) {
@@ -189,6 +140,24 @@ TEST(Ghn, LooseEndsFeedTheBlockOutput) {
   EXPECT_EQ(loose_ends(parse_block(kOther, 3)), (std::vector<int>{3}));
   EXPECT_EQ(loose_ends(parse_block("n1=identity<0;n2=identity<0;n3=identity<0", 3)),
             (std::vector<int>{1, 2, 3}));
+}
+
+TEST(Ghn, ParseErrorsOfAHugeTextQuoteOnlyAnExcerpt) {
+  // 100 kB with the fault in the middle: the message quotes ~120 characters around it.
+  const std::string pad(50000, ' ');
+  const std::string text = pad + "n1=conv_3x3<0;n2=conv_7x7<1;n3=identity<2" + pad;
+  std::string m = parse_error(text);
+  EXPECT_LT(m.size(), 400u) << m;
+  EXPECT_NE(m.find("unknown op 'conv_7x7' in node token 'n2=conv_7x7<1'"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("at character 50017"), std::string::npos) << m;
+  EXPECT_NE(m.find("   n1=conv_3x3<0;n2=conv_7x7<1;n3=identity<2   "), std::string::npos) << m;
+  EXPECT_NE(m.find(hypernas::cat("(", text.size(), " characters)")), std::string::npos) << m;
+  // A 100 kB op name: the op and its node token are cut too.
+  m = parse_error("n1=conv_3x3<0;n2=" + std::string(100000, 'x') + "<1;n3=identity<2");
+  EXPECT_LT(m.size(), 400u) << m.substr(0, 1000);
+  EXPECT_NE(m.find("unknown op 'xxxxxxxx"), std::string::npos) << m;
+  EXPECT_NE(m.find("at character 17"), std::string::npos) << m;
 }
 
 TEST(Ghn, ParseErrorsNameTokenAndPosition) {

@@ -1,15 +1,11 @@
 // Tests of the `ghn` surrogate (plugins/surrogates/ghn): node types, segments and the
 // propagation schedule, the CPU engine against the ATen propagation, weight shapes against the
 // kernel's graph executor (nb201, darts and ghn spaces), state blobs, and a short fit on tiny
-// synthetic data. Disabled tests time and profile (--gtest_also_run_disabled_tests).
+// synthetic data. Timings are in bench/ghn_timing.cpp.
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <cstdlib>
-#include <ctime>
 #include <functional>
-#include <iostream>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -19,7 +15,6 @@
 #include <vector>
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <hypernas/plugin.h>
@@ -30,6 +25,8 @@
 #include "plugins/spaces/ghn/ghn.h"
 #include "plugins/spaces/nb201/nb201.h"
 #include "plugins/surrogates/ghn/ghn.h"
+#include "tests/support/context.h"
+#include "tests/support/errors.h"
 
 namespace hypernas_plugin_export {
 const hypernas::PluginDescriptor* descriptor();  // defined by HYPERNAS_PLUGIN in ghn_plugin.cpp
@@ -63,46 +60,13 @@ Options ghn_options(std::map<std::string, Value> given = {}) {
   return GhnSurrogate::params().resolve(o, "ghn");
 }
 
-class NullProgress final : public Progress {
- public:
-  void advance(std::int64_t, const std::string&) override {}
-  void finish() override {}
-};
+using test::TestContext;
 
-class QuietLogger final : public Logger {
- public:
-  void log(LogLevel, const std::string& m) override { lines.push_back(m); }
-  std::vector<std::string> lines;
-};
-
-/// A context with a real executor and everything else under the test's control.
-class TestContext final : public Context {
- public:
-  explicit TestContext(std::uint64_t seed = 1) : rng_(seed) {}
-  c10::Device device() const override { return c10::kCPU; }
-  Rng& rng() override { return rng_; }
-  Logger& log() override { return log_; }
-  std::unique_ptr<Progress> progress(const std::string&, std::int64_t) override {
-    return std::make_unique<NullProgress>();
-  }
-  bool cancelled() const override { return cancel_; }
-  ResultStore& store() override { throw Error("no store in this test"); }
-  const Executor* executor() const override { return &exec_; }
-  int threads() const override { return 1; }
-  bool notify(const std::string& event, const std::map<std::string, double>& values) override {
-    events.emplace_back(event, values);
-    return stop_after < 0 || static_cast<std::int64_t>(events.size()) < stop_after;
-  }
-
-  bool cancel_ = false;
-  std::int64_t stop_after = -1;
-  std::vector<std::pair<std::string, std::map<std::string, double>>> events;
-  QuietLogger log_;
-
- private:
-  Rng rng_;
-  exec::GraphExecutor exec_;
-};
+/// The kernel's graph executor, for the contexts of these tests.
+const Executor* graph_executor() {
+  static const exec::GraphExecutor exec;
+  return &exec;
+}
 
 /// Tiny images whose class is their brightness: class k of K has pixels around (k + 0.5) / K,
 /// plus noise. Train and valid splits are fixed by the seed.
@@ -122,6 +86,8 @@ class BrightnessData final : public Dataset {
     }
   }
   std::string name() const override { return "brightness"; }
+  std::string identity() const override { return cat("brightness{size=", size_, "}"); }
+  using Dataset::batches;
   ProblemSpec spec() const override { return {channels_, size_, size_, classes_}; }
   std::int64_t size(Split s) const override {
     auto it = labels_.find(s);
@@ -175,14 +141,7 @@ void expect_matches(const WeightMap& weights, const std::vector<ParamShape>& sha
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using hypernas::test::error_of;
 
 const char* kExample =
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
@@ -217,7 +176,8 @@ TEST(Ghn, DescriptorAndOptions) {
   auto* s = dynamic_cast<Surrogate*>(p.get());
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->capabilities(),
-            std::uint32_t{kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData});
+            std::uint32_t{kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData |
+                          kReadsEvalBatch | kReadsEvalImages});
   // hidden must hold the one-hot node type
   EXPECT_THROW(ghn_options({{"hidden", std::int64_t{8}}}), UsageError);
 }
@@ -531,7 +491,7 @@ TEST(Ghn, PropagationSchemesAndStackingChangeEmbeddings) {
 }
 
 TEST(Ghn, GeneratesEveryParameterOfNb201) {
-  TestContext ctx;
+  TestContext ctx(1, graph_executor());
   const exec::GraphExecutor exec;
   const Nb201Space space = nb201_space(5, 16);
   GhnSurrogate ghn(ghn_options());
@@ -566,7 +526,7 @@ TEST(Ghn, GeneratesEveryParameterOfNb201) {
 }
 
 TEST(Ghn, GeneratesEveryParameterOfDarts) {
-  TestContext ctx;
+  TestContext ctx(1, graph_executor());
   const exec::GraphExecutor exec;
   Rng rng(5);
   for (bool macro : {false, true}) {
@@ -599,7 +559,7 @@ TEST(Ghn, GeneratesEveryParameterOfDarts) {
 
 TEST(Ghn, GeneratesEveryParameterOfGhnSpace) {
   // The GHN paper's random blocks: trained on 7 nodes, evaluated on larger blocks.
-  TestContext ctx;
+  TestContext ctx(1, graph_executor());
   const exec::GraphExecutor exec;
   Rng rng(9);
   GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{2}}}));
@@ -621,7 +581,7 @@ TEST(Ghn, GeneratesEveryParameterOfGhnSpace) {
 
 TEST(Ghn, TilesParametersLargerThanTheMaximalTensor) {
   // max_channels 4, max_kernel 1: a [16, 16, 3, 3] conv is the 4x4x1x1 block tiled.
-  TestContext ctx;
+  TestContext ctx(1, graph_executor());
   const exec::GraphExecutor exec;
   const Nb201Space space = nb201_space(1, 16);
   GhnSurrogate ghn(ghn_options({{"max_channels", std::int64_t{4}}, {"max_kernel", std::int64_t{1}}}));
@@ -646,7 +606,7 @@ TEST(Ghn, TilesParametersLargerThanTheMaximalTensor) {
 // State
 
 TEST(Ghn, StateRoundTripGivesIdenticalWeightsAndScores) {
-  TestContext ctx(2);
+  TestContext ctx(2, graph_executor());
   const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
   const BrightnessData data(64, 40);
   GhnSurrogate a(ghn_options({{"lr", 1e-2}}));
@@ -679,7 +639,7 @@ TEST(Ghn, StateRoundTripGivesIdenticalWeightsAndScores) {
   EXPECT_EQ(sa[0].value, sb[0].value);
   EXPECT_EQ(sa[0].extra.at("loss"), sb[0].extra.at("loss"));
   // Training goes on identically from the restored state.
-  TestContext c1(5), c2(5);
+  TestContext c1(5, graph_executor()), c2(5, graph_executor());
   a.fit(c1, fr);
   b.fit(c2, fr);
   EXPECT_EQ(a.loss_curve(), b.loss_curve());
@@ -719,7 +679,7 @@ TEST(Ghn, BadBlobsSayWhatIsWrong) {
 TEST(Ghn, ShortFitReducesTheLoss) {
   const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
   const BrightnessData data(256, 64);
-  TestContext ctx(4);
+  TestContext ctx(4, graph_executor());
   GhnSurrogate ghn(ghn_options({{"lr", 3e-3}, {"steps", std::int64_t{2}}}));
   std::vector<Architecture> archs;
   Rng rng(8);
@@ -753,13 +713,13 @@ TEST(Ghn, ShortFitReducesTheLoss) {
   EXPECT_EQ(ctx.events[0].first, "fit_step");
   EXPECT_EQ(ctx.events[0].second.at("step"), 1.0);
   EXPECT_EQ(ctx.events[39].second.at("loss"), c.back());
-  EXPECT_FALSE(ctx.log_.lines.empty());  // periodic mean-loss lines
+  EXPECT_FALSE(ctx.lines.empty());  // periodic mean-loss lines
 }
 
 TEST(Ghn, MetaBatchMaxStepsAndCallbackStop) {
   const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
   const BrightnessData data(64, 16);
-  TestContext ctx;
+  TestContext ctx(1, graph_executor());
   GhnSurrogate ghn(ghn_options({{"meta_batch", std::int64_t{3}}, {"steps", std::int64_t{1}}}));
   FitRequest fr;
   fr.space = &space;
@@ -779,7 +739,7 @@ TEST(Ghn, MetaBatchMaxStepsAndCallbackStop) {
 TEST(Ghn, NonFiniteLossNamesStepAndArchitecture) {
   const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
   const BrightnessData data(32, 8, 4, 2, /*poison=*/true);
-  TestContext ctx;
+  TestContext ctx(1, graph_executor());
   GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{1}}}));
   FitRequest fr;
   fr.space = &space;
@@ -794,8 +754,8 @@ TEST(Ghn, NonFiniteLossNamesStepAndArchitecture) {
 TEST(Ghn, CancelledBetweenSteps) {
   const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
   const BrightnessData data(32, 8);
-  TestContext ctx;
-  ctx.cancel_ = true;
+  TestContext ctx(1, graph_executor());
+  ctx.cancel = true;
   GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{1}}}));
   FitRequest fr;
   fr.space = &space;
@@ -836,159 +796,6 @@ TEST(Ghn, ScoresWithMaxImagesAndKernelContext) {
   text_only.text = kExample;
   sr.archs = {&text_only};
   EXPECT_EQ(ghn.score(ctx, sr)[0].value, scores[0].value);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Timing (run with --gtest_also_run_disabled_tests): generate() of an nb201 network (C = 16,
-// N = 5) and one training step on a 64-image batch of 32x32x3, with GHN_BENCH_THREADS threads
-// (default 2). Each figure is the minimum over several architectures and repetitions, in
-// wall time (the machine is shared: the minimum is the least disturbed run).
-
-/// Minimum wall time in ms of `f(i)` over `reps` calls (after one warm-up call).
-double min_ms(const std::function<void(int)>& f, int reps) {
-  f(0);
-  double best = 1e30;
-  for (int i = 1; i <= reps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f(i);
-    best = std::min(best, std::chrono::duration<double, std::milli>(
-                              std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-
-TEST(Ghn, DISABLED_Timing) {
-  const char* threads = std::getenv("GHN_BENCH_THREADS");
-  at::set_num_threads(threads ? std::atoi(threads) : 2);
-  std::cout << "threads: " << at::get_num_threads() << "\n";
-  TestContext ctx;
-  const exec::GraphExecutor exec;
-  const Nb201Space space = nb201_space(5, 16);
-  Rng rng(1);
-  std::vector<Architecture> archs;
-  for (int i = 0; i < 8; ++i) archs.push_back(space.sample(rng));
-  auto arch = [&](int i) -> const Architecture& { return archs[static_cast<std::size_t>(i) % archs.size()]; };
-  const auto order = ghn::propagation_order(archs[0].graph, Propagation::ForwardBackward, 5, true);
-  std::cout << "nb201 N=5 C=16: " << boost::num_vertices(archs[0].graph) << " nodes, "
-            << exec.parameters(archs[0]).size() << " parameter tensors; stacked forward-backward "
-            << "schedule: " << order.size() << " batched GRU updates (T = 5)\n";
-
-  for (const char* prop : {"forward-backward", "synchronous"}) {
-    for (bool stacked : {true, false}) {
-      GhnSurrogate ghn(ghn_options({{"propagation", std::string(prop)}, {"stacked", stacked}}));
-      const double gen = min_ms([&](int i) { ghn.generate(ctx, arch(i), space); }, 8);
-      std::cout << "generate(), " << prop << (stacked ? ", stacked: " : ", flat: ") << gen
-                << " ms\n";
-    }
-  }
-
-  {
-    GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{0}}}));
-    const double gen = min_ms([&](int i) { ghn.generate(ctx, arch(i), space); }, 8);
-    std::cout << "generate() without propagation (steps 0: the hypernetwork alone): " << gen
-              << " ms\n";
-  }
-  const at::Tensor images = at::randn({64, 3, 32, 32});
-  const at::Tensor labels = at::randint(10, {64}, at::kLong);
-  GhnSurrogate ghn(ghn_options());
-  std::cout << "GHN parameters: " << ghn.parameter_count() << "\n";
-  std::vector<const Architecture*> ptr(1);
-  // The GHN alone: generation with gradient history, and backpropagation of a simple function
-  // of all generated weights.
-  const double ghn_alone = min_ms(
-      [&](int i) {
-        ptr[0] = &arch(i);
-        auto w = ghn.generate_batch(ptr, {exec.parameters(arch(i))}, true);
-        std::vector<at::Tensor> flat;
-        for (const auto& [name, t] : w[0]) flat.push_back(t.reshape({-1}));
-        at::cat(flat).square().sum().backward();
-      },
-      8);
-  std::cout << "GHN generation + backward alone: " << ghn_alone << " ms\n";
-  // A training step without the optimiser update, and the same network with its own weights.
-  const double with_ghn = min_ms(
-      [&](int i) {
-        ptr[0] = &arch(i);
-        auto w = ghn.generate_batch(ptr, {exec.parameters(arch(i))}, true);
-        at::cross_entropy_loss(exec.forward(arch(i), w[0], images).back(), labels).backward();
-      },
-      5);
-  const double plain = min_ms(
-      [&](int i) {
-        WeightMap own = exec.init_weights(arch(i), 1, c10::kCPU);
-        at::cross_entropy_loss(exec.forward(arch(i), own, images).back(), labels).backward();
-      },
-      5);
-  std::cout << "forward + backward of the network (batch 64 of 3x32x32): with GHN weights "
-            << with_ghn << " ms, with its own weights " << plain << " ms\n";
-  // Whole fit steps (sampling, generation, forward, backward, Adam), meta_batch 1.
-  const BrightnessData data(64 * 8, 8, 32, 10, false, 3);
-  FitRequest fr;
-  fr.space = &space;
-  fr.data = &data;
-  fr.batch_size = 64;
-  fr.max_steps = 1;
-  const double fit = min_ms([&](int) { ghn.fit(ctx, fr); }, 5);
-  std::cout << "fit step (batch 64, with Adam): " << fit << " ms\n";
-  // score(): generation + accuracy on 256 validation images in one batch of 256.
-  const BrightnessData valid(8, 256, 32, 10, false, 3);
-  ScoreRequest sr;
-  sr.space = &space;
-  sr.data = &valid;
-  sr.batch_size = 256;
-  const double score = min_ms(
-      [&](int i) {
-        sr.archs = {&arch(i)};
-        ghn.score(ctx, sr);
-      },
-      5);
-  std::cout << "score() of one architecture on 256 images: " << score << " ms\n";
-}
-
-}  // namespace
-
-namespace {
-
-// Ten fit steps of an nb201 network (C = 16, N = 5), for profilers (perf record ...).
-TEST(Ghn, DISABLED_FitLoop) {
-  at::set_num_threads(1);
-  TestContext ctx;
-  const Nb201Space space = nb201_space(5, 16);
-  const BrightnessData data(64 * 10, 8, 32, 10, false, 3);
-  GhnSurrogate ghn(ghn_options());
-  FitRequest fr;
-  fr.space = &space;
-  fr.data = &data;
-  fr.batch_size = 64;
-  fr.max_steps = 10;
-  const auto t0 = std::chrono::steady_clock::now();
-  ghn.fit(ctx, fr);
-  std::cout << "10 fit steps: "
-            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
-            << " s\n";
-}
-
-}  // namespace
-
-namespace {
-
-// Generation with gradient history and backpropagation, 20 times on one nb201 network (C = 16,
-// N = 5), for profilers (perf stat -e instructions ...).
-TEST(Ghn, DISABLED_GhnLoop) {
-  at::set_num_threads(1);
-  const exec::GraphExecutor exec;
-  const Nb201Space space = nb201_space(5, 16);
-  const Architecture a = space.parse(kExample);
-  const char* steps = std::getenv("GHN_STEPS");
-  GhnSurrogate ghn(ghn_options({{"steps", std::int64_t{steps ? std::atoi(steps) : 5}}}));
-  const auto shapes = exec.parameters(a);
-  const char* loops = std::getenv("GHN_LOOPS");
-  for (int i = 0; i < (loops ? std::atoi(loops) : 20); ++i) {
-    auto w = ghn.generate_batch({&a}, {shapes}, true);
-    std::vector<at::Tensor> flat;
-    for (const auto& [name, t] : w[0]) flat.push_back(t.reshape({-1}));
-    at::cat(flat).square().sum().backward();
-  }
 }
 
 }  // namespace

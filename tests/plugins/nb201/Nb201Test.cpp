@@ -89,6 +89,29 @@ TEST(Nb201, AllIndicesDistinctAndRoundTrip) {
   EXPECT_THROW(space.at(15625), hypernas::Error);
 }
 
+TEST(Nb201, ParseErrorsOfAHugeTextQuoteOnlyAnExcerpt) {
+  // 100 kB with the fault in the middle: the message quotes ~120 characters around it.
+  const std::string pad(50000, ' ');
+  const std::string text = pad + "|conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|" + pad;
+  std::string m = parse_error(text);
+  EXPECT_LT(m.size(), 400u) << m;
+  EXPECT_NE(m.find("unknown op 'conv_9x9'"), std::string::npos) << m;
+  EXPECT_NE(m.find("at character 50001"), std::string::npos) << m;
+  EXPECT_NE(m.find("   |conv_9x9~0|+|none~0|none~1|+"), std::string::npos) << m;
+  EXPECT_NE(m.find(hypernas::cat("(", text.size(), " characters)")), std::string::npos) << m;
+  // A 100 kB op name: the op and its edge are cut too.
+  m = parse_error("|" + std::string(100000, 'x') + "~0|+|none~0|none~1|+|none~0|none~1|none~2|");
+  EXPECT_LT(m.size(), 400u) << m.substr(0, 1000);
+  EXPECT_NE(m.find("unknown op 'xxxxxxxx"), std::string::npos) << m;
+  EXPECT_NE(m.find("at character 1"), std::string::npos) << m;
+  // The fault at the very end (trailing garbage).
+  m = parse_error(kExample + std::string(100000, 'y'));
+  EXPECT_LT(m.size(), 400u) << m.substr(0, 1000);
+  EXPECT_NE(m.find("missing '|' at the end of node 3's group"), std::string::npos) << m;
+  EXPECT_NE(m.find(hypernas::cat("at character ", kExample.size() + 100000)), std::string::npos)
+      << m;
+}
+
 TEST(Nb201, ParseErrorsNameTokenAndPosition) {
   // Unknown op: quotes the op, its edge and the position of the edge.
   std::string m = parse_error("|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|");

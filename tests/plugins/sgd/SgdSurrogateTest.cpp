@@ -14,8 +14,11 @@
 
 #include "kernel/core/context.h"
 #include "kernel/exec/executor.h"
+#include "kernel/graph/serialize.h"
+#include "kernel/session/evaluation.h"
 #include "plugins/spaces/nb201/nb201.h"
 #include "tests/kernel/train/FakeDataset.h"
+#include "tests/support/errors.h"
 
 namespace hypernas_plugin_export {
 const hypernas::PluginDescriptor* descriptor();  // defined by HYPERNAS_PLUGIN in sgd_surrogate.cpp
@@ -84,6 +87,8 @@ struct Kernel {
   hypernas::core::KernelContext ctx;
 };
 
+/// Scores `archs` as the kernel's evaluation service would: one seed per architecture, derived
+/// from the run's seed and the architecture.
 std::vector<Score> score(Surrogate& s, Kernel& k, const FakeDataset& data,
                          const std::vector<const Architecture*>& archs,
                          std::int64_t max_images = 0) {
@@ -92,17 +97,12 @@ std::vector<Score> score(Surrogate& s, Kernel& k, const FakeDataset& data,
   r.archs = archs;
   r.batch_size = 32;
   r.max_images = max_images;
+  for (const Architecture* a : archs)
+    r.seeds.push_back(hypernas::session::evaluation_seed(k.services.seed, hypernas::graph::arch_hash(*a)));
   return s.score(k.ctx, r);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const hypernas::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using hypernas::test::error_of;
 
 TEST(SgdSurrogate, DescriptorAndOptions) {
   const auto* d = hypernas_plugin_export::descriptor();
@@ -115,7 +115,8 @@ TEST(SgdSurrogate, DescriptorAndOptions) {
   EXPECT_EQ(o.get_int("eval_images"), 1000);
   auto s = make({});
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->capabilities(), hypernas::kNeedsData);
+  EXPECT_EQ(s->capabilities(), hypernas::kNeedsData | hypernas::kUsesSeed |
+                                  hypernas::kReadsEvalBatch | hypernas::kReadsEvalImages);
   EXPECT_EQ(s->capabilities() & hypernas::kTrainable, 0u);
 }
 
@@ -152,9 +153,19 @@ TEST(SgdSurrogate, IsDeterministicForASeedAndHonoursMaxImages) {
   EXPECT_EQ(a[0].extra.at("train_loss"), b[0].extra.at("train_loss"));
   EXPECT_NE(a[0].extra.at("train_loss"), c[0].extra.at("train_loss"));
   EXPECT_EQ(a[0].extra.at("images"), 20.0);
-  // Every candidate of a run is trained from the same seed: scoring again gives the same.
+  // The seed is the evaluation's, not a stream's: scoring again gives the same, and so does a
+  // request with other architectures before it.
   const auto again = score(*s1, k1, data, {&conv}, 20);
   EXPECT_EQ(again[0].extra.at("train_loss"), a[0].extra.at("train_loss"));
+  const Architecture none = small_arch(kAllNone);
+  const auto after = score(*s1, k1, data, {&none, &conv}, 20);
+  EXPECT_EQ(after[1].extra.at("train_loss"), a[0].extra.at("train_loss"));
+  // A request without seeds (a host of ABI 1.0) is a clear error.
+  ScoreRequest bare;
+  bare.data = &data;
+  bare.archs = {&conv};
+  EXPECT_NE(error_of([&] { s1->score(k1.ctx, bare); }).find("one seed per architecture"),
+            std::string::npos);
 }
 
 TEST(SgdSurrogate, ReportsAMissingExecutorOrDataset) {

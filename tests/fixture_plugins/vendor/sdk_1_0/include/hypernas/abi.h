@@ -1,0 +1,61 @@
+#pragma once
+/// @file abi.h
+/// @brief The plugin ABI: version numbers and the build id a plugin must share with the host.
+///
+/// NOTE: a plugin and the host exchange C++ objects (std::string, at::Tensor, virtual
+/// classes), so they must agree on compiler, standard library, the C++11 string ABI and the
+/// Torch version. The build id captures those four; the host refuses any plugin whose build id
+/// differs from its own, before calling a single function of it.
+
+#include <cstdint>
+#include <string>  // defines __GLIBCXX__ and _GLIBCXX_USE_CXX11_ABI under libstdc++
+
+#include <torch/csrc/api/include/torch/version.h>
+
+/// Major ABI version: bumped on any incompatible change of the SDK's classes or descriptor.
+#define HYPERNAS_ABI_MAJOR 1
+/// Minor ABI version: bumped when the SDK grows compatibly (a host accepts older minors).
+#define HYPERNAS_ABI_MINOR 0
+
+/// @cond INTERNAL
+#define HYPERNAS_STR2(x) #x
+#define HYPERNAS_STR(x) HYPERNAS_STR2(x)
+#if defined(__clang__)
+#define HYPERNAS_COMPILER_ID "clang-" __clang_version__
+#elif defined(__GNUC__)
+#define HYPERNAS_COMPILER_ID "gcc-" __VERSION__
+#else
+#define HYPERNAS_COMPILER_ID "unknown-compiler"
+#endif
+#if defined(__GLIBCXX__)
+#define HYPERNAS_STDLIB_ID "libstdc++-" HYPERNAS_STR(__GLIBCXX__)
+#elif defined(_LIBCPP_VERSION)
+#define HYPERNAS_STDLIB_ID "libc++-" HYPERNAS_STR(_LIBCPP_VERSION)
+#else
+#define HYPERNAS_STDLIB_ID "unknown-stdlib"
+#endif
+#if defined(_GLIBCXX_USE_CXX11_ABI)
+#define HYPERNAS_CXX11_ABI_ID "cxx11abi-" HYPERNAS_STR(_GLIBCXX_USE_CXX11_ABI)
+#else
+#define HYPERNAS_CXX11_ABI_ID "cxx11abi-na"
+#endif
+/// @endcond
+
+/// Build id of the translation unit that expands it: compiler, standard library, C++11 ABI flag
+/// and Torch version, separated by ';'. A plugin's descriptor carries the value this macro had
+/// when the plugin was compiled; the host compares it with its own.
+#define HYPERNAS_BUILD_ID                                                          \
+  HYPERNAS_COMPILER_ID ";" HYPERNAS_STDLIB_ID ";" HYPERNAS_CXX11_ABI_ID ";torch-" \
+      HYPERNAS_STR(TORCH_VERSION_MAJOR) "." HYPERNAS_STR(TORCH_VERSION_MINOR)
+
+namespace hypernas {
+
+/// Major ABI version as a value (see HYPERNAS_ABI_MAJOR).
+inline constexpr std::uint32_t kAbiMajor = HYPERNAS_ABI_MAJOR;
+/// Minor ABI version as a value (see HYPERNAS_ABI_MINOR).
+inline constexpr std::uint32_t kAbiMinor = HYPERNAS_ABI_MINOR;
+
+/// The build id of the code that includes this header (see HYPERNAS_BUILD_ID).
+inline const char* build_id() { return HYPERNAS_BUILD_ID; }
+
+}  // namespace hypernas
