@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <thread>
@@ -159,7 +159,8 @@ inline std::string machine_line() {
   std::string load = "?";
   if (FILE* f = std::fopen("/proc/loadavg", "r")) {
     char buf[128] = {0};
-    if (std::fgets(buf, sizeof buf, f)) load = std::string(buf).substr(0, std::string(buf).find(' '));
+    if (std::fgets(buf, sizeof buf, f))
+      load = std::string(buf).substr(0, std::string(buf).find(' '));
     std::fclose(f);
   }
   return cpu + " (" + std::to_string(std::thread::hardware_concurrency()) +

@@ -1,12 +1,14 @@
 // Benchmark: the graph executor's overhead. One training step (forward, cross-entropy,
 // backward, SGD step) of the same NAS-Bench-201 network three ways, with the same weights, the
 // same batch and the same optimiser (train::Sgd):
-//   nn       - the network written by hand from torch::nn modules (tests/kernel/exec/Nb201Reference.h)
-//   plan     - the executor with external weights, compiled once (what train::train() does)
-//   forward  - the executor through the SDK's Executor::forward(arch, ...), which compiles the
+//   nn       - the network written by hand from torch::nn modules
+//   (tests/kernel/exec/Nb201Reference.h) plan     - the executor with external weights, compiled
+//   once (what train::train() does) forward  - the executor through the SDK's
+//   Executor::forward(arch, ...), which compiles the
 //              graph on every call (what a plugin does)
 // Each network runs in both activation layouts; the hand-built network is given its input in
-// the same layout and keeps it after its stem (its convolutions follow it). Steps are interleaved (nn, plan, forward, nn,
+// the same layout and keeps it after its stem (its convolutions follow it). Steps are interleaved
+// (nn, plan, forward, nn,
 // ...) so that a change of load on the machine hits all three alike; tables give medians and
 // the ratios to nn.
 //
@@ -47,7 +49,8 @@ const std::vector<Row> kRows = {{5, 16, 3, 32, 16}, {1, 16, 1, 28, 64}, {1, 4, 3
 /// Returns the median plan step time of each row in NCHW (for the compile table).
 std::vector<double> table(int threads, bool cpu_clock, double budget) {
   at::set_num_threads(threads);
-  std::cout << "\n" << threads << " LibTorch thread" << (threads > 1 ? "s" : "") << ", "
+  std::cout << "\n"
+            << threads << " LibTorch thread" << (threads > 1 ? "s" : "") << ", "
             << (cpu_clock ? "CPU time of the calling thread" : "wall-clock time") << ":\n\n"
             << "| network | input | batch | layout | steps | nn (ms) | plan (ms) | forward (ms) | "
                "plan / nn | forward / nn |\n"
@@ -74,9 +77,8 @@ std::vector<double> table(int threads, bool cpu_clock, double budget) {
 
       auto gen = at::detail::createCPUGenerator(2);
       const at::Tensor x = at::randn({row.batch, row.channels, row.size, row.size}, gen);
-      const at::Tensor x_nn = layout == exec::Layout::ChannelsLast
-                                  ? x.contiguous(at::MemoryFormat::ChannelsLast)
-                                  : x;
+      const at::Tensor x_nn =
+          layout == exec::Layout::ChannelsLast ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
       const at::Tensor y = at::randint(0, 10, {row.batch}, gen, at::kLong);
 
       auto nn_step = [&] {
@@ -100,9 +102,7 @@ std::vector<double> table(int threads, bool cpu_clock, double budget) {
         exec_sgd.step();
         exec_sgd.zero_grad();
       };
-      auto measure = [&](auto& f) {
-        return cpu_clock ? bench::cpu_time_of(f) : bench::time_of(f);
-      };
+      auto measure = [&](auto& f) { return cpu_clock ? bench::cpu_time_of(f) : bench::time_of(f); };
       nn_step();
       plan_step();
       forward_step();
@@ -118,13 +118,14 @@ std::vector<double> table(int threads, bool cpu_clock, double budget) {
       }
       const double m_nn = bench::median(t_nn), m_plan = bench::median(t_plan),
                    m_fwd = bench::median(t_fwd);
-      std::printf("| N=%lld, C=%lld | %lldx%lldx%lld | %lld | %s | %zu | %.3f | %.3f | %.3f | "
-                  "%.3f | %.3f |\n",
-                  static_cast<long long>(row.n), static_cast<long long>(row.c),
-                  static_cast<long long>(row.size), static_cast<long long>(row.size),
-                  static_cast<long long>(row.channels), static_cast<long long>(row.batch),
-                  layout_name(layout), t_nn.size(), m_nn * 1e3, m_plan * 1e3, m_fwd * 1e3,
-                  m_plan / m_nn, m_fwd / m_nn);
+      std::printf(
+          "| N=%lld, C=%lld | %lldx%lldx%lld | %lld | %s | %zu | %.3f | %.3f | %.3f | "
+          "%.3f | %.3f |\n",
+          static_cast<long long>(row.n), static_cast<long long>(row.c),
+          static_cast<long long>(row.size), static_cast<long long>(row.size),
+          static_cast<long long>(row.channels), static_cast<long long>(row.batch),
+          layout_name(layout), t_nn.size(), m_nn * 1e3, m_plan * 1e3, m_fwd * 1e3, m_plan / m_nn,
+          m_fwd / m_nn);
       std::fflush(stdout);
       if (layout == exec::Layout::Contiguous) plan_times.push_back(m_plan);
     }
@@ -154,10 +155,10 @@ int main(int argc, char** argv) {
       const Architecture arch = bench::nb201_arch(kCell, row.n, row.c, row.channels, row.size);
       std::vector<double> t;
       for (int k = 0; k < 200; ++k) t.push_back(bench::cpu_time_of([&] { exec.compile(arch); }));
-      std::printf("| N=%lld, C=%lld | %zu | %zu | %.1f | %.3f%% |\n",
-                  static_cast<long long>(row.n), static_cast<long long>(row.c),
-                  boost::num_vertices(arch.graph), exec.parameters(arch).size(),
-                  bench::median(t) * 1e6, 100.0 * bench::median(t) / plan_times[i]);
+      std::printf("| N=%lld, C=%lld | %zu | %zu | %.1f | %.3f%% |\n", static_cast<long long>(row.n),
+                  static_cast<long long>(row.c), boost::num_vertices(arch.graph),
+                  exec.parameters(arch).size(), bench::median(t) * 1e6,
+                  100.0 * bench::median(t) / plan_times[i]);
     }
     std::cout << "\nReproduce: `" << argv[0] << (argc > 1 ? std::string(" ") + argv[1] : "")
               << "` (from a Release build; `cmake --build <build> --target "

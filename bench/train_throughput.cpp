@@ -62,8 +62,9 @@ int main(int argc, char** argv) {
     const double budget = std::atof(flag(argc, argv, "seconds", "8").c_str());
     const std::string cell = flag(argc, argv, "cell", bench::kExampleCell);
     if (threads < 1 || (clock != "wall" && clock != "cpu") || !(budget > 0))
-      throw Error("usage: hypernas_bench_train_throughput [--threads=N>=1] [--clock=wall|cpu] "
-                  "[--seconds=S>0] [--cell=...]");
+      throw Error(
+          "usage: hypernas_bench_train_throughput [--threads=N>=1] [--clock=wall|cpu] "
+          "[--seconds=S>0] [--cell=...]");
     at::set_num_threads(threads);
     const bool cpu = clock == "cpu";
     const std::int64_t batch = 64;
@@ -79,9 +80,8 @@ int main(int argc, char** argv) {
               << "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
 
     const auto CL = exec::Layout::ChannelsLast, NCHW = exec::Layout::Contiguous;
-    const std::vector<Row> rows = {{1, 16, 3, 32, CL},   {1, 16, 1, 28, CL},
-                                   {5, 16, 3, 32, CL},   {5, 16, 1, 28, CL},
-                                   {1, 16, 3, 32, NCHW}, {1, 16, 1, 28, NCHW}};
+    const std::vector<Row> rows = {{1, 16, 3, 32, CL}, {1, 16, 1, 28, CL},   {5, 16, 3, 32, CL},
+                                   {5, 16, 1, 28, CL}, {1, 16, 3, 32, NCHW}, {1, 16, 1, 28, NCHW}};
     for (const Row& row : rows) {
       const exec::GraphExecutor exec(exec::ExecutorOptions{row.layout});
       const Architecture arch = bench::nb201_arch(cell, row.n, row.c, row.channels, row.size);
@@ -119,21 +119,21 @@ int main(int argc, char** argv) {
       std::vector<double> times;
       double spent = 0;
       while ((spent < budget && times.size() < 200) || times.size() < 3) {
-        const double wall = bench::time_of([&] {
-          times.push_back(cpu ? bench::cpu_time_of(step) : bench::time_of(step));
-        });
+        const double wall = bench::time_of(
+            [&] { times.push_back(cpu ? bench::cpu_time_of(step) : bench::time_of(step)); });
         spent += wall;
       }
       const double med = bench::median(times);
       const double best = *std::min_element(times.begin(), times.end());
-      std::printf("| N=%lld, C=%lld | %lldx%lldx%lld | %s | %lld | %.1f | %zu | %.1f | %.1f | %.0f | "
-                  "%.0f |\n",
-                  static_cast<long long>(row.n), static_cast<long long>(row.c),
-                  static_cast<long long>(row.size), static_cast<long long>(row.size),
-                  static_cast<long long>(row.channels), layout_name(row.layout),
-                  static_cast<long long>(st.params), static_cast<double>(st.flops) / 1e6,
-                  times.size(), med * 1e3, best * 1e3, static_cast<double>(batch) / med,
-                  static_cast<double>(batch) / best);
+      std::printf(
+          "| N=%lld, C=%lld | %lldx%lldx%lld | %s | %lld | %.1f | %zu | %.1f | %.1f | %.0f | "
+          "%.0f |\n",
+          static_cast<long long>(row.n), static_cast<long long>(row.c),
+          static_cast<long long>(row.size), static_cast<long long>(row.size),
+          static_cast<long long>(row.channels), layout_name(row.layout),
+          static_cast<long long>(st.params), static_cast<double>(st.flops) / 1e6, times.size(),
+          med * 1e3, best * 1e3, static_cast<double>(batch) / med,
+          static_cast<double>(batch) / best);
       std::fflush(stdout);
     }
 
@@ -154,10 +154,11 @@ int main(int argc, char** argv) {
       o.valid_images = 64;
       o.test_images = 64;
       const auto r = train::train(ctx, arch, *data, o, exec);
-      std::printf("\ntrain::train() end to end (default executor: layout auto), N=1, C=16, "
-                  "32x32x3: %lld steps in %.2f s of training steps: %.0f images/s.\n",
-                  static_cast<long long>(r.steps), r.train_seconds,
-                  static_cast<double>(r.images) / r.train_seconds);
+      std::printf(
+          "\ntrain::train() end to end (default executor: layout auto), N=1, C=16, "
+          "32x32x3: %lld steps in %.2f s of training steps: %.0f images/s.\n",
+          static_cast<long long>(r.steps), r.train_seconds,
+          static_cast<double>(r.images) / r.train_seconds);
     }
     std::cout << "\nReproduce: `" << argv[0];
     for (int i = 1; i < argc; ++i) std::cout << " " << argv[i];

@@ -24,6 +24,8 @@ case "$mode" in
     exec "$build/kernel/cli/hypernas" run scripts/ghn_search.lua "$@"
     ;;
   test)
+    # The sources follow .clang-format; a file that does not fails the run before the build.
+    bash scripts/format.sh check
     configure -DHYPERNAS_WERROR=ON -DHYPERNAS_BUILD_TESTS=ON
     start=$(date +%s)
     cmake --build "$build" -j "$jobs"

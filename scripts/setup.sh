@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config ccache git
+  build-essential cmake ninja-build pkg-config ccache git clang-format
   libtorch-dev libopenblas0-pthread
   libboost-dev libboost-filesystem-dev libboost-graph-dev
   liblua5.4-dev libcxxopts-dev libgtest-dev libsqlite3-dev nlohmann-json3-dev

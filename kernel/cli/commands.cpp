@@ -1,7 +1,7 @@
 #include "kernel/cli/commands.h"
 
-#include <cctype>
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -13,9 +13,9 @@
 #include <cxxopts.hpp>
 
 #include "kernel/core/cancel.h"
+#include "kernel/core/context.h"
 #include "kernel/core/log.h"
 #include "kernel/core/progress.h"
-#include "kernel/core/context.h"
 #include "kernel/data/dataset.h"
 #include "kernel/device/device.h"
 #include "kernel/graph/serialize.h"
@@ -95,7 +95,8 @@ int cmd_arch(int argc, char** argv) {
   plugin::Registry registry;
   registry.scan(plugin::Registry::default_search_path());
   Options space_options;
-  if (r.count("set")) space_options = sets_to_options(parse_sets(r["set"].as<std::vector<std::string>>()));
+  if (r.count("set"))
+    space_options = sets_to_options(parse_sets(r["set"].as<std::vector<std::string>>()));
   auto space = registry.create_space(r["space"].as<std::string>(), space_options);
   std::string text = r["arch"].as<std::string>();
   Architecture arch;
@@ -187,7 +188,8 @@ int cmd_score(int argc, char** argv) {
     return 0;
   }
   for (const char* required : {"surrogate", "space", "archs"})
-    if (!r.count(required)) throw UsageError(cat("missing --", required, " (see hypernas score --help)"));
+    if (!r.count(required))
+      throw UsageError(cat("missing --", required, " (see hypernas score --help)"));
 
   plugin::Registry registry;
   registry.scan(plugin::Registry::default_search_path());
@@ -216,7 +218,8 @@ int cmd_score(int argc, char** argv) {
     data = data::open_dataset(d, sc.device);
   }
   Options space_options;
-  if (r.count("set")) space_options = sets_to_options(parse_sets(r["set"].as<std::vector<std::string>>()));
+  if (r.count("set"))
+    space_options = sets_to_options(parse_sets(r["set"].as<std::vector<std::string>>()));
   auto space = run.make_space(r["space"].as<std::string>(), space_options, data.get());
   Options surrogate_options;
   if (r.count("option"))
@@ -277,8 +280,9 @@ int cmd_score(int argc, char** argv) {
       }
       for (const auto& f : e.failed) {
         const ArchStats st = space->stats(f.arch);
-        std::snprintf(row, sizeof row, ",nan,%lld,%lld,0,%d,failed,", static_cast<long long>(st.params),
-                      static_cast<long long>(st.flops), f.reused ? 1 : 0);
+        std::snprintf(row, sizeof row, ",nan,%lld,%lld,0,%d,failed,",
+                      static_cast<long long>(st.params), static_cast<long long>(st.flops),
+                      f.reused ? 1 : 0);
         out << csv_text(f.arch.text) << row << csv_text(f.reason) << "\n" << std::flush;
       }
     }
@@ -323,15 +327,16 @@ int cmd_runs(int argc, char** argv) {
     if (!fs::is_directory(root, ec))
       throw Error(cat("no results folder ", root.string(), " (see --results)"));
     for (const auto& entry : fs::directory_iterator(root, ec))
-      if (fs::is_regular_file(entry.path() / "experiment.db")) experiments.push_back(entry.path().filename().string());
+      if (fs::is_regular_file(entry.path() / "experiment.db"))
+        experiments.push_back(entry.path().filename().string());
     std::sort(experiments.begin(), experiments.end());
     if (experiments.empty()) throw Error(cat("no experiments in ", root.string()));
   }
   nlohmann::json all = nlohmann::json::array();
   std::ostringstream table;
   char line[512];
-  std::snprintf(line, sizeof line, "%-16s %4s  %-11s %-24s %-24s %6s %6s  %s\n", "experiment", "run",
-                "state", "started", "ended", "evals", "failed", "script and arguments");
+  std::snprintf(line, sizeof line, "%-16s %4s  %-11s %-24s %-24s %6s %6s  %s\n", "experiment",
+                "run", "state", "started", "ended", "evals", "failed", "script and arguments");
   table << line;
   for (const auto& name : experiments) {
     auto store = session::RunSession::open_existing(root, name);
@@ -341,12 +346,18 @@ int cmd_runs(int argc, char** argv) {
       if (args.is_object() && args.contains("command") && args["command"].is_string() &&
           !args["command"].get<std::string>().empty())
         command = args["command"].get<std::string>();
-      all.push_back({{"experiment", name},      {"id", run.id},
-                     {"state", run.state},      {"script", run.script},
-                     {"args", args},            {"seed", run.seed},
-                     {"started_at", run.started_at}, {"ended_at", run.ended_at},
-                     {"pid", run.pid},          {"host", run.host},
-                     {"heartbeat_at", run.heartbeat_at}, {"evaluations", run.evaluations},
+      all.push_back({{"experiment", name},
+                     {"id", run.id},
+                     {"state", run.state},
+                     {"script", run.script},
+                     {"args", args},
+                     {"seed", run.seed},
+                     {"started_at", run.started_at},
+                     {"ended_at", run.ended_at},
+                     {"pid", run.pid},
+                     {"host", run.host},
+                     {"heartbeat_at", run.heartbeat_at},
+                     {"evaluations", run.evaluations},
                      {"failures", run.failures}});
       std::snprintf(line, sizeof line, "%-16s %4lld  %-11s %-24s %-24s %6lld %6lld  ",
                     abbreviate(name, 16).c_str(), static_cast<long long>(run.id), run.state.c_str(),
@@ -364,8 +375,8 @@ int cmd_plugins(int argc, char** argv) {
                      cat("List the plugins found, and every file refused with its reason.",
                          kPluginPathNote));
   o.add_options()("json", "print JSON instead of a table")(
-      "strict", "exit with 1 when any file was refused (for CI and install checks)")(
-      "h,help", "this text");
+      "strict", "exit with 1 when any file was refused (for CI and install checks)")("h,help",
+                                                                                     "this text");
   auto r = o.parse(argc, argv);
   if (r.count("help")) {
     std::cout << o.help();
@@ -427,7 +438,8 @@ int cmd_run(int argc, char** argv) {
     config.experiment = r["experiment"].as<std::string>();
     if (config.experiment.empty() || config.experiment.find('/') != std::string::npos ||
         config.experiment == "." || config.experiment == "..")
-      throw UsageError(cat("--experiment must be a plain folder name, got '", config.experiment, "'"));
+      throw UsageError(
+          cat("--experiment must be a plain folder name, got '", config.experiment, "'"));
   }
   config.results_root = r["results"].as<std::string>();
   if (r.count("set")) config.args = parse_sets(r["set"].as<std::vector<std::string>>());
@@ -441,8 +453,10 @@ int cmd_run(int argc, char** argv) {
     // a plain number is MiB.
     const std::string size = r["lua-memory"].as<std::string>();
     const auto bad = [&size]() {
-      return UsageError(cat("--lua-memory expects a size such as 512M, 4G or a number of MiB "
-                            "(at least 1M), got '", size, "'"));
+      return UsageError(
+          cat("--lua-memory expects a size such as 512M, 4G or a number of MiB "
+              "(at least 1M), got '",
+              size, "'"));
     };
     std::size_t digits = 0;
     double value = 0;
@@ -455,8 +469,10 @@ int cmd_run(int argc, char** argv) {
     for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     double scale = 0;
     if (unit.empty()) scale = 0x1p20;
-    const std::pair<const char*, double> units[] = {{"K", 0x1p10}, {"M", 0x1p20},
-                                                    {"G", 0x1p30}, {"T", 0x1p40}};
+    const std::pair<const char*, double> units[] = {{"K", 0x1p10},
+                                                    {"M", 0x1p20},
+                                                    {"G", 0x1p30},
+                                                    {"T", 0x1p40}};
     for (const auto& [prefix, factor] : units)
       for (const char* tail : {"", "B", "IB"})
         if (unit == std::string(prefix) + tail) scale = factor;
@@ -466,7 +482,8 @@ int cmd_run(int argc, char** argv) {
       throw bad();
     config.lua_memory_bytes = static_cast<std::size_t>(bytes);
   }
-  for (int i = 0; i < argc; ++i) config.command_line += (i ? " " : "hypernas ") + std::string(argv[i]);
+  for (int i = 0; i < argc; ++i)
+    config.command_line += (i ? " " : "hypernas ") + std::string(argv[i]);
 
   plugin::Registry registry;
   registry.scan(plugin::Registry::default_search_path());

@@ -32,15 +32,17 @@ void reset_cancel() {
 }
 
 void set_deadline(std::optional<std::chrono::steady_clock::time_point> deadline) {
-  g_deadline_ns = deadline ? std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 deadline->time_since_epoch()).count()
-                           : 0;
+  g_deadline_ns =
+      deadline ? std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch())
+                     .count()
+               : 0;
 }
 
 bool cancelled() {
   if (g_reason.load() != nullptr) return true;
   long long d = g_deadline_ns.load();
-  if (d != 0 && std::chrono::steady_clock::now().time_since_epoch() >= std::chrono::nanoseconds(d)) {
+  if (d != 0 &&
+      std::chrono::steady_clock::now().time_since_epoch() >= std::chrono::nanoseconds(d)) {
     g_reason = "time limit reached";
     return true;
   }

@@ -17,12 +17,12 @@ using NotifyFn = std::function<bool(const std::string&, const std::map<std::stri
 
 /// The services of one run, shared by every plugin call in it.
 struct RunServices {
-  c10::Device device{c10::kCPU};      ///< Device chosen with --device.
-  std::uint64_t seed = 0;             ///< The run's seed.
-  int threads = 1;                    ///< CPU threads.
-  ResultStore* store = nullptr;       ///< The experiment's store (owned by the run).
-  const Executor* executor = nullptr; ///< The graph executor (owned by the kernel).
-  NotifyFn notify;                    ///< The script's per-candidate callback, if any.
+  c10::Device device{c10::kCPU};       ///< Device chosen with --device.
+  std::uint64_t seed = 0;              ///< The run's seed.
+  int threads = 1;                     ///< CPU threads.
+  ResultStore* store = nullptr;        ///< The experiment's store (owned by the run).
+  const Executor* executor = nullptr;  ///< The graph executor (owned by the kernel).
+  NotifyFn notify;                     ///< The script's per-candidate callback, if any.
   /// Contexts made so far per component: the n-th call into a plugin gets its own random
   /// stream, so two searches in one script do not draw the same candidates, while a rerun of
   /// the same script draws exactly what it drew before.

@@ -28,7 +28,9 @@ void clear_progress_line() {
 }
 
 ConsoleProgress::ConsoleProgress(std::string label, std::int64_t total)
-    : label_(std::move(label)), total_(total), start_(std::chrono::steady_clock::now()),
+    : label_(std::move(label)),
+      total_(total),
+      start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {
   auto mode = static_cast<ProgressMode>(g_mode.load());
   off_ = mode == ProgressMode::Off;

@@ -34,8 +34,9 @@ std::vector<std::string> meta_classes(const fs::path& dir) {
 }  // namespace
 
 const std::vector<std::string>& cifar10_classes() {
-  static const std::vector<std::string> names = {
-      "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+  static const std::vector<std::string> names = {"airplane", "automobile", "bird", "cat",
+                                                 "deer",     "dog",        "frog", "horse",
+                                                 "ship",     "truck"};
   return names;
 }
 

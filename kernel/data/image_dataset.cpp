@@ -293,12 +293,9 @@ ProblemSpec ImageDataset::spec() const { return state_->spec; }
 
 std::int64_t ImageDataset::size(Split split) const {
   switch (split) {
-    case Split::Train:
-      return state_->train_index.size(0);
-    case Split::Valid:
-      return state_->valid_index.size(0);
-    case Split::Test:
-      return state_->test_size;
+    case Split::Train: return state_->train_index.size(0);
+    case Split::Valid: return state_->valid_index.size(0);
+    case Split::Test: return state_->test_size;
   }
   return 0;
 }
@@ -330,12 +327,9 @@ c10::Device ImageDataset::device() const { return state_->device; }
 
 at::Tensor ImageDataset::indices(Split split) const {
   switch (split) {
-    case Split::Train:
-      return state_->train_index.clone();
-    case Split::Valid:
-      return state_->valid_index.clone();
-    case Split::Test:
-      return at::arange(state_->test_size, at::kLong);
+    case Split::Train: return state_->train_index.clone();
+    case Split::Valid: return state_->valid_index.clone();
+    case Split::Test: return at::arange(state_->test_size, at::kLong);
   }
   return at::empty({0}, at::kLong);
 }

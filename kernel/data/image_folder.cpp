@@ -210,7 +210,8 @@ ImageSet read_image_folder(const std::string& dir, const FolderOptions& options)
     key = cat("folder=", canonical.string(), "\nfiles=", n, "\nbytes=", total,
               "\nlisting=", hex64(listing_hash), "\nclasses=");
     for (const auto& c : classes) key += c + "\t";
-    cache_file = (fs::path(options.cache_dir) / ("images-" + hex64(fnv1a64(key)) + ".bin")).string();
+    cache_file =
+        (fs::path(options.cache_dir) / ("images-" + hex64(fnv1a64(key)) + ".bin")).string();
     if (auto cached = load_cache(cache_file, key, n)) {
       core::write_log(LogLevel::Debug, "data",
                       cat("read ", n, " decoded images of ", dir, " from ", cache_file));
@@ -221,10 +222,10 @@ ImageSet read_image_folder(const std::string& dir, const FolderOptions& options)
   const bool report = n >= options.report_threshold;
   const auto start = std::chrono::steady_clock::now();
   if (report)
-    core::write_log(
-        LogLevel::Info, "data",
-        cat("decoding ", n, " images in ", dir,
-            cache_file.empty() ? std::string() : cat(" (cached afterwards in ", cache_file, ")")));
+    core::write_log(LogLevel::Info, "data",
+                    cat("decoding ", n, " images in ", dir,
+                        cache_file.empty() ? std::string()
+                                           : cat(" (cached afterwards in ", cache_file, ")")));
 
   // The first image fixes the shape; the others must match (channels are converted).
   std::vector<std::uint8_t> file, pixels;

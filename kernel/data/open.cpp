@@ -49,10 +49,8 @@ std::string default_root(const std::string& name) {
 
 DatasetOptions resolve_options(const DatasetOptions& options) {
   DatasetOptions o = options;
-  if (o.root.empty())
-    o.root = default_root(o.name);  // also rejects an unknown name
-  else
-    default_root(o.name);
+  if (o.root.empty()) o.root = default_root(o.name);  // also rejects an unknown name
+  else default_root(o.name);
   if (o.root.empty())
     throw UsageError(cat("dataset \"", o.name,
                          "\" needs a root: a folder holding train/<class>/*.jpg|png "

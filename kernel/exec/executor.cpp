@@ -31,9 +31,9 @@ enum class OpKind : std::uint8_t {
 
 bool parse_op(const std::string& op, OpKind* out) {
   static const std::pair<const char*, OpKind> kOps[] = {
-      {"input", OpKind::Input},      {"conv", OpKind::Conv},        {"bn", OpKind::Bn},
-      {"relu", OpKind::Relu},        {"avg_pool", OpKind::AvgPool}, {"max_pool", OpKind::MaxPool},
-      {"add", OpKind::Add},          {"concat", OpKind::Concat},    {"gap", OpKind::Gap},
+      {"input", OpKind::Input},  {"conv", OpKind::Conv},        {"bn", OpKind::Bn},
+      {"relu", OpKind::Relu},    {"avg_pool", OpKind::AvgPool}, {"max_pool", OpKind::MaxPool},
+      {"add", OpKind::Add},      {"concat", OpKind::Concat},    {"gap", OpKind::Gap},
       {"linear", OpKind::Linear}};
   for (const auto& [name, kind] : kOps) {
     if (op == name) {
@@ -57,12 +57,12 @@ constexpr std::int32_t kNever = std::numeric_limits<std::int32_t>::max();
 /// One vertex of the graph, ready to run.
 struct Step {
   OpKind op = OpKind::Add;
-  std::int32_t in_begin = 0;   ///< Range of this step's inputs in Plan::inputs.
+  std::int32_t in_begin = 0;  ///< Range of this step's inputs in Plan::inputs.
   std::int32_t in_end = 0;
-  std::int32_t free_begin = 0; ///< Range of the values to drop after this step in Plan::frees.
+  std::int32_t free_begin = 0;  ///< Range of the values to drop after this step in Plan::frees.
   std::int32_t free_end = 0;
-  std::int32_t weight = -1;    ///< Index of the weight in Plan::params (-1: none).
-  std::int32_t bias = -1;      ///< Index of the bias in Plan::params (-1: none).
+  std::int32_t weight = -1;  ///< Index of the weight in Plan::params (-1: none).
+  std::int32_t bias = -1;    ///< Index of the bias in Plan::params (-1: none).
   std::int64_t c_in = 0;
   std::int64_t c_out = 0;
   std::int64_t kernel = 0;
@@ -94,16 +94,16 @@ std::shared_ptr<const Plan> GraphExecutor::compile(const Architecture& arch) con
   plan->space = arch.space;
   plan->text = arch.text;
   HYPERNAS_CHECK(n > 0, "executor: architecture ", plan->where(), " has no nodes");
-  HYPERNAS_CHECK(n < kNever, "executor: architecture ", plan->where(), " has too many nodes (",
-                 n, ")");
+  HYPERNAS_CHECK(n < kNever, "executor: architecture ", plan->where(), " has too many nodes (", n,
+                 ")");
   plan->steps.resize(static_cast<std::size_t>(n));
   plan->names.resize(static_cast<std::size_t>(n));
   std::vector<std::int32_t> last_use(static_cast<std::size_t>(n), -1);
   std::vector<std::pair<std::int64_t, std::int32_t>> exits;
   std::vector<std::int32_t> in;
 
-  auto add_param = [&plan](const OpNode& node, const char* suffix,
-                           std::vector<std::int64_t> shape, ParamRole role) {
+  auto add_param = [&plan](const OpNode& node, const char* suffix, std::vector<std::int64_t> shape,
+                           ParamRole role) {
     for (std::int64_t d : shape)
       HYPERNAS_CHECK(d > 0, "executor: node '", node.name, "' (", node.op,
                      ") would need a parameter of shape ", shape_text(shape),
@@ -207,11 +207,10 @@ std::shared_ptr<const Plan> GraphExecutor::compile(const Architecture& arch) con
         break;
       case OpKind::Add:
         if (in.empty() && s.c_out < 1)
-          throw fail(cat("an add without inputs makes zeros of c_out channels; c_out is ",
-                         s.c_out));
+          throw fail(
+              cat("an add without inputs makes zeros of c_out channels; c_out is ", s.c_out));
         break;
-      default:
-        break;
+      default: break;
     }
     if (node.exit >= 0) {
       for (const auto& [e, u] : exits)
@@ -280,15 +279,15 @@ CaptureResult GraphExecutor::forward_capture(const Architecture& arch, const Wei
   }
   for (const auto& name : capture.nodes)
     HYPERNAS_CHECK(std::find(plan->names.begin(), plan->names.end(), name) != plan->names.end(),
-                   "executor: forward_capture asks for node '", name,
-                   "', which architecture ", plan->where(), " does not have");
+                   "executor: forward_capture asks for node '", name, "', which architecture ",
+                   plan->where(), " does not have");
   CaptureResult result;
-  std::function<void(std::size_t, const at::Tensor&)> tap =
-      [&](std::size_t v, const at::Tensor& out) {
-        const OpNode& node = arch.graph[v];
-        if (capture.observer) capture.observer(node, out);
-        if (keep[v]) result.captured.push_back({node.name, node.op, out});
-      };
+  std::function<void(std::size_t, const at::Tensor&)> tap = [&](std::size_t v,
+                                                                const at::Tensor& out) {
+    const OpNode& node = arch.graph[v];
+    if (capture.observer) capture.observer(node, out);
+    if (keep[v]) result.captured.push_back({node.name, node.op, out});
+  };
   result.exits = run(*plan, weights, images, &tap);
   return result;
 }
@@ -297,8 +296,8 @@ std::vector<at::Tensor> GraphExecutor::run(
     const Plan& plan, const WeightMap& weights, const at::Tensor& images,
     const std::function<void(std::size_t, const at::Tensor&)>* tap) const {
   HYPERNAS_CHECK(images.defined() && images.dim() == 4,
-                 "executor: expected images [N, C, H, W] for architecture ", plan.where(),
-                 ", got ", images.defined() ? shape_text(images.sizes()) : "an undefined tensor");
+                 "executor: expected images [N, C, H, W] for architecture ", plan.where(), ", got ",
+                 images.defined() ? shape_text(images.sizes()) : "an undefined tensor");
 
   // Resolve every parameter once, checking its shape.
   std::vector<const at::Tensor*> w(plan.params.size(), nullptr);
@@ -307,8 +306,8 @@ std::vector<at::Tensor> GraphExecutor::run(
     auto it = weights.find(p.name);
     HYPERNAS_CHECK(it != weights.end() && it->second.defined(), "executor: missing weight '",
                    p.name, "' (expected shape ", shape_text(p.shape), ", got ",
-                   it == weights.end() ? "no entry" : "an undefined tensor", ") for node '",
-                   p.node, "' of architecture ", plan.where());
+                   it == weights.end() ? "no entry" : "an undefined tensor", ") for node '", p.node,
+                   "' of architecture ", plan.where());
     HYPERNAS_CHECK(it->second.sizes() == at::IntArrayRef(p.shape), "executor: weight '", p.name,
                    "' has shape ", shape_text(it->second.sizes()), ", expected ",
                    shape_text(p.shape), " (node '", p.node, "' of architecture ", plan.where(),
@@ -334,15 +333,15 @@ std::vector<at::Tensor> GraphExecutor::run(
   for (std::size_t v = 0; v < plan.steps.size(); ++v) {
     const Step& s = plan.steps[v];
     auto fail = [&](const std::string& why) {
-      return Error(cat("executor: node '", plan.names[v], "' of architecture ", plan.where(),
-                       ": ", why));
+      return Error(
+          cat("executor: node '", plan.names[v], "' of architecture ", plan.where(), ": ", why));
     };
     // The node's input: the sum (or concatenation) of its in-neighbours' outputs.
     at::Tensor x;
     if (s.op == OpKind::Input) {
       if (s.c_out > 0 && images.size(1) != s.c_out)
-        throw fail(cat("expects images of ", s.c_out, " channels, got ",
-                       shape_text(images.sizes())));
+        throw fail(
+            cat("expects images of ", s.c_out, " channels, got ", shape_text(images.sizes())));
       x = images.contiguous(format);
     } else if (s.op == OpKind::Concat) {
       parts.clear();
@@ -359,10 +358,11 @@ std::vector<at::Tensor> GraphExecutor::run(
         const at::Tensor& y =
             value[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])];
         if (x.sizes() != y.sizes())
-          throw fail(cat("cannot add its inputs of shapes ", shape_text(x.sizes()), " and ",
-                         shape_text(y.sizes()), " (from node '",
-                         plan.names[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])],
-                         "')"));
+          throw fail(
+              cat("cannot add its inputs of shapes ", shape_text(x.sizes()), " and ",
+                  shape_text(y.sizes()), " (from node '",
+                  plan.names[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])],
+                  "')"));
         // The first addition makes a fresh tensor; later ones add into it (add's backward
         // needs neither operand, so this is safe under autograd).
         x = k == s.in_begin + 1 ? at::add(x, y) : x.add_(y);
@@ -373,9 +373,7 @@ std::vector<at::Tensor> GraphExecutor::run(
     switch (s.op) {
       case OpKind::Input:
       case OpKind::Add:
-      case OpKind::Concat:
-        out = std::move(x);
-        break;
+      case OpKind::Concat: out = std::move(x); break;
       case OpKind::Conv:
         if (x.dim() != 4 || x.size(1) != s.c_in)
           throw fail(cat("expects an input of ", s.c_in, " channels, got ", shape_text(x.sizes())));
@@ -387,22 +385,20 @@ std::vector<at::Tensor> GraphExecutor::run(
         break;
       case OpKind::Bn:
         if (x.dim() < 2 || x.size(1) != s.c_out)
-          throw fail(cat("expects an input of ", s.c_out, " channels, got ", shape_text(x.sizes())));
+          throw fail(
+              cat("expects an input of ", s.c_out, " channels, got ", shape_text(x.sizes())));
         out = at::batch_norm(x, *w[static_cast<std::size_t>(s.weight)],
                              *w[static_cast<std::size_t>(s.bias)], {}, {}, /*training=*/true,
                              /*momentum=*/0.1, /*eps=*/1e-5, /*cudnn_enabled=*/true);
         break;
-      case OpKind::Relu:
-        out = at::relu(x);
-        break;
+      case OpKind::Relu: out = at::relu(x); break;
       case OpKind::AvgPool:
-        out = at::avg_pool2d(x, {s.kernel, s.kernel}, {s.stride, s.stride},
-                             {s.padding, s.padding}, /*ceil_mode=*/false,
+        out = at::avg_pool2d(x, {s.kernel, s.kernel}, {s.stride, s.stride}, {s.padding, s.padding},
+                             /*ceil_mode=*/false,
                              /*count_include_pad=*/false);
         break;
       case OpKind::MaxPool:
-        out = at::max_pool2d(x, {s.kernel, s.kernel}, {s.stride, s.stride},
-                             {s.padding, s.padding});
+        out = at::max_pool2d(x, {s.kernel, s.kernel}, {s.stride, s.stride}, {s.padding, s.padding});
         break;
       case OpKind::Gap:
         if (x.dim() != 4) throw fail(cat("expects a 4-D input, got ", shape_text(x.sizes())));
@@ -445,12 +441,8 @@ WeightMap GraphExecutor::init_weights(const Plan& plan, std::uint64_t seed, c10:
         t.normal_(0.0, std::sqrt(2.0 / static_cast<double>(p.fan_out)), gen);
         break;
       }
-      case ParamRole::BnWeight:
-        t.fill_(1.0);
-        break;
-      case ParamRole::BnBias:
-        t.zero_();
-        break;
+      case ParamRole::BnWeight: t.fill_(1.0); break;
+      case ParamRole::BnBias: t.zero_(); break;
       case ParamRole::LinearWeight:
       case ParamRole::LinearBias: {
         // torch::nn::Linear: kaiming_uniform(a = sqrt(5)) gives bound 1/sqrt(fan_in), and

@@ -22,11 +22,11 @@ struct IntField {
   const char* key;
   std::int64_t OpNode::*member;
 };
-constexpr IntField kIntFields[] = {
-    {"c_in", &OpNode::c_in},         {"c_out", &OpNode::c_out},   {"kernel", &OpNode::kernel},
-    {"stride", &OpNode::stride},     {"dilation", &OpNode::dilation},
-    {"groups", &OpNode::groups},     {"scale", &OpNode::scale},   {"module", &OpNode::module},
-    {"exit", &OpNode::exit}};
+constexpr IntField kIntFields[] = {{"c_in", &OpNode::c_in},         {"c_out", &OpNode::c_out},
+                                   {"kernel", &OpNode::kernel},     {"stride", &OpNode::stride},
+                                   {"dilation", &OpNode::dilation}, {"groups", &OpNode::groups},
+                                   {"scale", &OpNode::scale},       {"module", &OpNode::module},
+                                   {"exit", &OpNode::exit}};
 
 /// Smallest value allowed for each integer attribute (see validate()).
 std::int64_t min_value(const char* key) {
@@ -82,13 +82,12 @@ std::string dot_escape(const std::string& s) {
 /// Where a JSON error is, for messages: "node 3 ('s0.conv')" or "edge 2".
 std::string node_where(std::size_t i, const Json& node) {
   auto it = node.find("name");
-  if (it != node.end() && it->is_string()) return cat("node ", i, " ('", it->get<std::string>(), "')");
+  if (it != node.end() && it->is_string())
+    return cat("node ", i, " ('", it->get<std::string>(), "')");
   return cat("node ", i);
 }
 
-[[noreturn]] void fail(const std::string& what) {
-  throw Error(cat("architecture JSON: ", what));
-}
+[[noreturn]] void fail(const std::string& what) { throw Error(cat("architecture JSON: ", what)); }
 
 void check_keys(const Json& obj, const std::set<std::string>& allowed, const std::string& where) {
   for (auto it = obj.begin(); it != obj.end(); ++it) {
@@ -193,8 +192,8 @@ Architecture from_json(const std::string& text) {
     for (int k = 0; k < 2; ++k) {
       ends[k] = as_int64(je[k], cat(where, k == 0 ? "source" : "target"));
       if (ends[k] < 0 || ends[k] >= n)
-        fail(cat(where, k == 0 ? "source " : "target ", ends[k], " is not a node index (",
-                 n, " nodes)"));
+        fail(cat(where, k == 0 ? "source " : "target ", ends[k], " is not a node index (", n,
+                 " nodes)"));
     }
     pairs.emplace_back(static_cast<std::size_t>(ends[0]), static_cast<std::size_t>(ends[1]));
   }

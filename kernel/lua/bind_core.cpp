@@ -62,12 +62,8 @@ HYPERNAS_LUA_FN(l_arg) {
       if (kind != "bool") throw UsageError(cat("--set ", name, "=", v, ": expected true or false"));
       lua_pushboolean(L, v == "true");
       return 1;
-    case LUA_TSTRING:
-      lua_pushstring(L, v.c_str());
-      return 1;
-    default:
-      push_arg(L, v);
-      return 1;
+    case LUA_TSTRING: lua_pushstring(L, v.c_str()); return 1;
+    default: push_arg(L, v); return 1;
   }
 }
 
@@ -119,7 +115,7 @@ HYPERNAS_LUA_FN(l_on_candidate) {
   lua_State* state = L;
   HostState* host = &s;
   s.services().notify = [state, host](const std::string& event,
-                                    const std::map<std::string, double>& values) {
+                                      const std::map<std::string, double>& values) {
     lua_rawgeti(state, LUA_REGISTRYINDEX, host->callback_ref);
     lua_pushstring(state, event.c_str());
     lua_createtable(state, 0, static_cast<int>(values.size()));
@@ -173,8 +169,8 @@ HYPERNAS_LUA_FN(l_evaluations) {
     check_keys(L, 2, "nas.evaluations(key, {...})", {"status"});
     status = opt_string_field(L, 2, "status", "ok");
     if (status != "ok" && status != "failed" && status != "all")
-      throw UsageError(cat("nas.evaluations: status must be \"ok\", \"failed\" or \"all\", got '",
-                           status, "'"));
+      throw UsageError(
+          cat("nas.evaluations: status must be \"ok\", \"failed\" or \"all\", got '", status, "'"));
     if (status == "all") status.clear();
   }
   auto rows = require_store(L).evaluations(filter, status);
@@ -251,8 +247,7 @@ HYPERNAS_LUA_FN(l_preset) {
     }
   }
   if (file.empty()) throw Error(cat("no preset named '", name, "'; looked for:", searched));
-  if (luaL_loadfilex(L, file.string().c_str(), "t") != LUA_OK)
-    throw Error(lua_tostring(L, -1));
+  if (luaL_loadfilex(L, file.string().c_str(), "t") != LUA_OK) throw Error(lua_tostring(L, -1));
   lua_createtable(L, 0, 4);  // the preset's whole environment
   for (const char* lib : {"string", "table", "math"}) {
     lua_getglobal(L, lib);
@@ -268,8 +263,9 @@ HYPERNAS_LUA_FN(l_preset) {
 
 /// nas.clock(): seconds on a monotonic clock (differences time a step of a script).
 HYPERNAS_LUA_FN(l_clock) {
-  lua_pushnumber(L, std::chrono::duration<double>(
-                        std::chrono::steady_clock::now().time_since_epoch()).count());
+  lua_pushnumber(
+      L,
+      std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count());
   return 1;
 }
 

@@ -117,10 +117,10 @@ std::vector<double> check_numbers(lua_State* L, int i, const char* what) {
   return out;
 }
 
-#define HYPERNAS_METRIC(fn)                                                     \
-  HYPERNAS_LUA_FN(l_##fn) {                                                     \
+#define HYPERNAS_METRIC(fn)                                                             \
+  HYPERNAS_LUA_FN(l_##fn) {                                                             \
     lua_pushnumber(L, metrics::fn(check_numbers(L, 1, "x"), check_numbers(L, 2, "y"))); \
-    return 1;                                                                   \
+    return 1;                                                                           \
   }
 HYPERNAS_METRIC(pearson)
 HYPERNAS_METRIC(spearman)

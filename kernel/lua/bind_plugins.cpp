@@ -206,12 +206,16 @@ HYPERNAS_LUA_FN(surrogate_key) {
 /// surrogate:capabilities(): list of capability names.
 HYPERNAS_LUA_FN(surrogate_capabilities) {
   std::uint32_t caps = check_surrogate(L, 1)->plugin().capabilities();
-  const std::pair<Capability, const char*> names[] = {
-      {kTrainable, "trainable"},        {kGeneratesWeights, "generates_weights"},
-      {kGraphConditioned, "graph"},     {kEncodingConditioned, "encoding"},
-      {kArchGradient, "arch_gradient"}, {kMultiExit, "multi_exit"},
-      {kNeedsData, "needs_data"},       {kUsesSeed, "uses_seed"},
-      {kReadsEvalBatch, "reads_eval_batch"}, {kReadsEvalImages, "reads_eval_images"}};
+  const std::pair<Capability, const char*> names[] = {{kTrainable, "trainable"},
+                                                      {kGeneratesWeights, "generates_weights"},
+                                                      {kGraphConditioned, "graph"},
+                                                      {kEncodingConditioned, "encoding"},
+                                                      {kArchGradient, "arch_gradient"},
+                                                      {kMultiExit, "multi_exit"},
+                                                      {kNeedsData, "needs_data"},
+                                                      {kUsesSeed, "uses_seed"},
+                                                      {kReadsEvalBatch, "reads_eval_batch"},
+                                                      {kReadsEvalImages, "reads_eval_images"}};
   lua_newtable(L);
   int i = 0;
   for (const auto& [flag, name] : names)
@@ -241,7 +245,8 @@ HYPERNAS_LUA_FN(surrogate_fit) {
   HostState& s = host_state(L);
   std::map<std::string, std::vector<double>> curves;
   core::RunServices services = s.services();
-  services.notify = [&curves, &s](const std::string& event, const std::map<std::string, double>& v) {
+  services.notify = [&curves, &s](const std::string& event,
+                                  const std::map<std::string, double>& v) {
     if (event == "fit_step")
       for (const auto& [k, x] : v) curves[k].push_back(x);
     return s.services().notify ? s.services().notify(event, v) : true;

@@ -88,8 +88,8 @@ Options table_to_options(lua_State* L, int index, const std::vector<std::string>
         default: {
           std::string type = luaL_typename(L, -1);
           lua_pop(L, 2);
-          throw UsageError(cat("option '", key, "' has type ", type,
-                               "; expected a boolean, number or string"));
+          throw UsageError(
+              cat("option '", key, "' has type ", type, "; expected a boolean, number or string"));
         }
       }
     }

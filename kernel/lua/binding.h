@@ -53,8 +53,8 @@ store::SqliteStore& require_store(lua_State* L);
 int protect(lua_State* L, const std::function<int(lua_State*)>& body);
 
 /// Declares a lua_CFunction that runs `name##_impl` under protect().
-#define HYPERNAS_LUA_FN(name)                                              \
-  static int name##_impl(lua_State* L);                                    \
+#define HYPERNAS_LUA_FN(name)                                                        \
+  static int name##_impl(lua_State* L);                                              \
   static int name(lua_State* L) { return ::hypernas::lua::protect(L, name##_impl); } \
   static int name##_impl(lua_State* L)
 
@@ -70,7 +70,8 @@ void define_class(lua_State* L, const char* meta, const luaL_Reg* methods);
 template <typename T>
 void push_object(lua_State* L, const char* meta, std::shared_ptr<T> object) {
   void* mem = lua_newuserdatauv(L, sizeof(Boxed), 1);
-  new (mem) Boxed{std::static_pointer_cast<void>(std::const_pointer_cast<std::remove_const_t<T>>(object))};
+  new (mem) Boxed{
+      std::static_pointer_cast<void>(std::const_pointer_cast<std::remove_const_t<T>>(object))};
   luaL_setmetatable(L, meta);
 }
 

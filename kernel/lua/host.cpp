@@ -8,7 +8,6 @@
 #include <limits>
 #include <regex>
 
-
 #include "kernel/core/cancel.h"
 #include "kernel/core/log.h"
 #include "kernel/device/device.h"
@@ -23,11 +22,11 @@ namespace fs = std::filesystem;
 /// script's line and traceback); past `hard` it refuses to allocate (Lua's LUA_ERRMEM), so a
 /// single huge request or a runaway C function cannot take the machine's memory.
 struct LuaMemory {
-  std::size_t used = 0;  ///< Bytes allocated now.
+  std::size_t used = 0;                                         ///< Bytes allocated now.
   std::size_t limit = std::numeric_limits<std::size_t>::max();  ///< The --lua-memory cap.
   std::size_t hard = std::numeric_limits<std::size_t>::max();   ///< limit + 25%.
-  bool armed = false;    ///< memory_hook is set, or usage is still past the limit.
-  bool refused = false;  ///< An allocation was refused at the hard cap.
+  bool armed = false;      ///< memory_hook is set, or usage is still past the limit.
+  bool refused = false;    ///< An allocation was refused at the hard cap.
   lua_State* L = nullptr;  ///< The main thread, whose hook is armed.
 };
 
@@ -44,8 +43,8 @@ LuaMemory& memory_of(lua_State* L) {
 // "Lua memory limit of 64 MiB exceeded (--lua-memory)".
 std::string memory_message(const LuaMemory& m) {
   constexpr std::size_t MiB = std::size_t{1} << 20;
-  const std::string size = m.limit % MiB == 0 ? std::to_string(m.limit / MiB)
-                                               : cat(static_cast<double>(m.limit) / MiB);
+  const std::string size =
+      m.limit % MiB == 0 ? std::to_string(m.limit / MiB) : cat(static_cast<double>(m.limit) / MiB);
   return cat("Lua memory limit of ", size, " MiB exceeded (--lua-memory)");
 }
 
@@ -137,9 +136,9 @@ int safe_load(lua_State* L) {
 }
 
 void open_sandbox(lua_State* L) {
-  const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},          {LUA_STRLIBNAME, luaopen_string},
-                           {LUA_TABLIBNAME, luaopen_table},    {LUA_MATHLIBNAME, luaopen_math},
-                           {LUA_UTF8LIBNAME, luaopen_utf8},    {LUA_COLIBNAME, luaopen_coroutine}};
+  const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
+                           {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+                           {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_COLIBNAME, luaopen_coroutine}};
   for (const auto& lib : libs) {
     luaL_requiref(L, lib.name, lib.func, 1);
     lua_pop(L, 1);
@@ -256,8 +255,7 @@ void Host::run_chunk(int load_status) {
     if (memory_->refused && (status == LUA_ERRMEM || msg.rfind(oom, 0) == 0))
       msg = cat(chunk.short_src, ": ", memory_message(*memory_),
                 msg.substr(std::min(msg.size(), oom.size())));
-    else if (status == LUA_ERRMEM)
-      msg = cat(chunk.short_src, ": ", msg);
+    else if (status == LUA_ERRMEM) msg = cat(chunk.short_src, ": ", msg);
     // What the script left is garbage now: free it before this state runs anything else.
     if (memory_->used > memory_->limit) lua_gc(L_, LUA_GCCOLLECT);
     throw ScriptError(msg);

@@ -36,7 +36,8 @@ double pearson_unchecked(const std::vector<double>& x, const std::vector<double>
 std::vector<std::size_t> order_desc(const std::vector<double>& v) {
   std::vector<std::size_t> idx(v.size());
   std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return v[a] > v[b]; });
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](std::size_t a, std::size_t b) { return v[a] > v[b]; });
   return idx;
 }
 
@@ -79,14 +80,16 @@ double kendall(const std::vector<double>& x, const std::vector<double>& y) {
       else if ((dx > 0) == (dy > 0)) ++concordant;
       else ++discordant;
     }
-  const double denom = std::sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y));
+  const double denom =
+      std::sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y));
   if (denom == 0) return std::numeric_limits<double>::quiet_NaN();
   return (concordant - discordant) / denom;
 }
 
 double top_k_overlap(const std::vector<double>& x, const std::vector<double>& y, std::size_t k) {
   check_pair(x, y, "top_k_overlap");
-  HYPERNAS_CHECK(k >= 1 && k <= x.size(), "top_k_overlap: k must be in [1, ", x.size(), "], got ", k);
+  HYPERNAS_CHECK(k >= 1 && k <= x.size(), "top_k_overlap: k must be in [1, ", x.size(), "], got ",
+                 k);
   auto ox = order_desc(x), oy = order_desc(y);
   std::vector<char> in_y(x.size(), 0);
   for (std::size_t i = 0; i < k; ++i) in_y[oy[i]] = 1;

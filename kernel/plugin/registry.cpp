@@ -44,7 +44,8 @@ std::string normalized_build_id(const std::string& id) {
 constexpr std::size_t kDescriptorHead = offsetof(PluginDescriptor, params);
 // The size of an ABI 1.0 descriptor: fields a later minor appends are read only when a
 // plugin's struct_size covers them, so older plugins keep loading.
-constexpr std::size_t kDescriptorV1Size = offsetof(PluginDescriptor, create) + sizeof(PluginFactory);
+constexpr std::size_t kDescriptorV1Size =
+    offsetof(PluginDescriptor, create) + sizeof(PluginFactory);
 
 bool is_library_name(const fs::path& p) {
   const std::string name = p.filename().string();
@@ -109,9 +110,10 @@ std::string load_failure(const fs::path& file, const std::string& why) {
   if (fs::path(object).filename() != file.filename()) out += cat(" through ", object);
   out += ", which no loaded library defines";
   if (symbol.rfind("_Z", 0) == 0)
-    out += cat(": it was likely built with another C++ ABI (_GLIBCXX_USE_CXX11_ABI) or against "
-               "another Torch than this hypernas (build id ", build_id(),
-               "); rebuild it with the same compiler, standard library and Torch");
+    out +=
+        cat(": it was likely built with another C++ ABI (_GLIBCXX_USE_CXX11_ABI) or against "
+            "another Torch than this hypernas (build id ",
+            build_id(), "); rebuild it with the same compiler, standard library and Torch");
   return out;
 }
 
@@ -187,8 +189,8 @@ bool Registry::load(const fs::path& file) {
     return false;
   }
   if (d->struct_size < kDescriptorHead) {
-    refuse(file, cat("descriptor too small: ", d->struct_size, " bytes, at least ",
-                     kDescriptorHead, " expected"));
+    refuse(file, cat("descriptor too small: ", d->struct_size, " bytes, at least ", kDescriptorHead,
+                     " expected"));
     return false;
   }
   const std::string name = str_or(d->name, "");
@@ -215,7 +217,8 @@ bool Registry::load(const fs::path& file) {
     return false;
   }
   if (!valid_name(d->name)) {
-    refuse(file, cat("invalid plugin name '", name, "' (letters, digits, '_' and '-', at most 64)"));
+    refuse(file,
+           cat("invalid plugin name '", name, "' (letters, digits, '_' and '-', at most 64)"));
     return false;
   }
   if (d->struct_size < kDescriptorV1Size || d->create == nullptr || d->params == nullptr) {
@@ -256,10 +259,9 @@ const PluginInfo& Registry::require(PluginKind kind, const std::string& name) co
   for (const auto& p : plugins_)
     if (p.kind == kind) known += (known.empty() ? "" : ", ") + p.name;
   std::string refused;
-  for (const auto& r : refusals_)
-    refused += cat("\n  refused ", r.path.string(), ": ", r.reason);
-  throw UsageError(cat("no ", kind_name(kind), " plugin named '", name, "'; available: ",
-                       known.empty() ? "(none)" : known, refused));
+  for (const auto& r : refusals_) refused += cat("\n  refused ", r.path.string(), ": ", r.reason);
+  throw UsageError(cat("no ", kind_name(kind), " plugin named '", name,
+                       "'; available: ", known.empty() ? "(none)" : known, refused));
 }
 
 Options Registry::resolve(PluginKind kind, const std::string& name, const Options& given) const {
@@ -311,8 +313,10 @@ std::string Registry::to_json() const {
   for (const auto& p : plugins_) {
     nlohmann::json params = nlohmann::json::array();
     for (const auto& s : p.descriptor->params().specs()) {
-      nlohmann::json j{{"name", s.name}, {"type", type_name(s.type)},
-                       {"default", value_json(s.default_value)}, {"help", s.help}};
+      nlohmann::json j{{"name", s.name},
+                       {"type", type_name(s.type)},
+                       {"default", value_json(s.default_value)},
+                       {"help", s.help}};
       if (s.min) j["min"] = *s.min;
       if (s.max) j["max"] = *s.max;
       if (!s.choices.empty()) j["choices"] = s.choices;

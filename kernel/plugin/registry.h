@@ -24,15 +24,15 @@ namespace hypernas::plugin {
 
 /// A plugin that passed every check.
 struct PluginInfo {
-  std::string name;                 ///< Name scripts use.
-  PluginKind kind{};                ///< What it provides.
-  std::string version;              ///< Plugin's own version.
-  std::string summary;              ///< One line of description.
-  std::uint32_t abi_major = 0;      ///< ABI it was built for.
-  std::uint32_t abi_minor = 0;      ///< ABI minor it was built for.
-  std::string build_id;             ///< Build id it was built with.
-  std::filesystem::path path;       ///< The library file.
-  const PluginDescriptor* descriptor = nullptr;      ///< Its descriptor (inside the library).
+  std::string name;                                     ///< Name scripts use.
+  PluginKind kind{};                                    ///< What it provides.
+  std::string version;                                  ///< Plugin's own version.
+  std::string summary;                                  ///< One line of description.
+  std::uint32_t abi_major = 0;                          ///< ABI it was built for.
+  std::uint32_t abi_minor = 0;                          ///< ABI minor it was built for.
+  std::string build_id;                                 ///< Build id it was built with.
+  std::filesystem::path path;                           ///< The library file.
+  const PluginDescriptor* descriptor = nullptr;         ///< Its descriptor (inside the library).
   std::shared_ptr<boost::dll::shared_library> library;  ///< Keeps the library loaded.
 };
 
@@ -86,7 +86,8 @@ class Registry {
 
  private:
   const PluginInfo& require(PluginKind kind, const std::string& name) const;
-  std::shared_ptr<Plugin> create(PluginKind kind, const std::string& name, const Options& given) const;
+  std::shared_ptr<Plugin> create(PluginKind kind, const std::string& name,
+                                 const Options& given) const;
   void refuse(const std::filesystem::path& file, std::string reason);
 
   std::vector<PluginInfo> plugins_;

@@ -57,8 +57,9 @@ void plot(const Plot& p, const fs::path& png) {
     out << "plot ";
     for (std::size_t i = 0; i < p.series.size(); ++i) {
       const auto& s = p.series[i];
-      out << (i ? ", \\\n     " : "") << quoted(dat.string()) << " index " << i << " using 1:2 with "
-          << s.style << (s.style != "lines" ? " pt 7 ps 0.6" : " lw 2") << " title " << quoted(s.name);
+      out << (i ? ", \\\n     " : "") << quoted(dat.string()) << " index " << i
+          << " using 1:2 with " << s.style << (s.style != "lines" ? " pt 7 ps 0.6" : " lw 2")
+          << " title " << quoted(s.name);
     }
     out << "\n";
   }

@@ -11,19 +11,19 @@ namespace hypernas::report {
 
 /// One series of (x, y) points.
 struct Series {
-  std::string name;           ///< Legend entry.
-  std::vector<double> x;      ///< X values.
-  std::vector<double> y;      ///< Y values (same length as x).
+  std::string name;             ///< Legend entry.
+  std::vector<double> x;        ///< X values.
+  std::vector<double> y;        ///< Y values (same length as x).
   std::string style = "lines";  ///< "lines", "points" or "linespoints".
 };
 
 /// A figure.
 struct Plot {
-  std::string title;             ///< Title on top.
-  std::string xlabel, ylabel;    ///< Axis labels.
-  bool logx = false;             ///< Logarithmic x axis.
-  bool logy = false;             ///< Logarithmic y axis.
-  std::vector<Series> series;    ///< What to draw.
+  std::string title;           ///< Title on top.
+  std::string xlabel, ylabel;  ///< Axis labels.
+  bool logx = false;           ///< Logarithmic x axis.
+  bool logy = false;           ///< Logarithmic y axis.
+  std::vector<Series> series;  ///< What to draw.
 };
 
 /// Writes `png` plus `<png stem>.dat` (the points, one block per series) and `<stem>.gp` (the

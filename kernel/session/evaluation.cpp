@@ -21,8 +21,8 @@ std::uint64_t evaluation_seed(std::uint64_t run_seed, const std::string& arch_ha
 namespace {
 
 bool is_allocation_failure(const std::string& message) {
-  for (const char* marker : {"out of memory", "can't allocate", "Out of memory",
-                             "OutOfMemory", "Tried to allocate"})
+  for (const char* marker :
+       {"out of memory", "can't allocate", "Out of memory", "OutOfMemory", "Tried to allocate"})
     if (message.find(marker) != std::string::npos) return true;
   return false;
 }
@@ -67,8 +67,12 @@ KernelEvaluationService::KernelEvaluationService(std::shared_ptr<SurrogateHandle
                                                  EvalSettings settings,
                                                  const core::RunServices& services,
                                                  store::SqliteStore& store)
-    : surrogate_(std::move(surrogate)), space_(space), data_(data), settings_(settings),
-      services_(services), store_(store) {
+    : surrogate_(std::move(surrogate)),
+      space_(space),
+      data_(data),
+      settings_(settings),
+      services_(services),
+      store_(store) {
   HYPERNAS_INTERNAL_ASSERT(surrogate_ != nullptr, "evaluation service without a surrogate");
   if ((surrogate_->plugin().capabilities() & kNeedsData) && !data_)
     throw UsageError(cat("surrogate '", surrogate_->name(), "' needs data = nas.dataset{...}"));
@@ -77,7 +81,8 @@ KernelEvaluationService::KernelEvaluationService(std::shared_ptr<SurrogateHandle
   if (settings_.max_images < 0)
     throw UsageError(cat("evaluation images must be >= 0 (0: all), got ", settings_.max_images));
   if (!(settings_.max_failures >= 0 && settings_.max_failures <= 1))
-    throw UsageError(cat("max_failures must be a fraction in [0, 1], got ", settings_.max_failures));
+    throw UsageError(
+        cat("max_failures must be a fraction in [0, 1], got ", settings_.max_failures));
   key_ = surrogate_->evaluation_key(data_, settings_, services_.seed);
   counts_.best = -std::numeric_limits<double>::infinity();
 }
@@ -126,8 +131,7 @@ void KernelEvaluationService::score_pending(std::vector<Pending>& pending) {
   try {
     scores = surrogate_->plugin().score(ctx, request);
     HYPERNAS_CHECK(scores.size() == pending.size(), "surrogate '", surrogate_->name(),
-                   "' returned ", scores.size(), " scores for ", pending.size(),
-                   " architectures");
+                   "' returned ", scores.size(), " scores for ", pending.size(), " architectures");
   } catch (...) {
     const std::exception_ptr error = std::current_exception();
     if (pending.size() > 1) {

@@ -62,8 +62,8 @@ class KernelEvaluationService final : public EvaluationService {
   std::string key_;
   bool stopped_ = false;
   EvaluationCounts counts_;
-  std::int64_t notified_ = 0;         ///< Candidates reported to the script so far.
-  std::string first_failure_;         ///< "arch: reason" of the first fresh failure.
+  std::int64_t notified_ = 0;             ///< Candidates reported to the script so far.
+  std::string first_failure_;             ///< "arch: reason" of the first fresh failure.
   std::set<std::string> logged_reasons_;  ///< Each distinct reason is logged once as a warning.
 };
 

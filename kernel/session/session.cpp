@@ -96,7 +96,8 @@ void RunSession::begin(const std::string& script) {
   services_.store = store_.get();
   if (const std::int64_t n = store_->mark_interrupted(kStaleAfterS))
     core::write_log(LogLevel::Info, "kernel",
-                    cat(n, " earlier run", n == 1 ? "" : "s", " of this experiment ended without "
+                    cat(n, " earlier run", n == 1 ? "" : "s",
+                        " of this experiment ended without "
                         "closing (killed?): marked interrupted; their results are kept"));
   nlohmann::json args = nlohmann::json::object();
   for (const auto& [k, v] : config_.args) args[k] = v;
@@ -222,8 +223,8 @@ std::unique_ptr<store::SqliteStore> RunSession::open_existing(const fs::path& re
   const fs::path db = results_root / experiment / "experiment.db";
   std::error_code ec;
   if (!fs::is_regular_file(db, ec))
-    throw Error(cat("no experiment '", experiment, "' in ", results_root.string(), " (", db.string(),
-                    " does not exist)"));
+    throw Error(cat("no experiment '", experiment, "' in ", results_root.string(), " (",
+                    db.string(), " does not exist)"));
   auto store = store::SqliteStore::open(db);
   store->mark_interrupted(kStaleAfterS);
   return store;

@@ -38,13 +38,13 @@ namespace hypernas::session {
 struct SessionConfig {
   const plugin::Registry* registry = nullptr;      ///< Plugins (required).
   std::filesystem::path results_root = "results";  ///< Experiments live in results_root/<name>/.
-  std::string experiment;                          ///< Experiment name (default: the script's stem).
-  std::uint64_t seed = 0;                          ///< The run's seed.
-  c10::Device device{c10::kCPU};                   ///< Compute device.
-  int threads = 1;                                 ///< CPU threads.
-  std::map<std::string, std::string> args;         ///< Script arguments (recorded).
-  std::string command_line;                        ///< The full command (recorded).
-  double heartbeat_s = 15;                         ///< Seconds between two heartbeats.
+  std::string experiment;                   ///< Experiment name (default: the script's stem).
+  std::uint64_t seed = 0;                   ///< The run's seed.
+  c10::Device device{c10::kCPU};            ///< Compute device.
+  int threads = 1;                          ///< CPU threads.
+  std::map<std::string, std::string> args;  ///< Script arguments (recorded).
+  std::string command_line;                 ///< The full command (recorded).
+  double heartbeat_s = 15;                  ///< Seconds between two heartbeats.
 };
 
 /// A run that has not begun yet has services and an executor but no store; begin() opens the
@@ -107,8 +107,8 @@ class RunSession {
 
   /// Opens the store of an existing experiment for reading, after marking its dead runs as
   /// interrupted (what `hypernas runs` shows). Error when it does not exist.
-  static std::unique_ptr<store::SqliteStore> open_existing(const std::filesystem::path& results_root,
-                                                           const std::string& experiment);
+  static std::unique_ptr<store::SqliteStore> open_existing(
+      const std::filesystem::path& results_root, const std::string& experiment);
   /// Seconds without a heartbeat after which a running run is taken for dead.
   static constexpr double kStaleAfterS = 120;
 

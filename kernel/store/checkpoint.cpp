@@ -22,14 +22,15 @@ using graph::hex64;
 }  // namespace
 
 void write_checkpoint(const fs::path& path, const Checkpoint& c) {
-  HYPERNAS_CHECK(c.plugin.find('\n') == std::string::npos && c.options.find('\n') == std::string::npos,
+  HYPERNAS_CHECK(c.plugin.find('\n') == std::string::npos &&
+                     c.options.find('\n') == std::string::npos,
                  "checkpoint header fields must be single lines");
   std::error_code ec;
   if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
   std::ostringstream header;
-  header << kMagic << "\nversion " << kCheckpointVersion << "\nplugin " << c.plugin
-         << "\noptions " << c.options << "\nbytes " << c.blob.size() << "\nfnv1a "
-         << hex64(graph::fnv1a64(c.blob)) << "\n\n";
+  header << kMagic << "\nversion " << kCheckpointVersion << "\nplugin " << c.plugin << "\noptions "
+         << c.options << "\nbytes " << c.blob.size() << "\nfnv1a " << hex64(graph::fnv1a64(c.blob))
+         << "\n\n";
   const std::string head = header.str();
   fs::path tmp = path;
   tmp += ".tmp";

@@ -13,8 +13,8 @@
 
 #include <cerrno>
 
-#include <nlohmann/json.hpp>
 #include <sqlite3.h>
+#include <nlohmann/json.hpp>
 
 #include <hypernas/error.h>
 
@@ -103,8 +103,8 @@ ALTER TABLE evaluations ADD COLUMN error TEXT;
 std::string now_iso() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch())
-                      .count() % 1000;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[40];
@@ -124,15 +124,15 @@ std::string host_name() {
 double seconds_since(const std::string& iso) {
   std::tm tm{};
   int ms = 0;
-  if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon,
-                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
+  if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
     return std::numeric_limits<double>::infinity();
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   const std::time_t t = ::timegm(&tm);
   const double then = static_cast<double>(t) + ms / 1000.0;
-  const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   return now - then;
 }
 
@@ -316,9 +316,9 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const std::filesystem::path& db_p
                       "': ", ec.message()));
   }
 
-  const int rc = sqlite3_open_v2(name.c_str(), &store->db_,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(name.c_str(), &store->db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     const std::string message = store->db_ ? sqlite3_errmsg(store->db_) : sqlite3_errstr(rc);
     sqlite3_close_v2(store->db_);
@@ -393,8 +393,7 @@ void SqliteStore::end_run(std::int64_t run_id, const std::string& state) {
     throw UsageError(cat("results database '", path_.string(), "': cannot end run ", run_id,
                          " with state '", state, "' (expected ok, failed or cancelled)"));
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement s(*this,
-              "UPDATE runs SET state = ?2, ended_at = ?3, heartbeat_at = ?3 WHERE id = ?1");
+  Statement s(*this, "UPDATE runs SET state = ?2, ended_at = ?3, heartbeat_at = ?3 WHERE id = ?1");
   s.bind(1, run_id).bind(2, state).bind(3, now_iso());
   s.step("recording the end of a run");
   if (sqlite3_changes(db_) == 0)
@@ -532,7 +531,8 @@ std::string SqliteStore::record_architecture(const Architecture& arch) {
     s.bind(1, h);
     if (s.step("looking up an architecture") && s.text(0) != json)
       throw Error(cat("results database '", path_.string(), "': architecture '",
-                      abbreviate(arch.text), "' has the same hash ", h, " as a different recorded architecture"));
+                      abbreviate(arch.text), "' has the same hash ", h,
+                      " as a different recorded architecture"));
   }
   return h;
 }
@@ -557,8 +557,10 @@ void SqliteStore::write_evaluation(const Evaluation& e, const std::string* failu
   if (failure) s.bind(9, *failure);
   if (s.step_rc() == SQLITE_DONE) return;
   if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_FOREIGNKEY)
-    throw Error(cat("results database '", path_.string(), "': cannot record an evaluation of "
-                    "architecture ", e.arch_hash, " by '", e.surrogate,
+    throw Error(cat("results database '", path_.string(),
+                    "': cannot record an evaluation of "
+                    "architecture ",
+                    e.arch_hash, " by '", e.surrogate,
                     "': no architecture with that hash is recorded (call record_architecture "
                     "first)"));
   fail("recording an evaluation");
@@ -620,8 +622,8 @@ std::int64_t SqliteStore::mark_interrupted(double stale_after_s) {
       if (host == here && pid > 0) {
         // The process is gone, or it lives but stopped beating (its pid was reused, or it
         // hangs): either way the run is not running. This process's own run is alive.
-        alive = pid == self || ((::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) &&
-                                !stale);
+        alive =
+            pid == self || ((::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) && !stale);
       } else {
         alive = !stale;  // another machine's run (a shared folder), or a version-1 row
       }
@@ -652,8 +654,10 @@ void SqliteStore::record_training(const TrainingRecord& t) {
   s.bind(5, t.test_accuracy).bind(6, t.seconds).bind(7, now_iso());
   if (s.step_rc() == SQLITE_DONE) return;
   if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_FOREIGNKEY)
-    throw Error(cat("results database '", path_.string(), "': cannot record a training of "
-                    "architecture ", t.arch_hash,
+    throw Error(cat("results database '", path_.string(),
+                    "': cannot record a training of "
+                    "architecture ",
+                    t.arch_hash,
                     ": no architecture with that hash is recorded (call record_architecture "
                     "first)"));
   fail("recording a training");

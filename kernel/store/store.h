@@ -41,29 +41,29 @@ inline constexpr int kSchemaVersion = 2;
 
 /// What the kernel records when a run starts.
 struct RunInfo {
-  std::string experiment;                    ///< Experiment name.
-  std::string script;                        ///< Path of the Lua script run.
-  std::string args_json = "{}";              ///< Script arguments, as JSON.
-  std::uint64_t seed = 0;                    ///< The run's seed (stored bit-cast to a signed 64-bit integer).
-  std::string versions_json = "{}";          ///< Engine, plugin and library versions, as JSON.
+  std::string experiment;        ///< Experiment name.
+  std::string script;            ///< Path of the Lua script run.
+  std::string args_json = "{}";  ///< Script arguments, as JSON.
+  std::uint64_t seed = 0;        ///< The run's seed (stored bit-cast to a signed 64-bit integer).
+  std::string versions_json = "{}";  ///< Engine, plugin and library versions, as JSON.
 };
 
 /// One row of `runs`.
 struct RunRow {
-  std::int64_t id = 0;          ///< Run id.
-  std::string experiment;       ///< Experiment name.
-  std::string script;           ///< Script path.
-  std::string args_json;        ///< Script arguments, as JSON.
-  std::uint64_t seed = 0;       ///< The run's seed.
-  std::string versions_json;    ///< Versions, as JSON.
-  std::string started_at;       ///< ISO-8601 UTC start time.
-  std::string ended_at;         ///< ISO-8601 UTC end time; empty while the run is running.
-  std::string state;            ///< "running", "ok", "failed", "cancelled" or "interrupted".
-  std::int64_t pid = 0;         ///< Process that ran it (0: unknown, a version-1 row).
-  std::string host;             ///< Machine that ran it.
-  std::string heartbeat_at;     ///< Last sign of life (ISO-8601 UTC).
-  std::int64_t evaluations = 0; ///< Evaluations it recorded (status ok).
-  std::int64_t failures = 0;    ///< Failed evaluations it recorded.
+  std::int64_t id = 0;           ///< Run id.
+  std::string experiment;        ///< Experiment name.
+  std::string script;            ///< Script path.
+  std::string args_json;         ///< Script arguments, as JSON.
+  std::uint64_t seed = 0;        ///< The run's seed.
+  std::string versions_json;     ///< Versions, as JSON.
+  std::string started_at;        ///< ISO-8601 UTC start time.
+  std::string ended_at;          ///< ISO-8601 UTC end time; empty while the run is running.
+  std::string state;             ///< "running", "ok", "failed", "cancelled" or "interrupted".
+  std::int64_t pid = 0;          ///< Process that ran it (0: unknown, a version-1 row).
+  std::string host;              ///< Machine that ran it.
+  std::string heartbeat_at;      ///< Last sign of life (ISO-8601 UTC).
+  std::int64_t evaluations = 0;  ///< Evaluations it recorded (status ok).
+  std::int64_t failures = 0;     ///< Failed evaluations it recorded.
 };
 
 /// A stored evaluation and whether it failed.

@@ -125,8 +125,8 @@ Options TrainOptions::to_options() const {
 
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels, double smoothing) {
   HYPERNAS_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0),
-                 "cross_entropy: expected logits [N, K] and labels [N], got ",
-                 logits.sizes(), " and ", labels.sizes());
+                 "cross_entropy: expected logits [N, K] and labels [N], got ", logits.sizes(),
+                 " and ", labels.sizes());
   const at::Tensor logp = at::log_softmax(logits, 1);
   at::Tensor loss = -logp.gather(1, labels.unsqueeze(1)).squeeze(1);
   if (smoothing > 0) loss = loss * (1.0 - smoothing) - logp.mean(1) * smoothing;
@@ -227,7 +227,7 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
     ctx.log().info(cat("dataset '", data.name(),
                        "' has no validation split: no validation accuracy per epoch"));
 
-  auto progress = ctx.progress(cat("train ", arch.text), total);
+  auto progress = ctx.progress(cat("train ", abbreviate(arch.text, 60)), total);
   const double pi = std::acos(-1.0);
   std::int64_t step = 0;
   for (std::int64_t epoch = 1; epoch <= epochs; ++epoch) {
@@ -244,10 +244,11 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
       ctx.check_cancelled();
       auto batch = stream->next();
       if (!batch) break;
-      const double lr = o.schedule == "cosine"
-                            ? o.lr * 0.5 * (1.0 + std::cos(pi * static_cast<double>(step) /
-                                                           static_cast<double>(total)))
-                            : o.lr;
+      const double lr =
+          o.schedule == "cosine"
+              ? o.lr * 0.5 *
+                    (1.0 + std::cos(pi * static_cast<double>(step) / static_cast<double>(total)))
+              : o.lr;
       sgd.set_lr(lr);
       at::Tensor images = batch->images;
       at::Tensor labels = batch->labels;
@@ -263,9 +264,8 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
       ++in_epoch;
       if (!std::isfinite(value))
         throw Error(cat("training diverged: loss is ", std::isnan(value) ? "NaN" : "inf",
-                        " at epoch ", epoch, " step ", in_epoch, " (lr ", lr,
-                        ") of architecture '", arch.text,
-                        "'; try a lower lr or a smaller grad_clip"));
+                        " at epoch ", epoch, " step ", in_epoch, " (lr ", lr, ") of architecture '",
+                        abbreviate(arch.text), "'; try a lower lr or a smaller grad_clip"));
       loss.backward();
       if (o.grad_clip > 0) clip_grad_norm(params, o.grad_clip);
       sgd.step();
@@ -281,9 +281,9 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
     rec.train_loss.push_back(loss_sum / static_cast<double>(in_epoch));
     std::string line = cat("epoch ", epoch, "/", epochs, ": train loss ", rec.train_loss.back());
     if (has_valid) {
-      rec.valid_accuracy.push_back(accuracy_of(
-          [&](const at::Tensor& x) { return exec.forward(*plan, result.weights, x); }, data,
-          Split::Valid, o.eval_batch, o.valid_images, device));
+      rec.valid_accuracy.push_back(
+          accuracy_of([&](const at::Tensor& x) { return exec.forward(*plan, result.weights, x); },
+                      data, Split::Valid, o.eval_batch, o.valid_images, device));
       line += cat(", valid accuracy ", rec.valid_accuracy.back());
     }
     ctx.log().info(line + cat(", lr ", sgd.lr()));
@@ -297,7 +297,7 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
                         data, Split::Test, o.eval_batch, o.test_images, device)
           : std::numeric_limits<double>::quiet_NaN();
   rec.seconds = seconds_since(start);
-  ctx.log().info(cat("trained '", arch.text, "' in ", step, " steps, ", rec.seconds,
+  ctx.log().info(cat("trained '", abbreviate(arch.text), "' in ", step, " steps, ", rec.seconds,
                      " s: test accuracy ", rec.test_accuracy));
   ctx.store().record_training(rec);
   return result;

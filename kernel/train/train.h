@@ -27,20 +27,20 @@ namespace hypernas::train {
 /// The training recipe. Declared once in params(), so Lua tables and `--set` are checked the
 /// same way and the resolved options make the recipe text stored with each training.
 struct TrainOptions {
-  std::int64_t epochs = 10;        ///< Passes over the train split.
-  std::int64_t batch = 64;         ///< Images per step.
-  double lr = 0.05;                ///< Initial learning rate.
-  double momentum = 0.9;           ///< SGD momentum (0: none).
-  bool nesterov = true;            ///< Nesterov momentum.
-  double weight_decay = 5e-4;      ///< L2 penalty on every parameter (BN affine included).
-  double label_smoothing = 0.0;    ///< Label smoothing epsilon, in [0, 1).
-  std::string schedule = "cosine"; ///< "cosine" (to 0 over all steps) or "constant".
-  std::int64_t eval_batch = 256;   ///< Evaluation batch size (fixed: batch-statistics BN).
-  std::int64_t max_steps = 0;      ///< Stop after this many steps in all (0: epochs decide).
-  bool augment = true;             ///< The dataset's training augmentation.
-  double grad_clip = 5.0;          ///< Clip the gradients' global L2 norm to this (0: off).
-  std::int64_t valid_images = 0;   ///< Validation images per epoch (0: the whole split).
-  std::int64_t test_images = 0;    ///< Test images for the final accuracy (0: the whole split).
+  std::int64_t epochs = 10;         ///< Passes over the train split.
+  std::int64_t batch = 64;          ///< Images per step.
+  double lr = 0.05;                 ///< Initial learning rate.
+  double momentum = 0.9;            ///< SGD momentum (0: none).
+  bool nesterov = true;             ///< Nesterov momentum.
+  double weight_decay = 5e-4;       ///< L2 penalty on every parameter (BN affine included).
+  double label_smoothing = 0.0;     ///< Label smoothing epsilon, in [0, 1).
+  std::string schedule = "cosine";  ///< "cosine" (to 0 over all steps) or "constant".
+  std::int64_t eval_batch = 256;    ///< Evaluation batch size (fixed: batch-statistics BN).
+  std::int64_t max_steps = 0;       ///< Stop after this many steps in all (0: epochs decide).
+  bool augment = true;              ///< The dataset's training augmentation.
+  double grad_clip = 5.0;           ///< Clip the gradients' global L2 norm to this (0: off).
+  std::int64_t valid_images = 0;    ///< Validation images per epoch (0: the whole split).
+  std::int64_t test_images = 0;     ///< Test images for the final accuracy (0: the whole split).
 
   /// The declared parameters, with the defaults above.
   static const ParamTable& params() noexcept;
@@ -55,11 +55,11 @@ struct TrainOptions {
 
 /// What train() returns.
 struct TrainResult {
-  TrainingRecord record;      ///< As recorded in the store (curves, test accuracy, time).
-  WeightMap weights;          ///< The trained parameters (on ctx.device()).
-  std::int64_t steps = 0;     ///< Optimiser steps taken.
-  std::int64_t images = 0;    ///< Training images processed.
-  double train_seconds = 0;   ///< Time spent in training steps (evaluation excluded).
+  TrainingRecord record;     ///< As recorded in the store (curves, test accuracy, time).
+  WeightMap weights;         ///< The trained parameters (on ctx.device()).
+  std::int64_t steps = 0;    ///< Optimiser steps taken.
+  std::int64_t images = 0;   ///< Training images processed.
+  double train_seconds = 0;  ///< Time spent in training steps (evaluation excluded).
 };
 
 /// Trains `arch` from scratch on `data` (train split) with `exec` and fresh parameters from

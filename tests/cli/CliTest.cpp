@@ -1,8 +1,8 @@
 // Drives the `hypernas` binary as a user would: exit codes, messages, JSON, Ctrl-C.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -103,7 +103,8 @@ TEST_F(Cli, UsingARefusedPluginFailsWithOneClearMessage) {
   script("use.lua", "local s = nas.surrogate('fixture_major')\n");
   auto r = hypernas({"run", "use.lua"}, {{"HYPERNAS_PLUGIN_PATH", HYPERNAS_TEST_FIXTURE_DIR}});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("use.lua:1: no surrogate plugin named 'fixture_major'"), std::string::npos)
+  EXPECT_NE(r.output.find("use.lua:1: no surrogate plugin named 'fixture_major'"),
+            std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("abi_major.so: plugin 'fixture_major' was built for ABI major 99"),
             std::string::npos)
@@ -115,7 +116,8 @@ TEST_F(Cli, PluginsStrictExitsWithOneWhenAFileWasRefused) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("abi_major.so: plugin 'fixture_major'"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(" files were refused (--strict)"), std::string::npos) << r.output;
-  r = hypernas({"plugins", "--strict", "--json"}, {{"HYPERNAS_PLUGIN_PATH", HYPERNAS_TEST_FIXTURE_DIR}});
+  r = hypernas({"plugins", "--strict", "--json"},
+               {{"HYPERNAS_PLUGIN_PATH", HYPERNAS_TEST_FIXTURE_DIR}});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("\"refused\""), std::string::npos) << r.output;
   // Only the built-in plugins: nothing refused.
@@ -138,8 +140,7 @@ TEST_F(Cli, PluginOfAnotherCxxAbiIsRefusedWithTheCause) {
 }
 
 TEST_F(Cli, LuaMemoryLimitStopsARunawayScriptWithItsLine) {
-  script("hog.lua",
-         "local t = {}\nfor i = 1, 1e9 do\n  t[i] = string.rep('x', 1e6) .. i\nend\n");
+  script("hog.lua", "local t = {}\nfor i = 1, 1e9 do\n  t[i] = string.rep('x', 1e6) .. i\nend\n");
   auto r = hypernas({"run", "hog.lua", "--lua-memory", "64M", "--progress", "off"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   const std::string message = "hog.lua:3: Lua memory limit of 64 MiB exceeded (--lua-memory)";
@@ -204,7 +205,8 @@ TEST_F(Cli, CtrlCStopsCleanlyAndKeepsWhatWasRecorded) {
          "local n = 0\n"
          "nas.on_candidate(function() n = n + 1; if n == 20 then nas.log('ready') end;"
          " if n >= 20 then local x = 0; for i = 1, 200000 do x = x + i end end end)\n"
-         "nas.strategy('random', { candidates = 3000 }):run{ surrogate = nas.surrogate('params'), space = space }\n");
+         "nas.strategy('random', { candidates = 3000 }):run{ surrogate = nas.surrogate('params'), "
+         "space = space }\n");
   Process p({HYPERNAS_EXE, "run", "long.lua", "--progress", "off"}, {{"HYPERNAS_PLUGIN_PATH", ""}},
             dir.string());
   ASSERT_TRUE(p.wait_for("ready"));
@@ -219,7 +221,8 @@ TEST_F(Cli, CtrlCStopsCleanlyAndKeepsWhatWasRecorded) {
 }
 
 const char* kAll3x3 =
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~"
+    "2|";
 
 TEST_F(Cli, ArchInfoMatchesNasBench201ParameterCount) {
   auto r = hypernas({"arch", "info", "--space", "nb201", kAll3x3});
@@ -239,25 +242,28 @@ TEST_F(Cli, ArchInfoMatchesNasBench201ParameterCount) {
 }
 
 TEST_F(Cli, MalformedArchitectureIsOneClearFailure) {
-  auto r = hypernas({"arch", "info", "--space", "nb201", "|nor_conv_3x3~0|+|conv_9x9~0|none~1|+|none~0|none~1|none~2|"});
+  auto r = hypernas({"arch", "info", "--space", "nb201",
+                     "|nor_conv_3x3~0|+|conv_9x9~0|none~1|+|none~0|none~1|none~2|"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("unknown op 'conv_9x9'"), std::string::npos) << r.output;
   EXPECT_EQ(hypernas({"arch", "info", kAll3x3}).exit_code, 2);  // no --space
 }
 
 TEST_F(Cli, ScoreWritesACsvRowPerArchitecture) {
-  std::ofstream(dir / "archs.txt") << kAll3x3 << "\n# skipped\n\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
+  std::ofstream(dir / "archs.txt")
+      << kAll3x3 << "\n# skipped\n\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
   auto r = hypernas({"score", "--surrogate", "params", "--space", "nb201", "--archs", "archs.txt",
                      "--out", "scores.csv", "--progress-off-is-not-an-option"});
   EXPECT_EQ(r.exit_code, 2);  // unknown flag
-  r = hypernas({"score", "--surrogate", "params", "--space", "nb201", "--archs", "archs.txt", "--out",
-                "scores.csv"});
+  r = hypernas({"score", "--surrogate", "params", "--space", "nb201", "--archs", "archs.txt",
+                "--out", "scores.csv"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::stringstream csv;
   csv << std::ifstream(dir / "scores.csv").rdbuf();
   EXPECT_EQ(csv.str().substr(0, csv.str().find('\n')),
             "arch,score,params,flops,seconds,reused,status,error");
-  EXPECT_NE(csv.str().find(std::string("\"") + kAll3x3 + "\",6.18513,1531546,220119680,"), std::string::npos)
+  EXPECT_NE(csv.str().find(std::string("\"") + kAll3x3 + "\",6.18513,1531546,220119680,"),
+            std::string::npos)
       << csv.str();
   EXPECT_NE(csv.str().find(",73306,"), std::string::npos);
 }
@@ -273,21 +279,34 @@ TEST_F(Cli, ScoreWorksForTrainedAndDataDrivenSurrogates) {
   if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))
     GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
   // A tiny GHN, trained for 2 steps and saved as a checkpoint by a script.
-  script("fit.lua",
-         "local data = nas.dataset{ name = 'fashion-mnist' }\n"
-         "local space = nas.space{ name = 'nb201', cells_per_stage = 1, channels = 4, data = data }\n"
-         "local ghn = nas.surrogate('ghn', { hidden = 17, hyper_hidden = 8, steps = 1 })\n"
-         "ghn:fit{ space = space, data = data, steps = 2, batch = 16 }\n"
-         "print('saved ' .. ghn:save('ghn.ckpt'))\n");
+  script(
+      "fit.lua",
+      "local data = nas.dataset{ name = 'fashion-mnist' }\n"
+      "local space = nas.space{ name = 'nb201', cells_per_stage = 1, channels = 4, data = data }\n"
+      "local ghn = nas.surrogate('ghn', { hidden = 17, hyper_hidden = 8, steps = 1 })\n"
+      "ghn:fit{ space = space, data = data, steps = 2, batch = 16 }\n"
+      "print('saved ' .. ghn:save('ghn.ckpt'))\n");
   auto fit = hypernas({"run", "fit.lua", "--threads", "1", "--progress", "off"});
   ASSERT_EQ(fit.exit_code, 0) << fit.output;
-  std::ofstream(dir / "archs.txt") << kAll3x3 << "\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
-  const std::vector<std::string> common{"--space", "nb201", "--set", "cells_per_stage=1", "--set",
-                                        "channels=4", "--data", "fashion-mnist", "--archs",
-                                        "archs.txt", "--images", "64", "--threads", "1"};
-  std::vector<std::string> ghn{"score", "--surrogate", "ghn", "--option", "hidden=17", "--option",
-                               "hyper_hidden=8", "--option", "steps=1", "--checkpoint",
-                               "results/fit/ghn.ckpt", "--out", "ghn.csv"};
+  std::ofstream(dir / "archs.txt")
+      << kAll3x3 << "\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
+  const std::vector<std::string> common{"--space",   "nb201",      "--set",    "cells_per_stage=1",
+                                        "--set",     "channels=4", "--data",   "fashion-mnist",
+                                        "--archs",   "archs.txt",  "--images", "64",
+                                        "--threads", "1"};
+  std::vector<std::string> ghn{"score",
+                               "--surrogate",
+                               "ghn",
+                               "--option",
+                               "hidden=17",
+                               "--option",
+                               "hyper_hidden=8",
+                               "--option",
+                               "steps=1",
+                               "--checkpoint",
+                               "results/fit/ghn.ckpt",
+                               "--out",
+                               "ghn.csv"};
   ghn.insert(ghn.end(), common.begin(), common.end());
   auto r = hypernas(ghn);
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -300,19 +319,22 @@ TEST_F(Cli, ScoreWorksForTrainedAndDataDrivenSurrogates) {
   r = hypernas(ghn);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("hidden=17 (here 18)"), std::string::npos) << r.output;
-  std::vector<std::string> sgd{"score", "--surrogate", "sgd", "--option", "steps=2", "--out", "sgd.csv"};
+  std::vector<std::string> sgd{"score",   "--surrogate", "sgd",    "--option",
+                               "steps=2", "--out",       "sgd.csv"};
   sgd.insert(sgd.end(), common.begin(), common.end());
   r = hypernas(sgd);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::stringstream sgd_csv;
   sgd_csv << std::ifstream(dir / "sgd.csv").rdbuf();
-  EXPECT_NE(sgd_csv.str().find(",4822,"), std::string::npos) << sgd_csv.str();  // all-none, C=4, N=1, 28x28x1
+  EXPECT_NE(sgd_csv.str().find(",4822,"), std::string::npos)
+      << sgd_csv.str();  // all-none, C=4, N=1, 28x28x1
 }
 
 TEST_F(Cli, ScoreRecordsIntoTheExperimentAndReusesIt) {
-  std::ofstream(dir / "archs.txt") << kAll3x3 << "\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
-  const std::vector<std::string> args{"score", "--surrogate", "params", "--space", "nb201",
-                                      "--archs", "archs.txt", "--experiment", "ranked"};
+  std::ofstream(dir / "archs.txt")
+      << kAll3x3 << "\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
+  const std::vector<std::string> args{"score",   "--surrogate", "params",       "--space", "nb201",
+                                      "--archs", "archs.txt",   "--experiment", "ranked"};
   auto first = hypernas(args);
   ASSERT_EQ(first.exit_code, 0) << first.output;
   EXPECT_NE(first.output.find(",0,ok,"), std::string::npos) << first.output;  // scored now
@@ -357,10 +379,11 @@ TEST_F(Cli, AKilledRunIsShownInterruptedAndItsRerunScoresNothingTwice) {
          "  :run{ surrogate = nas.surrogate('params'), space = space }\n"
          "local reused = 0\n"
          "for _, c in ipairs(top) do if c.reused then reused = reused + 1 end end\n"
-         "print(string.format('done %d candidates, %d reused, %d scored now', #top, reused, fresh))\n");
+         "print(string.format('done %d candidates, %d reused, %d scored now', #top, reused, "
+         "fresh))\n");
   {
-    Process p({HYPERNAS_EXE, "run", "slow.lua", "--progress", "off"}, {{"HYPERNAS_PLUGIN_PATH", ""}},
-              dir.string());
+    Process p({HYPERNAS_EXE, "run", "slow.lua", "--progress", "off"},
+              {{"HYPERNAS_PLUGIN_PATH", ""}}, dir.string());
     ASSERT_TRUE(p.wait_for("scored 15"));
     p.signal(SIGKILL);
     EXPECT_EQ(p.finish().exit_code, 128 + SIGKILL);

@@ -38,7 +38,8 @@ class NodeCountSurrogate final : public hypernas::Surrogate {
 }  // namespace
 
 #if defined(FIXTURE_GOOD)
-HYPERNAS_PLUGIN(Surrogate, NodeCountSurrogate, FIXTURE_NAME, "0.1.0", "fixture: scores by node count")
+HYPERNAS_PLUGIN(Surrogate, NodeCountSurrogate, FIXTURE_NAME, "0.1.0",
+                "fixture: scores by node count")
 #elif defined(FIXTURE_NO_DESCRIPTOR)
 extern "C" __attribute__((visibility("default"))) int hypernas_fixture_something() { return 1; }
 #else
@@ -59,9 +60,16 @@ namespace {
 #define FIXTURE_KIND 1
 #endif
 const hypernas::PluginDescriptor kDescriptor = {
-    sizeof(hypernas::PluginDescriptor), FIXTURE_ABI_MAJOR, FIXTURE_ABI_MINOR, FIXTURE_KIND,
-    FIXTURE_NAME, "0.1.0", FIXTURE_BUILD_ID, "fixture with a bad descriptor",
-    &NodeCountSurrogate::params, &hypernas::detail::create_plugin<NodeCountSurrogate>};
+    sizeof(hypernas::PluginDescriptor),
+    FIXTURE_ABI_MAJOR,
+    FIXTURE_ABI_MINOR,
+    FIXTURE_KIND,
+    FIXTURE_NAME,
+    "0.1.0",
+    FIXTURE_BUILD_ID,
+    "fixture with a bad descriptor",
+    &NodeCountSurrogate::params,
+    &hypernas::detail::create_plugin<NodeCountSurrogate>};
 const hypernas::PluginDescriptor* descriptor() { return &kDescriptor; }
 }  // namespace
 BOOST_DLL_ALIAS(descriptor, hypernas_plugin_descriptor)

@@ -37,7 +37,8 @@ class FlakySurrogate final : public Surrogate {
       if (usage_) throw UsageError("flaky: asked to throw a usage error");
       if (always_) throw Error(cat("flaky: asked to fail on ", text));
       const std::string first = text.substr(0, text.find('~'));
-      if (first == "|avg_pool_3x3") throw Error("flaky: cannot score a cell that starts with a pool");
+      if (first == "|avg_pool_3x3")
+        throw Error("flaky: cannot score a cell that starts with a pool");
       if (oom_ && first == "|nor_conv_1x1") throw std::bad_alloc();
       Score s;
       s.value = first == "|none" ? std::numeric_limits<double>::quiet_NaN()

@@ -18,7 +18,8 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   fs::remove_all(work);
   const fs::path prefix = work / "prefix", build = work / "build";
 
-  auto install = run({HYPERNAS_CMAKE, "--install", HYPERNAS_BINARY_DIR, "--prefix", prefix.string()});
+  auto install =
+      run({HYPERNAS_CMAKE, "--install", HYPERNAS_BINARY_DIR, "--prefix", prefix.string()});
   ASSERT_EQ(install.exit_code, 0) << install.output;
   ASSERT_TRUE(fs::exists(prefix / "include" / "hypernas" / "surrogate.h"));
   ASSERT_TRUE(fs::exists(prefix / "bin" / "hypernas"));

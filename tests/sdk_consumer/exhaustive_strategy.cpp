@@ -20,7 +20,8 @@ class ExhaustiveStrategy final : public Strategy {
     }();
     return table;
   }
-  explicit ExhaustiveStrategy(const Options& o) : count_(o.get_int("count")), keep_(o.get_int("keep")) {}
+  explicit ExhaustiveStrategy(const Options& o)
+      : count_(o.get_int("count")), keep_(o.get_int("keep")) {}
 
   std::vector<Candidate> run(Context& ctx, const SearchRequest& req) override {
     HYPERNAS_CHECK(req.space->size(), "exhaustive: space '", req.space->name(), "' is not finite");
@@ -33,8 +34,9 @@ class ExhaustiveStrategy final : public Strategy {
     ctx.log().info(cat("scored ", e.scored.size(), ", failed ", e.failed.size(), ", key ",
                        req.evaluations->key()));
     std::vector<Candidate> top = std::move(e.scored);
-    std::stable_sort(top.begin(), top.end(),
-                     [](const Candidate& a, const Candidate& b) { return a.score.value > b.score.value; });
+    std::stable_sort(top.begin(), top.end(), [](const Candidate& a, const Candidate& b) {
+      return a.score.value > b.score.value;
+    });
     if (static_cast<std::int64_t>(top.size()) > keep_) top.resize(static_cast<std::size_t>(keep_));
     return top;
   }

@@ -42,10 +42,9 @@ class GraphBuilder : public hypernas::GraphBuilder {
  public:
   /// A convolution node (no bias); its output is at `scale_in` (+1 at stride 2).
   Vertex conv(Vertex in, std::string name, std::int64_t c_in, std::int64_t c_out,
-              std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
-              std::int64_t groups, std::int64_t scale_in, std::int64_t module) {
-    OpNode n = node("conv", std::move(name), c_in, c_out, scale_in + (stride == 2 ? 1 : 0),
-                    module);
+              std::int64_t kernel, std::int64_t stride, std::int64_t dilation, std::int64_t groups,
+              std::int64_t scale_in, std::int64_t module) {
+    OpNode n = node("conv", std::move(name), c_in, c_out, scale_in + (stride == 2 ? 1 : 0), module);
     n.kernel = kernel;
     n.stride = stride;
     n.dilation = dilation;
@@ -58,14 +57,13 @@ class GraphBuilder : public hypernas::GraphBuilder {
     return add(node("relu", std::move(name), c, c, scale, module), {in});
   }
 
-  Vertex bn(Vertex in, std::string name, std::int64_t c, std::int64_t scale,
-            std::int64_t module) {
+  Vertex bn(Vertex in, std::string name, std::int64_t c, std::int64_t scale, std::int64_t module) {
     return add(node("bn", std::move(name), c, c, scale, module), {in});
   }
 
   /// DARTS's ReLUConvBN with a 1x1 kernel and stride 1 (the preprocessing). Returns the BN.
-  Vertex relu_conv_bn(Vertex in, const std::string& prefix, std::int64_t c_in,
-                      std::int64_t c_out, std::int64_t scale, std::int64_t module) {
+  Vertex relu_conv_bn(Vertex in, const std::string& prefix, std::int64_t c_in, std::int64_t c_out,
+                      std::int64_t scale, std::int64_t module) {
     Vertex r = relu(in, prefix + ".relu", c_in, scale, module);
     Vertex c = conv(r, prefix + ".conv", c_in, c_out, 1, 1, 1, 1, scale, module);
     return bn(c, prefix + ".bn", c_out, scale, module);
@@ -81,8 +79,8 @@ class GraphBuilder : public hypernas::GraphBuilder {
     Vertex r = relu(in, prefix + ".relu", c_in, scale_in, module);
     Vertex c1 = conv(r, prefix + ".conv1", c_in, c_out / 2, 1, 2, 1, 1, scale_in, module);
     Vertex c2 = conv(r, prefix + ".conv2", c_in, c_out / 2, 1, 2, 1, 1, scale_in, module);
-    Vertex cat_node = add(node("concat", prefix + ".cat", c_out, c_out, scale_out, module),
-                          {c1, c2});
+    Vertex cat_node =
+        add(node("concat", prefix + ".cat", c_out, c_out, scale_out, module), {c1, c2});
     return bn(cat_node, prefix + ".bn", c_out, scale_out, module);
   }
 
@@ -121,12 +119,10 @@ class GraphBuilder : public hypernas::GraphBuilder {
   }
 
   /// The op `op` on node `in`; appends its output to `inputs` (nothing for `none`).
-  void edge_op(int op, Vertex in, const std::string& prefix, std::int64_t c,
-               std::int64_t stride, std::int64_t scale_in, std::int64_t module,
-               std::vector<Vertex>& inputs) {
+  void edge_op(int op, Vertex in, const std::string& prefix, std::int64_t c, std::int64_t stride,
+               std::int64_t scale_in, std::int64_t module, std::vector<Vertex>& inputs) {
     switch (op) {
-      case kNone:
-        break;
+      case kNone: break;
       case kMaxPool3x3:
         inputs.push_back(pool(in, "max_pool", prefix + ".pool", c, stride, scale_in, module));
         break;
@@ -146,8 +142,7 @@ class GraphBuilder : public hypernas::GraphBuilder {
         inputs.push_back(
             dil_conv(in, prefix, c, op == kDilConv3x3 ? 3 : 5, stride, scale_in, module));
         break;
-      default:
-        throw Error(cat("darts: invalid op id ", op, " in '", prefix, "'"));
+      default: throw Error(cat("darts: invalid op id ", op, " in '", prefix, "'"));
     }
   }
 };
@@ -168,8 +163,7 @@ class Parser {
       const std::string label = word();
       const std::string want = block_label(b, macro_);
       if (label.empty())
-        throw fail(at, cat("expected the label '", want, "' of cell ", b, ", found ",
-                           found()));
+        throw fail(at, cat("expected the label '", want, "' of cell ", b, ", found ", found()));
       if (label != want)
         throw fail(at, cat("unexpected label '", q(label), "'; expected '", want, "' (",
                            expected_labels(), ")"));
@@ -179,15 +173,15 @@ class Parser {
       skip_space();
       if (pos_ == text_.size()) break;
       if (b + 1 == cells_)
-        throw fail(pos_, cat("expected the end of the text after cell '", q(label),
-                             "', the last of ", cells_, " (", expected_labels(), "), found ",
-                             found()));
+        throw fail(pos_,
+                   cat("expected the end of the text after cell '", q(label), "', the last of ",
+                       cells_, " (", expected_labels(), "), found ", found()));
       expect(';', cat("';' or the end of the text after cell '", q(label), "'"));
       skip_space();
     }
     if (static_cast<std::int64_t>(g.cells.size()) != cells_)
-      throw fail(pos_, cat("the text ends after ", g.cells.size(), " cell(s); expected ",
-                           cells_, " (", expected_labels(), ")"));
+      throw fail(pos_, cat("the text ends after ", g.cells.size(), " cell(s); expected ", cells_,
+                           " (", expected_labels(), ")"));
     return g;
   }
 
@@ -267,15 +261,15 @@ class Parser {
     p.token = text_.substr(p.pos, pos_ - p.pos);
     p.input.op = op_id(op);
     if (p.input.op < 0)
-      throw fail(op_pos, cat("unknown op '", q(op), "'", in_pair(p.token), " of cell '",
-                             q(label), "'; known ops: ", known_ops()));
-    const bool digits = !src.empty() && src.size() <= 3 &&
-                        std::all_of(src.begin(), src.end(), [](char c) {
-                          return std::isdigit(static_cast<unsigned char>(c)) != 0;
-                        });
+      throw fail(op_pos, cat("unknown op '", q(op), "'", in_pair(p.token), " of cell '", q(label),
+                             "'; known ops: ", known_ops()));
+    const bool digits =
+        !src.empty() && src.size() <= 3 && std::all_of(src.begin(), src.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c)) != 0;
+        });
     if (!digits)
-      throw fail(src_pos, cat("source '", q(src), "'", in_pair(p.token), " of cell '",
-                              q(label), "' is not a node index"));
+      throw fail(src_pos, cat("source '", q(src), "'", in_pair(p.token), " of cell '", q(label),
+                              "' is not a node index"));
     p.input.from = std::stoi(src);
     return p;
   }
@@ -333,15 +327,15 @@ class Parser {
     for (int j = 0; j < kSteps; ++j) {
       const int node = j + kInputNodes;
       if (static_cast<int>(nodes[j].size()) > node)
-        throw fail(nodes[j][node].pos, cat("node ", node, " of cell '", q(label), "' has ",
-                                           nodes[j].size(), " pairs, but only ", node,
-                                           " sources (0..", node - 1, ") exist"));
+        throw fail(nodes[j][node].pos,
+                   cat("node ", node, " of cell '", q(label), "' has ", nodes[j].size(),
+                       " pairs, but only ", node, " sources (0..", node - 1, ") exist"));
       for (std::size_t a = 0; a < nodes[j].size(); ++a) {
         const Pair& p = nodes[j][a];
         if (p.input.from >= node)
-          throw fail(p.pos, cat("pair '", q(p.token), "' of node ", node, " in cell '", q(label),
-                                "' reads node ", p.input.from, "; node ", node, " reads 0..",
-                                node - 1));
+          throw fail(p.pos,
+                     cat("pair '", q(p.token), "' of node ", node, " in cell '", q(label),
+                         "' reads node ", p.input.from, "; node ", node, " reads 0..", node - 1));
         for (std::size_t b = 0; b < a; ++b)
           if (nodes[j][b].input.from == p.input.from)
             throw fail(p.pos, cat("pair '", q(p.token), "' of node ", node, " in cell '", q(label),
@@ -379,10 +373,9 @@ void make_canonical(Cell& cell) {
     auto& inputs = cell.nodes[j];
     HYPERNAS_CHECK(!inputs.empty(), "darts: node ", node, " has no inputs");
     for (const Input& in : inputs) {
-      HYPERNAS_CHECK(in.op >= 0 && in.op < kOps, "darts: invalid op id ", in.op, " on node ",
-                     node);
-      HYPERNAS_CHECK(in.from >= 0 && in.from < node, "darts: node ", node, " reads node ",
-                     in.from, " (expected 0..", node - 1, ")");
+      HYPERNAS_CHECK(in.op >= 0 && in.op < kOps, "darts: invalid op id ", in.op, " on node ", node);
+      HYPERNAS_CHECK(in.from >= 0 && in.from < node, "darts: node ", node, " reads node ", in.from,
+                     " (expected 0..", node - 1, ")");
     }
     std::sort(inputs.begin(), inputs.end(),
               [](const Input& a, const Input& b) { return a.from < b.from; });
@@ -415,8 +408,8 @@ std::string genotype_to_string(const Genotype& genotype, bool macro) {
   std::string out;
   for (std::size_t b = 0; b < genotype.cells.size(); ++b) {
     if (b > 0) out += ';';
-    out += block_label(static_cast<std::int64_t>(b), macro) + "=" +
-           cell_to_string(genotype.cells[b]);
+    out +=
+        block_label(static_cast<std::int64_t>(b), macro) + "=" + cell_to_string(genotype.cells[b]);
   }
   return out;
 }
@@ -429,8 +422,9 @@ Genotype parse_genotype(const std::string& text, bool macro, std::int64_t cells)
 ArchGraph build_graph(const Genotype& genotype, const MacroConfig& config) {
   const std::int64_t blocks = config.macro ? config.layers : 2;
   HYPERNAS_CHECK(static_cast<std::int64_t>(genotype.cells.size()) == blocks, "darts: expected ",
-                 blocks, " genotype cell(s) (", config.macro ? "macro: one per layer" :
-                 "normal, reduce", "), got ", genotype.cells.size());
+                 blocks, " genotype cell(s) (",
+                 config.macro ? "macro: one per layer" : "normal, reduce", "), got ",
+                 genotype.cells.size());
   GraphBuilder b;
   using Vertex = GraphBuilder::Vertex;
   const std::int64_t c = config.channels;
@@ -455,8 +449,8 @@ ArchGraph build_graph(const Genotype& genotype, const MacroConfig& config) {
     std::array<Vertex, kNodes> states{};
     states[0] = reduction_prev ? b.factorized_reduce(prev_prev, prefix + ".pre0", c_prev_prev,
                                                      c_curr, scale_prev_prev, i)
-                               : b.relu_conv_bn(prev_prev, prefix + ".pre0", c_prev_prev,
-                                                c_curr, scale_prev_prev, i);
+                               : b.relu_conv_bn(prev_prev, prefix + ".pre0", c_prev_prev, c_curr,
+                                                scale_prev_prev, i);
     states[1] = b.relu_conv_bn(prev, prefix + ".pre1", c_prev, c_curr, scale_in, i);
     for (int j = 0; j < kSteps; ++j) {
       const int node = j + kInputNodes;
@@ -465,17 +459,16 @@ ArchGraph build_graph(const Genotype& genotype, const MacroConfig& config) {
       for (const Input& input : cell.nodes[j]) {
         const bool on_input = input.from < kInputNodes;
         const std::int64_t stride = reduction && on_input ? 2 : 1;
-        b.edge_op(input.op, states[input.from], cat(node_name, ".i", input.from), c_curr,
-                  stride, on_input ? scale_in : scale_out, i, inputs);
+        b.edge_op(input.op, states[input.from], cat(node_name, ".i", input.from), c_curr, stride,
+                  on_input ? scale_in : scale_out, i, inputs);
       }
       // NOTE: with no inputs (every op `none`) this `add` yields zeros.
-      states[node] = b.add(GraphBuilder::node("add", node_name, c_curr, c_curr, scale_out, i),
-                           inputs);
+      states[node] =
+          b.add(GraphBuilder::node("add", node_name, c_curr, c_curr, scale_out, i), inputs);
     }
-    const Vertex out =
-        b.add(GraphBuilder::node("concat", prefix + ".out", kSteps * c_curr, kSteps * c_curr,
-                                 scale_out, i),
-              {states.begin() + kInputNodes, states.end()});
+    const Vertex out = b.add(GraphBuilder::node("concat", prefix + ".out", kSteps * c_curr,
+                                                kSteps * c_curr, scale_out, i),
+                             {states.begin() + kInputNodes, states.end()});
 
     prev_prev = prev;
     prev = out;
@@ -485,10 +478,9 @@ ArchGraph build_graph(const Genotype& genotype, const MacroConfig& config) {
     scale_prev = scale_out;
     reduction_prev = reduction;
   }
-  Vertex gap = b.add(GraphBuilder::node("gap", "head.gap", c_prev, c_prev, scale_prev, -1),
-                     {prev});
-  OpNode linear = GraphBuilder::node("linear", "head.linear", c_prev, config.classes,
-                                     scale_prev, -1);
+  Vertex gap = b.add(GraphBuilder::node("gap", "head.gap", c_prev, c_prev, scale_prev, -1), {prev});
+  OpNode linear =
+      GraphBuilder::node("linear", "head.linear", c_prev, config.classes, scale_prev, -1);
   linear.exit = 0;
   b.add(std::move(linear), {gap});
   return b.take();
@@ -524,8 +516,7 @@ const ParamTable& DartsSpace::params() noexcept {
 DartsSpace::DartsSpace(const Options& options) {
   auto at_least = [&options](const char* key, std::int64_t min) {
     const std::int64_t v = options.get_int(key);
-    HYPERNAS_CHECK(v >= min, "darts: option '", key, "' expects int >= ", min, ", got '", v,
-                   "'");
+    HYPERNAS_CHECK(v >= min, "darts: option '", key, "' expects int >= ", min, ", got '", v, "'");
     return v;
   };
   config_.layers = at_least("layers", 1);
@@ -548,8 +539,10 @@ Architecture DartsSpace::make(Genotype genotype) const {
 }
 
 Genotype DartsSpace::genotype_of(const Architecture& arch) const {
-  HYPERNAS_CHECK(arch.space == name(), "darts: expected an architecture of space 'darts', got "
-                 "one of space '", arch.space, "' ('", abbreviate(arch.text), "')");
+  HYPERNAS_CHECK(arch.space == name(),
+                 "darts: expected an architecture of space 'darts', got "
+                 "one of space '",
+                 arch.space, "' ('", abbreviate(arch.text), "')");
   return darts::parse_genotype(arch.text, config_.macro, blocks());
 }
 
@@ -577,8 +570,7 @@ Architecture DartsSpace::parse(const std::string& text) const {
 }
 
 std::vector<std::string> DartsSpace::op_vocabulary() const {
-  return {"input", "conv", "bn", "relu", "avg_pool", "max_pool", "add", "concat", "gap",
-          "linear"};
+  return {"input", "conv", "bn", "relu", "avg_pool", "max_pool", "add", "concat", "gap", "linear"};
 }
 
 ArchStats DartsSpace::stats(const Architecture& arch) const {
@@ -602,19 +594,18 @@ at::Tensor DartsSpace::encode(const Architecture& arch) const {
 std::vector<ArchParamSpec> DartsSpace::arch_params() const {
   std::vector<ArchParamSpec> out;
   for (std::int64_t b = 0; b < blocks(); ++b)
-    out.push_back({cat(config_.macro ? cat("cell", b) : (b == 0 ? "normal" : "reduce"),
-                       ".alpha"),
+    out.push_back({cat(config_.macro ? cat("cell", b) : (b == 0 ? "normal" : "reduce"), ".alpha"),
                    {darts::kEdges, darts::kOps}});
   return out;
 }
 
 Architecture DartsSpace::discretize(const std::vector<at::Tensor>& alphas,
-                                   std::int64_t keep) const {
+                                    std::int64_t keep) const {
   HYPERNAS_CHECK(keep >= 1, "darts: discretize expects keep >= 1, got ", keep);
   const std::vector<ArchParamSpec> specs = arch_params();
   HYPERNAS_CHECK(alphas.size() == specs.size(), "darts: discretize expects ", specs.size(),
-                 " alpha block(s) [", darts::kEdges, ", ", darts::kOps, "] (",
-                 specs.front().name, specs.size() > 1 ? ", ..." : "", "), got ", alphas.size());
+                 " alpha block(s) [", darts::kEdges, ", ", darts::kOps, "] (", specs.front().name,
+                 specs.size() > 1 ? ", ..." : "", "), got ", alphas.size());
   Genotype g;
   for (std::size_t b = 0; b < alphas.size(); ++b) {
     const at::Tensor& alpha = alphas[b];
@@ -631,9 +622,8 @@ Architecture DartsSpace::discretize(const std::vector<at::Tensor>& alphas,
     for (int e = 0; e < darts::kEdges; ++e) {
       double max = a[e][0];
       for (int k = 0; k < darts::kOps; ++k) {
-        HYPERNAS_CHECK(std::isfinite(a[e][k]), "darts: discretize got a non-finite value ",
-                       a[e][k], " in ", what, " at edge ", e, ", op ", k, " (",
-                       darts::kOpNames[k], ")");
+        HYPERNAS_CHECK(std::isfinite(a[e][k]), "darts: discretize got a non-finite value ", a[e][k],
+                       " in ", what, " at edge ", e, ", op ", k, " (", darts::kOpNames[k], ")");
         max = std::max(max, a[e][k]);
       }
       double sum = 0;

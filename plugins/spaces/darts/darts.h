@@ -68,9 +68,9 @@ inline constexpr int kOps = 8;
 
 /// The candidate ops, in DARTS's order (`PRIMITIVES`), used by indices, encodings and
 /// architecture parameters.
-inline constexpr const char* kOpNames[kOps] = {
-    "none",         "max_pool_3x3", "avg_pool_3x3", "skip_connect",
-    "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"};
+inline constexpr const char* kOpNames[kOps] = {"none",         "max_pool_3x3", "avg_pool_3x3",
+                                               "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
+                                               "dil_conv_3x3", "dil_conv_5x5"};
 
 /// Candidate op ids (positions in kOpNames).
 enum CellOp : int {
@@ -228,8 +228,7 @@ class DartsSpace : public SearchSpace {
   /// rank its k incoming edges by their strongest op other than `none` and keep the `keep`
   /// strongest (all k when keep >= k), each with that op. Ties go to the lower op id and the
   /// lower source. keep must be >= 1 (DARTS: 2).
-  Architecture discretize(const std::vector<at::Tensor>& alphas,
-                          std::int64_t keep) const override;
+  Architecture discretize(const std::vector<at::Tensor>& alphas, std::int64_t keep) const override;
 
   /// The genotype of an architecture of this space (parsed from arch.text); throws Error when
   /// arch.space is not "darts" or the text does not parse.

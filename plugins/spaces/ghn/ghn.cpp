@@ -35,11 +35,9 @@ class GraphBuilder : public hypernas::GraphBuilder {
  public:
   /// A convolution node (no bias); its output is at `scale_in` (+1 at stride 2).
   Vertex conv(const std::vector<Vertex>& in, std::string name, std::int64_t c_in,
-              std::int64_t c_out, std::int64_t kernel, std::int64_t stride,
-              std::int64_t dilation, std::int64_t groups, std::int64_t scale_in,
-              std::int64_t module) {
-    OpNode n = node("conv", std::move(name), c_in, c_out, scale_in + (stride == 2 ? 1 : 0),
-                    module);
+              std::int64_t c_out, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+              std::int64_t groups, std::int64_t scale_in, std::int64_t module) {
+    OpNode n = node("conv", std::move(name), c_in, c_out, scale_in + (stride == 2 ? 1 : 0), module);
     n.kernel = kernel;
     n.stride = stride;
     n.dilation = dilation;
@@ -53,8 +51,8 @@ class GraphBuilder : public hypernas::GraphBuilder {
   }
 
   /// Block node `prefix` applying `op` to the sum of `in` at c channels; returns its output.
-  Vertex block_op(int op, const std::vector<Vertex>& in, const std::string& prefix,
-                  std::int64_t c, std::int64_t scale, std::int64_t module) {
+  Vertex block_op(int op, const std::vector<Vertex>& in, const std::string& prefix, std::int64_t c,
+                  std::int64_t scale, std::int64_t module) {
     switch (op) {
       case kConv3x3:
       case kConv5x5: {
@@ -74,15 +72,13 @@ class GraphBuilder : public hypernas::GraphBuilder {
       }
       case kMaxPool3x3:
       case kAvgPool3x3: {
-        OpNode n = node(op == kMaxPool3x3 ? "max_pool" : "avg_pool", prefix + ".pool", c, c,
-                        scale, module);
+        OpNode n = node(op == kMaxPool3x3 ? "max_pool" : "avg_pool", prefix + ".pool", c, c, scale,
+                        module);
         n.kernel = 3;
         return add(std::move(n), in);
       }
-      case kIdentity:
-        return unary("add", in, prefix + ".id", c, scale, module);
-      default:
-        throw Error(cat("ghn: invalid op id ", op, " in '", prefix, "'"));
+      case kIdentity: return unary("add", in, prefix + ".id", c, scale, module);
+      default: throw Error(cat("ghn: invalid op id ", op, " in '", prefix, "'"));
     }
   }
 };
@@ -99,10 +95,10 @@ void make_canonical(Block& block) {
                    " reads ", n.inputs.size(), " sources (expected 1 or 2)");
     std::sort(n.inputs.begin(), n.inputs.end());
     for (std::size_t a = 0; a < n.inputs.size(); ++a) {
-      HYPERNAS_CHECK(n.inputs[a] >= 0 && n.inputs[a] < index, "ghn: node ", index,
-                     " reads node ", n.inputs[a], " (expected 0..", index - 1, ")");
-      HYPERNAS_CHECK(a == 0 || n.inputs[a] != n.inputs[a - 1], "ghn: node ", index,
-                     " reads node ", n.inputs[a], " twice");
+      HYPERNAS_CHECK(n.inputs[a] >= 0 && n.inputs[a] < index, "ghn: node ", index, " reads node ",
+                     n.inputs[a], " (expected 0..", index - 1, ")");
+      HYPERNAS_CHECK(a == 0 || n.inputs[a] != n.inputs[a - 1], "ghn: node ", index, " reads node ",
+                     n.inputs[a], " twice");
     }
   }
 }
@@ -195,8 +191,8 @@ Block parse_block(const std::string& text, std::int64_t nodes) {
     for (int o = 0; o < kOps; ++o)
       if (op == kOpNames[o]) node.op = o;
     if (node.op < 0)
-      throw fail(s + label.size(), cat("unknown op '", q(op), "'", in_token(token),
-                                       "; known ops: ", known_ops()));
+      throw fail(s + label.size(),
+                 cat("unknown op '", q(op), "'", in_token(token), "; known ops: ", known_ops()));
     // Sources between '<' and the end of the token, split by ','.
     std::size_t p = s + lt + 1;
     while (true) {
@@ -212,8 +208,7 @@ Block parse_block(const std::string& text, std::int64_t nodes) {
       if (std::find(node.inputs.begin(), node.inputs.end(), j) != node.inputs.end())
         throw fail(p, cat("node token '", q(token), "' reads node ", j, " twice"));
       if (static_cast<int>(node.inputs.size()) == kMaxInputs)
-        throw fail(p, cat("node token '", q(token), "' reads more than ", kMaxInputs,
-                          " sources"));
+        throw fail(p, cat("node token '", q(token), "' reads more than ", kMaxInputs, " sources"));
       node.inputs.push_back(j);
       if (comma == t) break;
       p = comma + 1;
@@ -276,8 +271,10 @@ const ParamTable& GhnSpace::params() noexcept {
   static const ParamTable table = [] {
     ParamTable t;
     t.add_int("nodes", 7, "N: operator nodes per block (the GHN paper trains on 7)", 1, 1000);
-    t.add_int("blocks", 3, "stages of one block each; stride-2 reduction and channel doubling "
-              "between them", 1, 16);
+    t.add_int("blocks", 3,
+              "stages of one block each; stride-2 reduction and channel doubling "
+              "between them",
+              1, 16);
     t.add_int("channels", 16, "C: channels of the first stage (C*2^s in stage s)", 1);
     t.add_int("input_channels", 3, "channels of the input images", 1);
     t.add_int("input_size", 32, "height = width of the input images", 1);
@@ -306,8 +303,7 @@ GhnSpace::GhnSpace(const Options& options) {
 Architecture GhnSpace::make(Block block) const {
   ghn_space::make_canonical(block);
   HYPERNAS_CHECK(static_cast<std::int64_t>(block.nodes.size()) == config_.nodes, "ghn: the ",
-                 "space has blocks of ", config_.nodes, " nodes, got one of ",
-                 block.nodes.size());
+                 "space has blocks of ", config_.nodes, " nodes, got one of ", block.nodes.size());
   Architecture arch;
   arch.space = name();
   arch.text = ghn_space::block_to_string(block);
@@ -316,8 +312,10 @@ Architecture GhnSpace::make(Block block) const {
 }
 
 Block GhnSpace::block_of(const Architecture& arch) const {
-  HYPERNAS_CHECK(arch.space == name(), "ghn: expected an architecture of space 'ghn', got one "
-                 "of space '", arch.space, "' ('", abbreviate(arch.text), "')");
+  HYPERNAS_CHECK(arch.space == name(),
+                 "ghn: expected an architecture of space 'ghn', got one "
+                 "of space '",
+                 arch.space, "' ('", abbreviate(arch.text), "')");
   return ghn_space::parse_block(arch.text, config_.nodes);
 }
 

@@ -45,9 +45,9 @@ namespace hypernas::ghn_space {
 inline constexpr int kOps = 8;
 
 /// The candidate ops, in the fixed order used by indices and encodings.
-inline constexpr const char* kOpNames[kOps] = {
-    "conv_3x3",     "conv_5x5",     "sep_conv_3x3", "sep_conv_5x5",
-    "dil_conv_3x3", "max_pool_3x3", "avg_pool_3x3", "identity"};
+inline constexpr const char* kOpNames[kOps] = {"conv_3x3",     "conv_5x5",     "sep_conv_3x3",
+                                               "sep_conv_5x5", "dil_conv_3x3", "max_pool_3x3",
+                                               "avg_pool_3x3", "identity"};
 
 /// Candidate op ids (positions in kOpNames).
 enum BlockOp : int {

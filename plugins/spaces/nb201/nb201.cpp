@@ -38,14 +38,13 @@ class GraphBuilder : public hypernas::GraphBuilder {
   }
 
   /// NAS-Bench-201's ReLUConvBN: ReLU -> conv (no bias) -> BN (affine). Returns the BN.
-  Vertex relu_conv_bn(Vertex in, const std::string& prefix, std::int64_t c_in,
-                      std::int64_t c_out, std::int64_t kernel, std::int64_t stride,
-                      std::int64_t scale_in, std::int64_t module) {
+  Vertex relu_conv_bn(Vertex in, const std::string& prefix, std::int64_t c_in, std::int64_t c_out,
+                      std::int64_t kernel, std::int64_t stride, std::int64_t scale_in,
+                      std::int64_t module) {
     const std::int64_t scale_out = scale_in + (stride == 2 ? 1 : 0);
     Vertex relu = add(node("relu", prefix + ".relu", c_in, c_in, scale_in, module), {in});
-    Vertex conv = add(node("conv", prefix + ".conv", c_in, c_out, scale_out, module, kernel,
-                           stride),
-                      {relu});
+    Vertex conv =
+        add(node("conv", prefix + ".conv", c_in, c_out, scale_out, module, kernel, stride), {relu});
     return add(node("bn", prefix + ".bn", c_out, c_out, scale_out, module), {conv});
   }
 
@@ -61,11 +60,8 @@ class GraphBuilder : public hypernas::GraphBuilder {
       for (int i = 0; i < j; ++i, ++edge) {
         const std::string edge_name = cat(node_name, ".e", i);
         switch (cell.ops[edge]) {
-          case kNone:
-            break;
-          case kSkip:
-            inputs.push_back(nodes[i]);
-            break;
+          case kNone: break;
+          case kSkip: inputs.push_back(nodes[i]); break;
           case kConv1x1:
           case kConv3x3: {
             const std::int64_t k = cell.ops[edge] == kConv1x1 ? 1 : 3;
@@ -74,12 +70,11 @@ class GraphBuilder : public hypernas::GraphBuilder {
             break;
           }
           case kAvgPool3x3:
-            inputs.push_back(add(node("avg_pool", edge_name + ".pool", channels, channels,
-                                      scale, module, 3, 1),
-                                 {nodes[i]}));
+            inputs.push_back(
+                add(node("avg_pool", edge_name + ".pool", channels, channels, scale, module, 3, 1),
+                    {nodes[i]}));
             break;
-          default:
-            throw Error(cat("nb201: invalid op id ", cell.ops[edge], " on edge ", edge));
+          default: throw Error(cat("nb201: invalid op id ", cell.ops[edge], " on edge ", edge));
         }
       }
       // NOTE: with no inputs this `add` yields zeros (every incoming edge is `none`).
@@ -89,16 +84,15 @@ class GraphBuilder : public hypernas::GraphBuilder {
   }
 
   /// NAS-Bench-201's ResNetBasicblock with stride 2 (c_in -> 2 c_in, scale -> scale + 1).
-  Vertex reduction(Vertex in, const std::string& prefix, std::int64_t c_in,
-                   std::int64_t scale_in) {
+  Vertex reduction(Vertex in, const std::string& prefix, std::int64_t c_in, std::int64_t scale_in) {
     const std::int64_t c_out = 2 * c_in;
     const std::int64_t scale_out = scale_in + 1;
     Vertex a = relu_conv_bn(in, prefix + ".a", c_in, c_out, 3, 2, scale_in, -1);
     Vertex b = relu_conv_bn(a, prefix + ".b", c_out, c_out, 3, 1, scale_out, -1);
-    Vertex pool = add(node("avg_pool", prefix + ".shortcut.pool", c_in, c_in, scale_out, -1, 2, 2),
-                      {in});
-    Vertex conv = add(node("conv", prefix + ".shortcut.conv", c_in, c_out, scale_out, -1, 1, 1),
-                      {pool});
+    Vertex pool =
+        add(node("avg_pool", prefix + ".shortcut.pool", c_in, c_in, scale_out, -1, 2, 2), {in});
+    Vertex conv =
+        add(node("conv", prefix + ".shortcut.conv", c_in, c_out, scale_out, -1, 1, 1), {pool});
     return add(node("add", prefix + ".add", c_out, c_out, scale_out, -1), {b, conv});
   }
 };
@@ -178,8 +172,8 @@ Cell parse_cell(const std::string& text) {
   }
   if (groups.size() != 3) {
     const std::size_t pos = groups.size() > 3 ? groups[3].first - 1 : end;
-    throw fail(pos, cat("expected 3 node groups separated by '+', found ", groups.size(),
-                        " (form ", kFormHint, ")"));
+    throw fail(pos, cat("expected 3 node groups separated by '+', found ", groups.size(), " (form ",
+                        kFormHint, ")"));
   }
 
   Cell cell;
@@ -223,8 +217,8 @@ Cell parse_cell(const std::string& text) {
       for (int k = 0; k < kOps; ++k)
         if (op == kOpNames[k]) op_id = k;
       if (op_id < 0)
-        throw fail(ps, cat("unknown op '", q(op), "'", in_edge(token), "; known ops: ",
-                           known_ops()));
+        throw fail(ps,
+                   cat("unknown op '", q(op), "'", in_edge(token), "; known ops: ", known_ops()));
       if (input != std::to_string(i))
         throw fail(ps + tilde + 1, cat("edge '", q(token), "' of node ", node, " reads input '",
                                        q(input), "', expected ", i, " (node ", node,
@@ -239,8 +233,8 @@ ArchGraph build_graph(const Cell& cell, const MacroConfig& config) {
   GraphBuilder b;
   const std::int64_t c = config.channels;
   auto in = b.add(GraphBuilder::node("input", "input", 0, config.input_channels, 0, -1), {});
-  auto stem = b.add(GraphBuilder::node("conv", "stem.conv", config.input_channels, c, 0, -1, 3),
-                    {in});
+  auto stem =
+      b.add(GraphBuilder::node("conv", "stem.conv", config.input_channels, c, 0, -1, 3), {in});
   auto x = b.add(GraphBuilder::node("bn", "stem.bn", c, c, 0, -1), {stem});
   std::int64_t channels = c;
   std::int64_t module = 0;
@@ -311,8 +305,10 @@ Architecture Nb201Space::make(const Cell& cell) const {
 }
 
 Cell Nb201Space::cell_of(const Architecture& arch) const {
-  HYPERNAS_CHECK(arch.space == name(), "nb201: expected an architecture of space 'nb201', got "
-                 "one of space '", arch.space, "' ('", abbreviate(arch.text), "')");
+  HYPERNAS_CHECK(arch.space == name(),
+                 "nb201: expected an architecture of space 'nb201', got "
+                 "one of space '",
+                 arch.space, "' ('", abbreviate(arch.text), "')");
   return nb201::parse_cell(arch.text);
 }
 
@@ -350,23 +346,21 @@ std::vector<ArchParamSpec> Nb201Space::arch_params() const {
 Architecture Nb201Space::discretize(const std::vector<at::Tensor>& alphas,
                                     std::int64_t keep) const {
   HYPERNAS_CHECK(keep >= 1, "nb201: discretize expects keep >= 1, got ", keep);
-  HYPERNAS_CHECK(alphas.size() == 1, "nb201: discretize expects 1 alpha block [",
-                 nb201::kEdges, ", ", nb201::kOps, "], got ", alphas.size(), " blocks");
+  HYPERNAS_CHECK(alphas.size() == 1, "nb201: discretize expects 1 alpha block [", nb201::kEdges,
+                 ", ", nb201::kOps, "], got ", alphas.size(), " blocks");
   const at::Tensor& alpha = alphas[0];
   HYPERNAS_CHECK(alpha.defined(), "nb201: discretize got an undefined alpha tensor");
-  HYPERNAS_CHECK(alpha.dim() == 2 && alpha.size(0) == nb201::kEdges &&
-                     alpha.size(1) == nb201::kOps,
-                 "nb201: discretize expects alpha of shape [", nb201::kEdges, ", ",
-                 nb201::kOps, "], got ", alpha.sizes());
-  const at::Tensor values =
-      alpha.detach().to(at::Device(at::kCPU), at::kDouble).contiguous();
+  HYPERNAS_CHECK(alpha.dim() == 2 && alpha.size(0) == nb201::kEdges && alpha.size(1) == nb201::kOps,
+                 "nb201: discretize expects alpha of shape [", nb201::kEdges, ", ", nb201::kOps,
+                 "], got ", alpha.sizes());
+  const at::Tensor values = alpha.detach().to(at::Device(at::kCPU), at::kDouble).contiguous();
   auto a = values.accessor<double, 2>();
   Cell cell;
   for (int e = 0; e < nb201::kEdges; ++e) {
     int best = 0;
     for (int k = 0; k < nb201::kOps; ++k) {
-      HYPERNAS_CHECK(std::isfinite(a[e][k]), "nb201: discretize got a non-finite alpha ",
-                     a[e][k], " at edge ", e, ", op ", k, " (", nb201::kOpNames[k], ")");
+      HYPERNAS_CHECK(std::isfinite(a[e][k]), "nb201: discretize got a non-finite alpha ", a[e][k],
+                     " at edge ", e, ", op ", k, " (", nb201::kOpNames[k], ")");
       if (a[e][k] > a[e][best]) best = k;
     }
     cell.ops[e] = best;

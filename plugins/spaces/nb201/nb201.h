@@ -127,8 +127,7 @@ class Nb201Space : public SearchSpace {
   std::vector<ArchParamSpec> arch_params() const override;
   /// The cell whose edge e takes the argmax op of alphas[0][e] (the first of equal maxima).
   /// NAS-Bench-201 cells keep every edge, so `keep` only has to be >= 1.
-  Architecture discretize(const std::vector<at::Tensor>& alphas,
-                          std::int64_t keep) const override;
+  Architecture discretize(const std::vector<at::Tensor>& alphas, std::int64_t keep) const override;
 
   /// The cell of an architecture of this space (parsed from arch.text); throws Error when
   /// arch.space is not "nb201" or the text does not parse.

@@ -18,20 +18,24 @@ class RandomStrategy final : public Strategy {
       ParamTable t;
       t.add_int("candidates", 1000, "distinct architectures to sample and score", 1);
       t.add_int("keep", 10, "how many of the best to return", 1);
-      t.add_int("batch", 1, "architectures per call to the surrogate (larger: faster GPU scoring)", 1);
+      t.add_int("batch", 1, "architectures per call to the surrogate (larger: faster GPU scoring)",
+                1);
       return t;
     }();
     return table;
   }
   explicit RandomStrategy(const Options& o)
-      : candidates_(o.get_int("candidates")), keep_(o.get_int("keep")), batch_(o.get_int("batch")) {}
+      : candidates_(o.get_int("candidates")),
+        keep_(o.get_int("keep")),
+        batch_(o.get_int("batch")) {}
 
   std::vector<Candidate> run(Context& ctx, const SearchRequest& req) override {
     HYPERNAS_CHECK(req.surrogate && req.space, "random search needs a surrogate and a space");
     HYPERNAS_CHECK(req.evaluations != nullptr,
                    "random search needs the kernel's evaluation service (a host of ABI >= 1.1)");
     std::int64_t n = candidates_;
-    if (auto size = req.space->size()) n = std::min<std::int64_t>(n, static_cast<std::int64_t>(*size));
+    if (auto size = req.space->size())
+      n = std::min<std::int64_t>(n, static_cast<std::int64_t>(*size));
 
     // Draw first, so the candidates depend only on the seed, not on what is already scored.
     const std::vector<Architecture> pool = draw(ctx, *req.space, n);
@@ -42,8 +46,9 @@ class RandomStrategy final : public Strategy {
     for (std::size_t next = 0; next < pool.size();) {
       const std::size_t end = std::min(pool.size(), next + static_cast<std::size_t>(batch_));
       Evaluated e = req.evaluations->evaluate(
-          ctx, std::vector<Architecture>(pool.begin() + static_cast<std::ptrdiff_t>(next),
-                                         pool.begin() + static_cast<std::ptrdiff_t>(end)),
+          ctx,
+          std::vector<Architecture>(pool.begin() + static_cast<std::ptrdiff_t>(next),
+                                    pool.begin() + static_cast<std::ptrdiff_t>(end)),
           progress.get());
       next = end;
       failed += e.failed.size();

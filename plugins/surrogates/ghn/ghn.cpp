@@ -37,14 +37,15 @@ using ghn::detail::StepBuild;
 // Options
 
 /// Options that define the model (a state saved with others cannot be loaded).
-const char* const kModelKeys[] = {"hidden",        "hyper_hidden",      "steps",
-                                  "propagation",   "stacked",           "fan_in_norm",
-                                  "layer_norm",    "virtual_edges",     "max_shortest_path",
-                                  "max_channels",  "max_kernel"};
+const char* const kModelKeys[] = {"hidden",       "hyper_hidden",  "steps",
+                                  "propagation",  "stacked",       "fan_in_norm",
+                                  "layer_norm",   "virtual_edges", "max_shortest_path",
+                                  "max_channels", "max_kernel"};
 
 std::string model_signature(const Options& o) {
   std::string out;
-  for (const char* key : kModelKeys) out += cat(out.empty() ? "" : ",", key, "=", to_string(o.at(key)));
+  for (const char* key : kModelKeys)
+    out += cat(out.empty() ? "" : ",", key, "=", to_string(o.at(key)));
   return out;
 }
 
@@ -67,7 +68,8 @@ std::map<std::string, std::string> split_signature(const std::string& s) {
 
 Tensor index_tensor(const std::vector<std::int64_t>& v, const at::Device& device) {
   Tensor t = at::empty({static_cast<std::int64_t>(v.size())}, at::kLong);
-  if (!v.empty()) std::memcpy(t.data_ptr<std::int64_t>(), v.data(), v.size() * sizeof(std::int64_t));
+  if (!v.empty())
+    std::memcpy(t.data_ptr<std::int64_t>(), v.data(), v.size() * sizeof(std::int64_t));
   return device.is_cpu() ? t : t.to(device);
 }
 
@@ -89,12 +91,12 @@ std::string shape_text(const std::vector<std::int64_t>& s) {
 /// Messages into one group of nodes: 1-hop edges (src: global node, dst: row of the group)
 /// and, with virtual edges, weighted edges of distance <= max_shortest_path.
 struct Messages {
-  Tensor src, dst;       ///< 1-hop edges.
-  Tensor vsrc, vdst, vw; ///< Virtual edges and their weights 1/distance.
-  Tensor xdst, xslot;    ///< Stacked GHN: rows receiving the previous segment's mean (slot).
-  bool any = false;      ///< Any 1-hop edge.
-  bool vany = false;     ///< Any virtual edge.
-  bool xany = false;     ///< Any previous-segment message.
+  Tensor src, dst;        ///< 1-hop edges.
+  Tensor vsrc, vdst, vw;  ///< Virtual edges and their weights 1/distance.
+  Tensor xdst, xslot;     ///< Stacked GHN: rows receiving the previous segment's mean (slot).
+  bool any = false;       ///< Any 1-hop edge.
+  bool vany = false;      ///< Any virtual edge.
+  bool xany = false;      ///< Any previous-segment message.
 };
 
 /// One batched GRU update.
@@ -107,21 +109,21 @@ struct Group {
 
 /// Segment s of every graph that has one.
 struct SegmentStep {
-  Tensor nodes;                    ///< Global ids of the segment's nodes.
-  std::int64_t count = 0;          ///< Their number.
-  Tensor entries, entry_slot;      ///< Entry nodes and the graph slot of each (stacked).
-  Tensor prev_nodes, prev_slot;    ///< Nodes of segment s-1 and their graph slot.
-  Tensor prev_count;               ///< [slots, 1] sizes of segment s-1 per slot.
-  std::int64_t slots = 0;          ///< Graphs having this segment (0 for s = 0).
+  Tensor nodes;                          ///< Global ids of the segment's nodes.
+  std::int64_t count = 0;                ///< Their number.
+  Tensor entries, entry_slot;            ///< Entry nodes and the graph slot of each (stacked).
+  Tensor prev_nodes, prev_slot;          ///< Nodes of segment s-1 and their graph slot.
+  Tensor prev_count;                     ///< [slots, 1] sizes of segment s-1 per slot.
+  std::int64_t slots = 0;                ///< Graphs having this segment (0 for s = 0).
   std::vector<Group> forward, backward;  ///< Level groups (forward-backward).
   Messages sync_forward, sync_backward;  ///< Synchronous rounds; ids local to `nodes`.
 };
 
 /// Everything propagation needs, as tensors on the model's device.
 struct Plan {
-  std::int64_t total = 0;              ///< Nodes in the batch.
-  std::vector<std::int64_t> base;      ///< First global id of each graph.
-  Tensor init;                         ///< [total, hidden] padded one-hot types.
+  std::int64_t total = 0;          ///< Nodes in the batch.
+  std::vector<std::int64_t> base;  ///< First global id of each graph.
+  Tensor init;                     ///< [total, hidden] padded one-hot types.
   std::vector<SegmentStep> steps;
 };
 
@@ -231,8 +233,8 @@ struct Gru {
   Tensor operator()(const Tensor& m, const Tensor& hx) const {
     const Tensor g = at::addmm(b, at::cat({m, hx}, 1), wt);  // [n, 4H]: r z | i_n | h_n
     const Tensor rz = at::sigmoid(g.narrow(1, 0, 2 * h));
-    const Tensor n = at::tanh(at::addcmul(g.narrow(1, 2 * h, h), rz.narrow(1, 0, h),
-                                          g.narrow(1, 3 * h, h)));
+    const Tensor n =
+        at::tanh(at::addcmul(g.narrow(1, 2 * h, h), rz.narrow(1, 0, h), g.narrow(1, 3 * h, h)));
     return at::lerp(n, hx, rz.narrow(1, h, h));  // n + z (h - n)
   }
 };
@@ -325,8 +327,8 @@ class Reader {
 
  private:
   void need(std::uint64_t n, const char* what) {
-    HYPERNAS_CHECK(n <= size_ - pos_, "ghn: state blob is malformed: it ends inside ", what,
-                   " (", size_ - pos_, " bytes left, ", n, " needed)");
+    HYPERNAS_CHECK(n <= size_ - pos_, "ghn: state blob is malformed: it ends inside ", what, " (",
+                   size_ - pos_, " bytes left, ", n, " needed)");
   }
   const char* data_;
   std::size_t size_;
@@ -429,8 +431,8 @@ struct GhnSurrogate::Impl {
   /// The propagation weights in the layout the step functions use, made once per propagate()
   /// call (gradients flow back to the parameters through these few ops).
   struct Prepared {
-    Mlp msg, ve;   ///< M, and M for virtual edges.
-    Gru gru;       ///< U.
+    Mlp msg, ve;  ///< M, and M for virtual edges.
+    Gru gru;      ///< U.
   };
 
   Prepared prepare() const {
@@ -445,7 +447,8 @@ struct GhnSurrogate::Impl {
   /// previous segment's mean from `prev` (M already applied).
   Tensor gather(const Messages& m, std::int64_t rows, const Tensor& buf, const Tensor& vbuf,
                 const Tensor& prev) const {
-    Tensor out = at::zeros({rows, cfg.hidden}, at::TensorOptions().dtype(at::kFloat).device(device));
+    Tensor out =
+        at::zeros({rows, cfg.hidden}, at::TensorOptions().dtype(at::kFloat).device(device));
     if (m.any) out.index_add_(0, m.dst, buf.index_select(0, m.src));
     if (m.vany) out.index_add_(0, m.vdst, vbuf.index_select(0, m.vsrc) * m.vw);
     if (m.xany) out.index_add_(0, m.xdst, prev.index_select(0, m.xslot));
@@ -455,7 +458,8 @@ struct GhnSurrogate::Impl {
   /// Final node embeddings of a batch of graphs (after layer norm, when on) and the plan.
   std::pair<Tensor, std::shared_ptr<const PlanData>> embed(
       const std::vector<const ArchGraph*>& graphs, bool one_at_a_time) const {
-    auto data = std::make_shared<const PlanData>(ghn::detail::build_plan(graphs, cfg, one_at_a_time));
+    auto data =
+        std::make_shared<const PlanData>(ghn::detail::build_plan(graphs, cfg, one_at_a_time));
     Tensor H;
     if (device.is_cpu() && !aten_propagation) {
       std::vector<Tensor> ps = {P(msg_w1),   P(msg_b1),   P(msg_w2),   P(msg_b2),
@@ -540,7 +544,8 @@ struct GhnSurrogate::Impl {
     std::vector<std::int64_t> idx;
     if (slot == 0) {
       const std::int64_t o = shape[0], i = shape[1];
-      const std::int64_t kh = shape.size() == 4 ? shape[2] : 1, kw = shape.size() == 4 ? shape[3] : 1;
+      const std::int64_t kh = shape.size() == 4 ? shape[2] : 1,
+                         kw = shape.size() == 4 ? shape[3] : 1;
       idx.reserve(static_cast<std::size_t>(o * i * kh * kw));
       for (std::int64_t a = 0; a < o; ++a)
         for (std::int64_t b = 0; b < i; ++b)
@@ -676,8 +681,8 @@ const ParamTable& GhnSurrogate::params() noexcept {
   static const ParamTable table = [] {
     ParamTable t;
     t.add_int("hidden", 32,
-              "node embedding size (GRU state, message MLP width); >= 17, the node types",
-              17, 1024);
+              "node embedding size (GRU state, message MLP width); >= 17, the node types", 17,
+              1024);
     t.add_int("hyper_hidden", 64, "hidden width of the hypernetwork MLP H", 1, 4096);
     t.add_int("steps", 5, "propagation phases T (each: a forward and a backward pass)", 0, 100);
     t.add_string("propagation", "forward-backward",
@@ -728,7 +733,8 @@ namespace {
 
 const Executor& need_executor(Context& ctx) {
   const Executor* e = ctx.executor();
-  HYPERNAS_CHECK(e != nullptr, "ghn: this kernel has no graph executor; the ghn surrogate needs "
+  HYPERNAS_CHECK(e != nullptr,
+                 "ghn: this kernel has no graph executor; the ghn surrogate needs "
                  "one to run architectures with generated weights");
   return *e;
 }
@@ -737,7 +743,7 @@ const Executor& need_executor(Context& ctx) {
 const Architecture& with_graph(const Architecture& arch, const SearchSpace* space,
                                Architecture& storage) {
   if (boost::num_vertices(arch.graph) > 0) return arch;
-  HYPERNAS_CHECK(space != nullptr, "ghn: architecture '", arch.text,
+  HYPERNAS_CHECK(space != nullptr, "ghn: architecture '", abbreviate(arch.text),
                  "' has no graph and no search space was given to rebuild it");
   storage = space->parse(arch.text);
   return storage;
@@ -823,11 +829,11 @@ void GhnSurrogate::fit(Context& ctx, const FitRequest& req) {
       for (std::size_t k = 0; k < archs.size(); ++k) {
         const std::vector<Tensor> logits = exec.forward(archs[k], weights[k], batch->images);
         HYPERNAS_CHECK(!logits.empty(), "ghn: the executor returned no output for '",
-                       archs[k].text, "'");
+                       abbreviate(archs[k].text), "'");
         Tensor l = at::cross_entropy_loss(logits.back(), batch->labels);
         const double value = l.item<double>();
-        HYPERNAS_CHECK(std::isfinite(value), "ghn: fit step ", global_step, " (epoch ",
-                       epoch + 1, "): the loss is ", value, " on architecture '", archs[k].text,
+        HYPERNAS_CHECK(std::isfinite(value), "ghn: fit step ", global_step, " (epoch ", epoch + 1,
+                       "): the loss is ", value, " on architecture '", abbreviate(archs[k].text),
                        "' of space '", archs[k].space, "'");
         loss = loss.defined() ? loss + l : l;
       }
@@ -970,8 +976,8 @@ void GhnSurrogate::load_state(const std::string& blob) {
   const std::uint64_t have = blob.size() - kHeaderSize;
   HYPERNAS_CHECK(have >= size, "ghn: state blob is truncated: its header announces ", size,
                  " bytes of payload, but only ", have, " follow");
-  HYPERNAS_CHECK(have == size, "ghn: state blob has ", have - size,
-                 " unexpected bytes after its ", size, "-byte payload");
+  HYPERNAS_CHECK(have == size, "ghn: state blob has ", have - size, " unexpected bytes after its ",
+                 size, "-byte payload");
   const char* payload = blob.data() + kHeaderSize;
   HYPERNAS_CHECK(fnv1a64(std::string_view(payload, size), kChecksumBasis) == checksum,
                  "ghn: state blob is corrupted: the payload checksum does not match");
@@ -1004,7 +1010,8 @@ void GhnSurrogate::load_state(const std::string& blob) {
     tensors[name] = std::move(t);
   }
   HYPERNAS_CHECK(r.done(), "ghn: state blob is malformed: bytes left after the last tensor");
-  std::vector<Tensor> values(m.params.size()), moments_m(m.params.size()), moments_v(m.params.size());
+  std::vector<Tensor> values(m.params.size()), moments_m(m.params.size()),
+      moments_v(m.params.size());
   for (std::size_t i = 0; i < m.params.size(); ++i) {
     auto it = tensors.find(m.names[i]);
     HYPERNAS_CHECK(it != tensors.end(), "ghn: state blob lacks tensor '", m.names[i], "'");

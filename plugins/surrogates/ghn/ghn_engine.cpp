@@ -29,8 +29,8 @@ namespace {
 using at::Tensor;
 
 /// y[r, o] = b[o] + sum_i W[o, i] x[r, i] for W [out, in], x [rows, in], y [rows, out].
-void linear_rows(const float* x, std::int64_t rows, std::int64_t in, const float* W,
-                 const float* b, std::int64_t out, float* y) {
+void linear_rows(const float* x, std::int64_t rows, std::int64_t in, const float* W, const float* b,
+                 std::int64_t out, float* y) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * in;
     float* yr = y + r * out;
@@ -188,9 +188,11 @@ class CpuPropagation {
     float* x = &data_[off];
     float* a1 = x + block;
     float* out = a1 + block;
-    for (std::int64_t r = 0; r < n; ++r) std::memcpy(x + r * h_, row(H_, nodes[r]), h_ * sizeof(float));
+    for (std::int64_t r = 0; r < n; ++r)
+      std::memcpy(x + r * h_, row(H_, nodes[r]), h_ * sizeof(float));
     mlp(kW1, x, n, a1, out);
-    for (std::int64_t r = 0; r < n; ++r) std::memcpy(row(buf_, nodes[r]), out + r * h_, h_ * sizeof(float));
+    for (std::int64_t r = 0; r < n; ++r)
+      std::memcpy(row(buf_, nodes[r]), out + r * h_, h_ * sizeof(float));
     if (ve) {
       float* va1 = out + block;
       float* vout = va1 + block;
@@ -258,7 +260,8 @@ class CpuPropagation {
       float* dst = m + msg.xdst[k] * h_;
       for (std::int64_t i = 0; i < h_; ++i) dst[i] += src[i];
     }
-    for (std::int64_t q = 0; q < n; ++q) std::memcpy(hold + q * h_, row(H_, g.idx[q]), h_ * sizeof(float));
+    for (std::int64_t q = 0; q < n; ++q)
+      std::memcpy(hold + q * h_, row(H_, g.idx[q]), h_ * sizeof(float));
     std::vector<float> gi(static_cast<std::size_t>(3 * n * h_)), gh(gi.size());
     linear_rows(m, n, h_, W(kWih), W(kBih), 3 * h_, gi.data());
     linear_rows(hold, n, h_, W(kWhh), W(kBhh), 3 * h_, gh.data());
@@ -365,8 +368,7 @@ class CpuPropagation {
     const std::size_t block = static_cast<std::size_t>(slots * h_);
     const float* means = &data_[e.offset];
     std::vector<float> dmeans(block, 0.0f);
-    mlp_backward(kW1, means, means + block, means + 2 * block, dprev_.data(), slots,
-                 dmeans.data());
+    mlp_backward(kW1, means, means + block, means + 2 * block, dprev_.data(), slots, dmeans.data());
     std::fill(dprev_.begin(), dprev_.end(), 0.0f);
     for (std::size_t k = 0; k < st.entries.size(); ++k) {
       const float* src = row(dH_, st.entries[k]);
@@ -403,8 +405,7 @@ class CpuPropagation {
 struct CpuPropagationBackward final : torch::autograd::Node {
   std::shared_ptr<CpuPropagation> engine;
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
-    if (grads.empty() || !grads[0].defined())
-      return torch::autograd::variable_list(num_outputs());
+    if (grads.empty() || !grads[0].defined()) return torch::autograd::variable_list(num_outputs());
     return engine->backward(grads[0]);
   }
   std::string name() const override { return "GhnCpuPropagationBackward"; }

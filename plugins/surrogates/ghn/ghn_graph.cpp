@@ -45,10 +45,11 @@ void check_topological(const ArchGraph& graph) {
 }  // namespace
 
 const std::vector<std::string>& node_types() {
-  static const std::vector<std::string> types = {
-      "input",   "conv1x1", "conv3x3",  "conv5x5",  "conv", "dw_conv3x3",
-      "dw_conv5x5", "dw_conv", "dil_conv", "bn",   "relu", "avg_pool",
-      "max_pool", "add",     "concat",   "gap",      "linear"};
+  static const std::vector<std::string> types = {"input",    "conv1x1",    "conv3x3",    "conv5x5",
+                                                 "conv",     "dw_conv3x3", "dw_conv5x5", "dw_conv",
+                                                 "dil_conv", "bn",         "relu",       "avg_pool",
+                                                 "max_pool", "add",        "concat",     "gap",
+                                                 "linear"};
   return types;
 }
 
@@ -86,8 +87,8 @@ static_assert(kTypeCount == 17, "node_types() lists 17 types");
 Propagation parse_propagation(const std::string& text) {
   if (text == "forward-backward") return Propagation::ForwardBackward;
   if (text == "synchronous") return Propagation::Synchronous;
-  throw UsageError(cat("ghn: option 'propagation' expects forward-backward or synchronous, got '",
-                       text, "'"));
+  throw UsageError(
+      cat("ghn: option 'propagation' expects forward-backward or synchronous, got '", text, "'"));
 }
 
 std::vector<Segment> split_segments(const ArchGraph& graph, bool stacked) {
@@ -134,8 +135,7 @@ std::vector<Segment> split_segments(const ArchGraph& graph, bool stacked) {
   return segments;
 }
 
-SegmentLevels segment_levels(const ArchGraph& graph, const Segment& segment,
-                             bool one_at_a_time) {
+SegmentLevels segment_levels(const ArchGraph& graph, const Segment& segment, bool one_at_a_time) {
   SegmentLevels out;
   const auto& nodes = segment.nodes;
   if (one_at_a_time) {
@@ -172,8 +172,7 @@ SegmentLevels segment_levels(const ArchGraph& graph, const Segment& segment,
 }
 
 std::vector<UpdateStep> propagation_order(const ArchGraph& graph, Propagation propagation,
-                                          std::int64_t steps, bool stacked,
-                                          bool one_at_a_time) {
+                                          std::int64_t steps, bool stacked, bool one_at_a_time) {
   std::vector<UpdateStep> order;
   const std::vector<Segment> segments = split_segments(graph, stacked);
   for (std::size_t s = 0; s < segments.size(); ++s) {

@@ -64,36 +64,36 @@ struct Config {
 /// Messages into one group of nodes, CPU side. Rows (dst, vdst, xdst) are positions in the
 /// group; sources are global node ids (local positions in StepBuild::sync_forward/backward).
 struct MessagesBuild {
-  std::vector<std::int64_t> src, dst;    ///< 1-hop edges.
-  std::vector<std::int64_t> vsrc, vdst;  ///< Virtual edges...
-  std::vector<float> vw;                 ///< ...and their weights 1/distance.
-  std::vector<std::int64_t> xdst, xslot; ///< Rows receiving the previous segment's M(mean).
+  std::vector<std::int64_t> src, dst;     ///< 1-hop edges.
+  std::vector<std::int64_t> vsrc, vdst;   ///< Virtual edges...
+  std::vector<float> vw;                  ///< ...and their weights 1/distance.
+  std::vector<std::int64_t> xdst, xslot;  ///< Rows receiving the previous segment's M(mean).
 };
 
 /// One batched update on the CPU side of a plan (global ids; rows are positions in idx).
 struct GroupBuild {
   std::vector<std::int64_t> idx;  ///< The nodes updated together.
   MessagesBuild msg;              ///< Their messages.
-  bool feeds = false;  ///< Some later group of the same pass reads M of these nodes.
+  bool feeds = false;             ///< Some later group of the same pass reads M of these nodes.
 };
 
 /// Segment s of every graph that has one, CPU side.
 struct StepBuild {
-  std::vector<std::int64_t> nodes;                    ///< The segment's nodes, all graphs.
-  std::vector<std::int64_t> entries, entry_slot;      ///< Entry nodes, their graph's slot.
-  std::vector<std::int64_t> prev_nodes, prev_slot;    ///< Segment s-1's nodes, their slot.
-  std::vector<float> prev_count;                      ///< Segment s-1's size per slot.
-  std::vector<GroupBuild> forward, backward;          ///< Level groups of the two passes.
-  MessagesBuild sync_forward, sync_backward;  ///< Sources local to `nodes`.
-  GroupBuild sync[2];                         ///< The same with global sources (CPU engine).
+  std::vector<std::int64_t> nodes;                  ///< The segment's nodes, all graphs.
+  std::vector<std::int64_t> entries, entry_slot;    ///< Entry nodes, their graph's slot.
+  std::vector<std::int64_t> prev_nodes, prev_slot;  ///< Segment s-1's nodes, their slot.
+  std::vector<float> prev_count;                    ///< Segment s-1's size per slot.
+  std::vector<GroupBuild> forward, backward;        ///< Level groups of the two passes.
+  MessagesBuild sync_forward, sync_backward;        ///< Sources local to `nodes`.
+  GroupBuild sync[2];                               ///< The same with global sources (CPU engine).
 };
 
 /// The propagation plan of a batch of graphs (their disjoint union), as plain vectors.
 struct PlanData {
-  std::int64_t total = 0;            ///< Nodes in the batch.
-  std::vector<std::int64_t> base;    ///< First global id of each graph.
-  std::vector<std::int64_t> types;   ///< Node type of every node.
-  std::vector<StepBuild> steps;      ///< One per segment index.
+  std::int64_t total = 0;           ///< Nodes in the batch.
+  std::vector<std::int64_t> base;   ///< First global id of each graph.
+  std::vector<std::int64_t> types;  ///< Node type of every node.
+  std::vector<StepBuild> steps;     ///< One per segment index.
 };
 
 /// The plan of `graphs` (propagated together as one disjoint union): segments, level groups

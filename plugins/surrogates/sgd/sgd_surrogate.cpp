@@ -55,10 +55,15 @@ class SgdSurrogate final : public Surrogate {
   }
 
   explicit SgdSurrogate(const Options& o)
-      : steps_(o.get_int("steps")), batch_(o.get_int("batch")), lr_(o.get_real("lr")),
-        momentum_(o.get_real("momentum")), nesterov_(o.get_bool("nesterov")),
-        weight_decay_(o.get_real("weight_decay")), grad_clip_(o.get_real("grad_clip")),
-        augment_(o.get_bool("augment")), eval_images_(o.get_int("eval_images")) {
+      : steps_(o.get_int("steps")),
+        batch_(o.get_int("batch")),
+        lr_(o.get_real("lr")),
+        momentum_(o.get_real("momentum")),
+        nesterov_(o.get_bool("nesterov")),
+        weight_decay_(o.get_real("weight_decay")),
+        grad_clip_(o.get_real("grad_clip")),
+        augment_(o.get_bool("augment")),
+        eval_images_(o.get_int("eval_images")) {
     if (nesterov_ && momentum_ <= 0)
       throw UsageError("sgd: option 'nesterov' needs momentum > 0, got momentum 0");
   }
@@ -82,8 +87,10 @@ class SgdSurrogate final : public Surrogate {
                    "' has no validation split; open it with valid > 0");
     HYPERNAS_CHECK(r.batch_size >= 1, "sgd: evaluation batch size must be >= 1, got ",
                    r.batch_size);
-    HYPERNAS_CHECK(r.seeds.size() == r.archs.size(), "sgd: expected one seed per architecture "
-                   "(ScoreRequest::seeds), got ", r.seeds.size(), " for ", r.archs.size());
+    HYPERNAS_CHECK(r.seeds.size() == r.archs.size(),
+                   "sgd: expected one seed per architecture "
+                   "(ScoreRequest::seeds), got ",
+                   r.seeds.size(), " for ", r.archs.size());
 
     std::vector<Score> out;
     out.reserve(r.archs.size());
@@ -95,8 +102,8 @@ class SgdSurrogate final : public Surrogate {
   }
 
  private:
-  Score score_one(Context& ctx, const Executor& exec, const Architecture& arch,
-                  const Dataset& data, const ScoreRequest& r, std::uint64_t seed) {
+  Score score_one(Context& ctx, const Executor& exec, const Architecture& arch, const Dataset& data,
+                  const ScoreRequest& r, std::uint64_t seed) {
     const auto start = std::chrono::steady_clock::now();
     const c10::Device device = ctx.device();
     Rng rng(seed);
@@ -129,13 +136,14 @@ class SgdSurrogate final : public Surrogate {
       const std::vector<at::Tensor> logits = exec.forward(arch, weights, images);
       HYPERNAS_CHECK(!logits.empty(), "sgd: the executor returned no output");
       at::Tensor loss = cross_entropy(logits.back(), labels);
-      for (std::size_t e = 0; e + 1 < logits.size(); ++e) loss = loss + cross_entropy(logits[e], labels);
+      for (std::size_t e = 0; e + 1 < logits.size(); ++e)
+        loss = loss + cross_entropy(logits[e], labels);
       if (logits.size() > 1) loss = loss / static_cast<double>(logits.size());
       const double value = loss.item<double>();
       if (!std::isfinite(value)) {
         diverged = true;
-        ctx.log().warn(cat("sgd: loss of '", arch.text, "' is ", value, " at step ", step + 1,
-                           "; scored 0"));
+        ctx.log().warn(cat("sgd: loss of '", abbreviate(arch.text), "' is ", value, " at step ",
+                           step + 1, "; scored 0"));
         break;
       }
       losses.push_back(value);
@@ -154,7 +162,8 @@ class SgdSurrogate final : public Surrogate {
     }
     const std::int64_t limit = r.max_images > 0 ? r.max_images : eval_images_;
     if (!diverged) {
-      const auto [accuracy, images] = evaluate(exec, arch, weights, data, r.batch_size, limit, device);
+      const auto [accuracy, images] =
+          evaluate(exec, arch, weights, data, r.batch_size, limit, device);
       s.value = accuracy;
       s.extra["accuracy"] = accuracy;
       s.extra["images"] = static_cast<double>(images);

@@ -26,8 +26,9 @@
 #define HYPERNAS_STR(x) HYPERNAS_STR2(x)
 #if defined(__clang__)
 // NOTE: __clang_version__ carries a trailing space ("14.0.6 "); the numbers alone do not.
-#define HYPERNAS_COMPILER_ID \
-  "clang-" HYPERNAS_STR(__clang_major__) "." HYPERNAS_STR(__clang_minor__) "." HYPERNAS_STR(__clang_patchlevel__)
+#define HYPERNAS_COMPILER_ID                                                                 \
+  "clang-" HYPERNAS_STR(__clang_major__) "." HYPERNAS_STR(__clang_minor__) "." HYPERNAS_STR( \
+      __clang_patchlevel__)
 #elif defined(__GNUC__)
 #define HYPERNAS_COMPILER_ID "gcc-" __VERSION__
 #else
@@ -50,9 +51,12 @@
 /// Build id of the translation unit that expands it: compiler, standard library, C++11 ABI flag
 /// and Torch version, separated by ';'. A plugin's descriptor carries the value this macro had
 /// when the plugin was compiled; the host compares it with its own.
+// NOTE: clang-format 14 does not settle on one layout for this macro.
+// clang-format off
 #define HYPERNAS_BUILD_ID                                                          \
   HYPERNAS_COMPILER_ID ";" HYPERNAS_STDLIB_ID ";" HYPERNAS_CXX11_ABI_ID ";torch-" \
       HYPERNAS_STR(TORCH_VERSION_MAJOR) "." HYPERNAS_STR(TORCH_VERSION_MINOR)
+// clang-format on
 
 namespace hypernas {
 

@@ -32,30 +32,28 @@ namespace hypernas {
 /// - `linear`: fully connected, weight [c_out, c_in], bias [c_out]; `exit` >= 0 marks it as the
 ///   logits of an exit head (the highest exit is the network's output).
 /// @{
-inline constexpr const char* kPrimitiveOps[] = {"input",    "conv", "bn",     "relu",
-                                                "avg_pool", "max_pool", "add", "concat",
-                                                "gap",      "linear"};
+inline constexpr const char* kPrimitiveOps[] = {"input",    "conv", "bn",     "relu", "avg_pool",
+                                                "max_pool", "add",  "concat", "gap",  "linear"};
 /// @}
 
 /// One operator node and its attributes. An edge u -> v means v reads u's output.
 struct OpNode {
-  std::string op;             ///< Operator type, from the space's vocabulary ("input", "conv", ...).
-  std::string name;           ///< Unique, stable name; keys the node's weights ("s0.c1.e2.conv").
-  std::int64_t c_in = 0;      ///< Input channels (0 where the op has none to speak of).
-  std::int64_t c_out = 0;     ///< Output channels.
-  std::int64_t kernel = 0;    ///< Kernel size (0: no spatial kernel).
-  std::int64_t stride = 1;    ///< Stride.
+  std::string op;           ///< Operator type, from the space's vocabulary ("input", "conv", ...).
+  std::string name;         ///< Unique, stable name; keys the node's weights ("s0.c1.e2.conv").
+  std::int64_t c_in = 0;    ///< Input channels (0 where the op has none to speak of).
+  std::int64_t c_out = 0;   ///< Output channels.
+  std::int64_t kernel = 0;  ///< Kernel size (0: no spatial kernel).
+  std::int64_t stride = 1;  ///< Stride.
   std::int64_t dilation = 1;  ///< Dilation.
   std::int64_t groups = 1;    ///< Convolution groups (c_in for depthwise).
   std::int64_t scale = 0;     ///< Spatial scale level: input resolution divided by 2^scale.
-  std::int64_t module = -1;   ///< Index of the repeated cell/module this node belongs to (-1: none).
-  std::int64_t exit = -1;     ///< Exit head index for multi-exit networks (-1: not an exit).
+  std::int64_t module = -1;  ///< Index of the repeated cell/module this node belongs to (-1: none).
+  std::int64_t exit = -1;    ///< Exit head index for multi-exit networks (-1: not an exit).
 };
 
 /// The graph type: bidirectional so both in- and out-neighbours are cheap (GHN's
 /// forward-backward propagation walks both ways). Vertex order is a topological order.
-using ArchGraph =
-    boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, OpNode>;
+using ArchGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, OpNode>;
 
 /// An architecture of a named search space: its canonical text form and its graph.
 struct Architecture {

@@ -75,21 +75,21 @@ class Progress {
 
 /// One scored architecture as recorded in the results store.
 struct Evaluation {
-  std::string arch_hash;   ///< Hash of the architecture's canonical JSON.
-  std::string surrogate;   ///< Surrogate key: plugin name plus its resolved options.
-  double score = 0;        ///< Higher is better.
-  double seconds = 0;      ///< Wall-clock cost of scoring this one architecture.
+  std::string arch_hash;                ///< Hash of the architecture's canonical JSON.
+  std::string surrogate;                ///< Surrogate key: plugin name plus its resolved options.
+  double score = 0;                     ///< Higher is better.
+  double seconds = 0;                   ///< Wall-clock cost of scoring this one architecture.
   std::map<std::string, double> extra;  ///< Named side values (accuracy per exit, flops, ...).
 };
 
 /// One architecture trained from scratch, as recorded in the results store.
 struct TrainingRecord {
-  std::string arch_hash;                ///< Hash of the architecture.
-  std::string recipe;                   ///< Resolved trainer options, canonical text.
-  std::vector<double> train_loss;       ///< Mean training loss per epoch.
-  std::vector<double> valid_accuracy;   ///< Validation accuracy per epoch.
-  double test_accuracy = 0;             ///< Final test accuracy.
-  double seconds = 0;                   ///< Wall-clock training time.
+  std::string arch_hash;               ///< Hash of the architecture.
+  std::string recipe;                  ///< Resolved trainer options, canonical text.
+  std::vector<double> train_loss;      ///< Mean training loss per epoch.
+  std::vector<double> valid_accuracy;  ///< Validation accuracy per epoch.
+  double test_accuracy = 0;            ///< Final test accuracy.
+  double seconds = 0;                  ///< Wall-clock training time.
 };
 
 /// The experiment's results database, as plugins see it. Every call commits at once, so a
@@ -143,9 +143,9 @@ inline const char* role_name(ParamRole r) {
 
 /// Shape and role of one parameter the executor needs for an architecture.
 struct ParamShape {
-  std::string name;                 ///< Key in the WeightMap.
-  std::string node;                 ///< Name of the node that owns it.
-  std::vector<std::int64_t> shape;  ///< Tensor shape.
+  std::string name;                        ///< Key in the WeightMap.
+  std::string node;                        ///< Name of the node that owns it.
+  std::vector<std::int64_t> shape;         ///< Tensor shape.
   ParamRole role = ParamRole::ConvWeight;  ///< What it is (ABI 1.1).
   /// Inputs feeding one output unit: c_in/groups·k·k for a conv weight, c_in for a linear
   /// weight and bias (the fan-in of its weight), 1 for batch-norm parameters (ABI 1.1).

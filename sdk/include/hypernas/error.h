@@ -65,17 +65,17 @@ inline std::string abbreviate(const std::string& text, std::size_t width = 120) 
 
 /// Throws hypernas::Error with the concatenated message unless `cond` holds. For the caller's
 /// mistakes and bad input: the message talks to the user.
-#define HYPERNAS_CHECK(cond, ...)                          \
-  do {                                                     \
+#define HYPERNAS_CHECK(cond, ...)                                       \
+  do {                                                                  \
     if (!(cond)) throw ::hypernas::Error(::hypernas::cat(__VA_ARGS__)); \
   } while (false)
 
 /// Throws hypernas::Error naming the C++ file and line unless `cond` holds. For broken
 /// contracts inside HyperNAS or a plugin, never for user input: the message asks for a report.
-#define HYPERNAS_INTERNAL_ASSERT(cond, ...)                                                  \
-  do {                                                                                       \
-    if (!(cond))                                                                             \
-      throw ::hypernas::Error(::hypernas::cat("internal error at ", __FILE__, ":", __LINE__, \
-                                              ": ", #cond, " failed. ", ##__VA_ARGS__,      \
-                                              " (please report this as a bug)"));            \
+#define HYPERNAS_INTERNAL_ASSERT(cond, ...)                                                        \
+  do {                                                                                             \
+    if (!(cond))                                                                                   \
+      throw ::hypernas::Error(::hypernas::cat("internal error at ", __FILE__, ":", __LINE__, ": ", \
+                                              #cond, " failed. ", ##__VA_ARGS__,                   \
+                                              " (please report this as a bug)"));                  \
   } while (false)

@@ -142,9 +142,13 @@ class ParamTable {
   /// Declares a string parameter; `choices` (if not empty) lists the allowed values.
   ParamTable& add_string(std::string name, std::string def, std::string help,
                          std::vector<std::string> choices = {}) {
-    specs_.push_back(
-        {std::move(name), ParamType::String, std::move(def), std::move(help), {}, {},
-         std::move(choices)});
+    specs_.push_back({std::move(name),
+                      ParamType::String,
+                      std::move(def),
+                      std::move(help),
+                      {},
+                      {},
+                      std::move(choices)});
     return *this;
   }
   /// Marks the parameter declared last as one that changes no score (a checking or logging
@@ -229,8 +233,9 @@ class ParamTable {
         }
         return v;
     }
-    double x = std::holds_alternative<double>(out) ? std::get<double>(out)
-                                                   : static_cast<double>(std::get<std::int64_t>(out));
+    double x = std::holds_alternative<double>(out)
+                   ? std::get<double>(out)
+                   : static_cast<double>(std::get<std::int64_t>(out));
     if (s.min && x < *s.min) throw bad(cat(" >= ", *s.min));
     if (s.max && x > *s.max) throw bad(cat(" <= ", *s.max));
     return out;

@@ -95,19 +95,19 @@ Plugin* create_plugin(const Options& options, std::string* error) noexcept {
 /// @code
 /// HYPERNAS_PLUGIN(Surrogate, MySurrogate, "mine", "1.0.0", "scores by depth")
 /// @endcode
-#define HYPERNAS_PLUGIN(KIND, Class, NAME, VERSION, SUMMARY)                                 \
-  namespace hypernas_plugin_export {                                                        \
-  static const ::hypernas::PluginDescriptor kDescriptor = {                                 \
-      sizeof(::hypernas::PluginDescriptor),                                                 \
-      HYPERNAS_ABI_MAJOR,                                                                   \
-      HYPERNAS_ABI_MINOR,                                                                   \
-      static_cast<std::uint32_t>(::hypernas::PluginKind::KIND),                             \
-      NAME,                                                                                 \
-      VERSION,                                                                              \
-      HYPERNAS_BUILD_ID,                                                                    \
-      SUMMARY,                                                                              \
-      &Class::params,                                                                       \
-      &::hypernas::detail::create_plugin<Class>};                                           \
-  const ::hypernas::PluginDescriptor* descriptor() { return &kDescriptor; }                 \
-  }                                                                                         \
+#define HYPERNAS_PLUGIN(KIND, Class, NAME, VERSION, SUMMARY)                \
+  namespace hypernas_plugin_export {                                        \
+  static const ::hypernas::PluginDescriptor kDescriptor = {                 \
+      sizeof(::hypernas::PluginDescriptor),                                 \
+      HYPERNAS_ABI_MAJOR,                                                   \
+      HYPERNAS_ABI_MINOR,                                                   \
+      static_cast<std::uint32_t>(::hypernas::PluginKind::KIND),             \
+      NAME,                                                                 \
+      VERSION,                                                              \
+      HYPERNAS_BUILD_ID,                                                    \
+      SUMMARY,                                                              \
+      &Class::params,                                                       \
+      &::hypernas::detail::create_plugin<Class>};                           \
+  const ::hypernas::PluginDescriptor* descriptor() { return &kDescriptor; } \
+  }                                                                         \
   BOOST_DLL_ALIAS(hypernas_plugin_export::descriptor, hypernas_plugin_descriptor)

@@ -63,8 +63,7 @@ class SearchSpace : public Plugin {
   virtual std::vector<ArchParamSpec> arch_params() const { return {}; }
   /// The architecture chosen by `alphas` (one tensor per arch_params() block), keeping the
   /// `keep` strongest ops per node. Default: not supported.
-  virtual Architecture discretize(const std::vector<at::Tensor>& alphas,
-                                  std::int64_t keep) const {
+  virtual Architecture discretize(const std::vector<at::Tensor>& alphas, std::int64_t keep) const {
     (void)alphas;
     (void)keep;
     throw Error(cat("space '", name(), "' has no continuous relaxation"));

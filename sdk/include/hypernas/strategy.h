@@ -17,12 +17,12 @@ namespace hypernas {
 
 /// One ranked architecture.
 struct Candidate {
-  Architecture arch;      ///< The architecture.
-  std::string hash;       ///< Its stable hash in the results store.
-  Score score;            ///< Its score.
-  ArchStats stats;        ///< Its parameter count and FLOPs.
-  double seconds = 0;     ///< Cost of scoring it (0 when reused from an earlier run).
-  bool reused = false;    ///< True when the score came from the store, not a new evaluation.
+  Architecture arch;    ///< The architecture.
+  std::string hash;     ///< Its stable hash in the results store.
+  Score score;          ///< Its score.
+  ArchStats stats;      ///< Its parameter count and FLOPs.
+  double seconds = 0;   ///< Cost of scoring it (0 when reused from an earlier run).
+  bool reused = false;  ///< True when the score came from the store, not a new evaluation.
 };
 
 /// An architecture the surrogate could not score: its score was NaN or infinite, or scoring it
@@ -74,12 +74,12 @@ class EvaluationService {
 
 /// What a strategy searches with.
 struct SearchRequest {
-  Surrogate* surrogate = nullptr;     ///< The scorer.
-  std::string surrogate_key;          ///< The evaluation key (see EvaluationService::key()).
-  const SearchSpace* space = nullptr; ///< Where architectures come from.
-  const Dataset* data = nullptr;      ///< Data for scoring (may be null for data-free scorers).
-  std::int64_t eval_batch_size = 256; ///< Fixed evaluation batch size.
-  std::int64_t eval_images = 0;       ///< Validation images per scored architecture (0: all).
+  Surrogate* surrogate = nullptr;      ///< The scorer.
+  std::string surrogate_key;           ///< The evaluation key (see EvaluationService::key()).
+  const SearchSpace* space = nullptr;  ///< Where architectures come from.
+  const Dataset* data = nullptr;       ///< Data for scoring (may be null for data-free scorers).
+  std::int64_t eval_batch_size = 256;  ///< Fixed evaluation batch size.
+  std::int64_t eval_images = 0;        ///< Validation images per scored architecture (0: all).
   /// ABI 1.1: scores `surrogate` with these settings, recording and reusing (never null when
   /// the kernel calls). Strategies built with ABI 1.0 record through Context::store() instead.
   EvaluationService* evaluations = nullptr;

@@ -27,20 +27,20 @@ namespace hypernas {
 
 /// Capability flags a surrogate reports (a bit set).
 enum Capability : std::uint32_t {
-  kTrainable = 1u << 0,             ///< fit() trains something; otherwise it is a no-op.
-  kGeneratesWeights = 1u << 1,      ///< generate() returns the architecture's weights.
-  kGraphConditioned = 1u << 2,      ///< Generation reads the architecture graph (GHN).
-  kEncodingConditioned = 1u << 3,   ///< Generation reads SearchSpace::encode() (SMASH).
-  kArchGradient = 1u << 4,          ///< generate_relaxed() is differentiable in α (ADWP).
-  kMultiExit = 1u << 5,             ///< score() fills per-exit accuracies (anytime search).
-  kNeedsData = 1u << 6,             ///< score() reads the dataset.
+  kTrainable = 1u << 0,            ///< fit() trains something; otherwise it is a no-op.
+  kGeneratesWeights = 1u << 1,     ///< generate() returns the architecture's weights.
+  kGraphConditioned = 1u << 2,     ///< Generation reads the architecture graph (GHN).
+  kEncodingConditioned = 1u << 3,  ///< Generation reads SearchSpace::encode() (SMASH).
+  kArchGradient = 1u << 4,         ///< generate_relaxed() is differentiable in α (ADWP).
+  kMultiExit = 1u << 5,            ///< score() fills per-exit accuracies (anytime search).
+  kNeedsData = 1u << 6,            ///< score() reads the dataset.
   // ABI 1.1: what score() reads besides the architecture, its options and its trained state.
   // The evaluation key holds exactly these, so a stored score is reused only when none of
   // them changed. A plugin built with ABI 1.0 is taken to read all three when it needs data,
   // and the seed always.
-  kUsesSeed = 1u << 7,              ///< score() reads ScoreRequest::seeds.
-  kReadsEvalBatch = 1u << 8,        ///< score() reads ScoreRequest::batch_size.
-  kReadsEvalImages = 1u << 9,       ///< score() reads ScoreRequest::max_images.
+  kUsesSeed = 1u << 7,         ///< score() reads ScoreRequest::seeds.
+  kReadsEvalBatch = 1u << 8,   ///< score() reads ScoreRequest::batch_size.
+  kReadsEvalImages = 1u << 9,  ///< score() reads ScoreRequest::max_images.
 };
 
 /// What fit() trains on and for how long.
@@ -54,11 +54,11 @@ struct FitRequest {
 
 /// What score() is asked to score.
 struct ScoreRequest {
-  const SearchSpace* space = nullptr;          ///< Space the architectures come from.
-  const Dataset* data = nullptr;               ///< Data (valid split), when needed.
-  std::vector<const Architecture*> archs;      ///< Architectures to score.
-  std::int64_t batch_size = 256;               ///< Evaluation batch size (fixed: batch-stat BN).
-  std::int64_t max_images = 0;                 ///< Validation images per architecture (0: all).
+  const SearchSpace* space = nullptr;      ///< Space the architectures come from.
+  const Dataset* data = nullptr;           ///< Data (valid split), when needed.
+  std::vector<const Architecture*> archs;  ///< Architectures to score.
+  std::int64_t batch_size = 256;           ///< Evaluation batch size (fixed: batch-stat BN).
+  std::int64_t max_images = 0;             ///< Validation images per architecture (0: all).
   /// ABI 1.1: one seed per architecture, derived by the kernel from the run's seed and the
   /// architecture's hash. The only randomness a score may use (initial weights, which
   /// mini-batch): a score then depends on nothing but its key, whatever the call order.
@@ -69,15 +69,15 @@ struct ScoreRequest {
 
 /// Accuracy and cost of one exit of a multi-exit network.
 struct ExitScore {
-  double accuracy = 0;    ///< Accuracy in [0, 1] with generated weights.
-  std::int64_t flops = 0; ///< FLOPs up to and including this exit.
+  double accuracy = 0;     ///< Accuracy in [0, 1] with generated weights.
+  std::int64_t flops = 0;  ///< FLOPs up to and including this exit.
 };
 
 /// The score of one architecture. Higher is better.
 struct Score {
-  double value = 0;                      ///< The ranking value.
-  std::vector<ExitScore> exits;          ///< Per-exit results (multi-exit surrogates only).
-  std::map<std::string, double> extra;   ///< Named side values (loss, accuracy, ...).
+  double value = 0;                     ///< The ranking value.
+  std::vector<ExitScore> exits;         ///< Per-exit results (multi-exit surrogates only).
+  std::map<std::string, double> extra;  ///< Named side values (loss, accuracy, ...).
 };
 
 /// A surrogate plugin.

@@ -929,7 +929,8 @@ TEST(DataFolder, SplitsMixTheClassesOfAFolder) {
   o.valid = 10;
   auto ds = load_image_dataset(o, at::kCPU);
   Rng rng(1);
-  const std::vector<std::int64_t> test = to_vec(collect(*ds, Split::Test, BatchOptions{}, rng).labels);
+  const std::vector<std::int64_t> test =
+      to_vec(collect(*ds, Split::Test, BatchOptions{}, rng).labels);
   ASSERT_EQ(test.size(), 40u);
   // The first half of the test split holds both classes (class-sorted order would give one).
   const std::int64_t ones = std::count(test.begin(), test.begin() + 20, std::int64_t{1});

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <functional>
 #include <set>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -18,8 +18,8 @@
 
 namespace {
 
-using hypernas::Architecture;
 using hypernas::ArchGraph;
+using hypernas::Architecture;
 using hypernas::OpNode;
 using hypernas::WeightMap;
 using hypernas::exec::GraphExecutor;
@@ -167,12 +167,11 @@ TEST_P(Nb201VsTorchNn, SameLogitsAndGradients) {
   EXPECT_GT(with_grad, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cells, Nb201VsTorchNn,
-    ::testing::Combine(::testing::Values(kExample, kSparse, kAllNone),
-                       ::testing::Values(hypernas::exec::Layout::Contiguous,
-                                         hypernas::exec::Layout::ChannelsLast,
-                                         hypernas::exec::Layout::Auto)));
+INSTANTIATE_TEST_SUITE_P(Cells, Nb201VsTorchNn,
+                         ::testing::Combine(::testing::Values(kExample, kSparse, kAllNone),
+                                            ::testing::Values(hypernas::exec::Layout::Contiguous,
+                                                              hypernas::exec::Layout::ChannelsLast,
+                                                              hypernas::exec::Layout::Auto)));
 
 TEST(Executor, LayoutsAgree) {
   const auto m = small_config(1, 8, 3, 12);
@@ -252,8 +251,8 @@ TEST(Executor, GeneratedAndTrainableWeightsGiveIdenticalOutputs) {
   EXPECT_GT(hyper.grad().abs().sum().item<double>(), 0.0);
   // ...and the trainable weights get the same gradient as the generated one.
   out_trainable[0].pow(2).mean().backward();
-  EXPECT_TRUE(torch::allclose(trainable.at(conv).grad().flatten(), hyper.grad().flatten(), 1e-6,
-                              1e-7));
+  EXPECT_TRUE(
+      torch::allclose(trainable.at(conv).grad().flatten(), hyper.grad().flatten(), 1e-6, 1e-7));
 }
 
 TEST(Executor, InitWeightsIsSeededAndFollowsTheScheme) {
@@ -389,9 +388,9 @@ TEST(Executor, ConcatGroupedDilatedConvMaxPoolAndExits) {
   const auto params = exec.parameters(b.arch);
   std::vector<std::string> names;
   for (const auto& p : params) names.push_back(p.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"dil.weight", "grp.weight", "head0.weight",
-                                             "head0.bias", "head1.weight", "head1.bias",
-                                             "g2.weight"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"dil.weight", "grp.weight", "head0.weight", "head0.bias",
+                                      "head1.weight", "head1.bias", "g2.weight"}));
   EXPECT_EQ(params[1].shape, (std::vector<std::int64_t>{6, 1, 3, 3}));
 
   const WeightMap w = exec.init_weights(b.arch, 9, torch::kCPU);
@@ -405,7 +404,8 @@ TEST(Executor, ConcatGroupedDilatedConvMaxPoolAndExits) {
   const auto xc = torch::cat({xd, xg, torch::relu(x)}, 1);
   const auto xm = F::max_pool2d(xc, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
   const auto xm2 = F::max_pool2d(xm, F::MaxPool2dFuncOptions(2).stride(2));
-  const auto xa = F::avg_pool2d(xm, F::AvgPool2dFuncOptions(3).stride(1).padding(1).count_include_pad(false));
+  const auto xa =
+      F::avg_pool2d(xm, F::AvgPool2dFuncOptions(3).stride(1).padding(1).count_include_pad(false));
   const auto h0 = F::linear((xa + xm).mean({2, 3}), w.at("head0.weight"), w.at("head0.bias"));
   const auto h1 = F::linear(xm2.mean({2, 3}), w.at("head1.weight"), w.at("head1.bias"));
   EXPECT_EQ(out[0].sizes(), (torch::IntArrayRef{2, 3}));  // exit 0 first

@@ -65,13 +65,13 @@ class Nb201Reference : public torch::nn::Module {
       for (std::int64_t k = 0; k < config.cells_per_stage; ++k) {
         std::vector<RefEdge> edges(nb201::kEdges);
         for (int e = 0; e < nb201::kEdges; ++e) {
-          const std::string name = "s" + std::to_string(stage) + ".c" + std::to_string(k) +
-                                   ".n" + std::to_string(nb201::kEdgeTo[e]) + ".e" +
+          const std::string name = "s" + std::to_string(stage) + ".c" + std::to_string(k) + ".n" +
+                                   std::to_string(nb201::kEdgeTo[e]) + ".e" +
                                    std::to_string(nb201::kEdgeFrom[e]);
           edges[e].op = cell.ops[e];
           if (cell.ops[e] == nb201::kConv1x1 || cell.ops[e] == nb201::kConv3x3)
-            edges[e].conv = relu_conv_bn(name, channels, channels,
-                                         cell.ops[e] == nb201::kConv1x1 ? 1 : 3, 1);
+            edges[e].conv =
+                relu_conv_bn(name, channels, channels, cell.ops[e] == nb201::kConv1x1 ? 1 : 3, 1);
           if (cell.ops[e] == nb201::kAvgPool3x3)
             edges[e].pool = torch::nn::AvgPool2d(
                 torch::nn::AvgPool2dOptions(3).stride(1).padding(1).count_include_pad(false));
@@ -147,12 +147,12 @@ class Nb201Reference : public torch::nn::Module {
       if (ch == '.') ch = '_';
     return s;
   }
-  torch::nn::Conv2d conv(const std::string& name, std::int64_t in, std::int64_t out,
-                         std::int64_t k, std::int64_t stride) {
-    auto m = register_module(module_name(name), torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k)
-                                                                      .stride(stride)
-                                                                      .padding((k - 1) / 2)
-                                                                      .bias(false)));
+  torch::nn::Conv2d conv(const std::string& name, std::int64_t in, std::int64_t out, std::int64_t k,
+                         std::int64_t stride) {
+    auto m = register_module(
+        module_name(name),
+        torch::nn::Conv2d(
+            torch::nn::Conv2dOptions(in, out, k).stride(stride).padding((k - 1) / 2).bias(false)));
     by_name_[name + ".weight"] = m->weight;
     return m;
   }

@@ -64,12 +64,12 @@ const char* const kSmallHash = "6a15fe927c0091df";
 
 using hypernas::test::error_of;
 
-#define EXPECT_ERROR_HAS(expr, ...)                                  \
-  do {                                                               \
-    const std::string msg_ = error_of([&] { (void)(expr); });        \
-    for (const char* part : {__VA_ARGS__})                           \
-      EXPECT_NE(msg_.find(part), std::string::npos)                  \
-          << "message \"" << msg_ << "\" lacks \"" << part << "\"";  \
+#define EXPECT_ERROR_HAS(expr, ...)                                 \
+  do {                                                              \
+    const std::string msg_ = error_of([&] { (void)(expr); });       \
+    for (const char* part : {__VA_ARGS__})                          \
+      EXPECT_NE(msg_.find(part), std::string::npos)                 \
+          << "message \"" << msg_ << "\" lacks \"" << part << "\""; \
   } while (false)
 
 std::vector<std::pair<std::size_t, std::size_t>> edge_list(const Architecture& a) {

@@ -89,9 +89,11 @@ TEST_F(LuaHost, SyntaxErrorNamesFileAndLineAndCreatesNoExperiment) {
 }
 
 TEST_F(LuaHost, BindingErrorsCarryScriptLineAndTraceback) {
-  fs::path script = write_script("bad_plugin.lua", "local a = 1\n\nlocal s = nas.surrogate('nope')\n");
+  fs::path script =
+      write_script("bad_plugin.lua", "local a = 1\n\nlocal s = nas.surrogate('nope')\n");
   std::string err = error_of(script);
-  EXPECT_NE(err.find("bad_plugin.lua:3: no surrogate plugin named 'nope'"), std::string::npos) << err;
+  EXPECT_NE(err.find("bad_plugin.lua:3: no surrogate plugin named 'nope'"), std::string::npos)
+      << err;
   EXPECT_NE(err.find("stack traceback"), std::string::npos) << err;
   // The run is recorded as failed.
   auto store = hypernas::store::SqliteStore::open(config.results_root / "exp" / "experiment.db");
@@ -101,7 +103,8 @@ TEST_F(LuaHost, BindingErrorsCarryScriptLineAndTraceback) {
 }
 
 TEST_F(LuaHost, CppExceptionsBecomeCatchableLuaErrors) {
-  EXPECT_EQ(eval("local ok, err = pcall(function() return nas.space{ name = 'nb201', channels = 'wide' } end)\n"
+  EXPECT_EQ(eval("local ok, err = pcall(function() return nas.space{ name = 'nb201', channels = "
+                 "'wide' } end)\n"
                  "result = tostring(ok) .. ' ' .. err"),
             "false test:1: space 'nb201': option 'channels' expects int, got 'wide'");
 }
@@ -142,10 +145,11 @@ TEST_F(LuaHost, CallbackCanStopASearchEarly) {
 
 TEST_F(LuaHost, TimeLimitStopsARunawayScriptAndKeepsTheRun) {
   config.time_limit_s = 0.05;
-  fs::path script = write_script("loop.lua",
-                                 "nas.surrogate('params'):score{ space = nas.space{ name = 'nb201' },"
-                                 " archs = { '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' } }\n"
-                                 "while true do end\n");
+  fs::path script =
+      write_script("loop.lua",
+                   "nas.surrogate('params'):score{ space = nas.space{ name = 'nb201' },"
+                   " archs = { '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' } }\n"
+                   "while true do end\n");
   Host host(config);
   EXPECT_THROW(host.run_file(script), hypernas::Cancelled);
   auto store = hypernas::store::SqliteStore::open(config.results_root / "exp" / "experiment.db");
@@ -174,7 +178,8 @@ TEST_F(LuaHost, MemoryLimitStopsARunawayScriptAtItsLine) {
 TEST_F(LuaHost, MemoryLimitRefusesOneHugeAllocationNamingTheScript) {
   config.lua_memory_bytes = std::size_t{64} << 20;
   // 1 GiB at once: past the hard cap, so the allocation itself is refused.
-  const std::string err = error_of(write_script("huge.lua", "local s = string.rep('x', 1 << 30)\n"));
+  const std::string err =
+      error_of(write_script("huge.lua", "local s = string.rep('x', 1 << 30)\n"));
   EXPECT_NE(err.find("huge.lua: Lua memory limit of 64 MiB exceeded (--lua-memory)"),
             std::string::npos)
       << err;
@@ -198,9 +203,10 @@ TEST_F(LuaHost, MemoryLimitErrorIsCatchableAndTheStateRecovers) {
   lua_getglobal(host.state(), "result");
   EXPECT_EQ(lua_tointeger(host.state(), -1), 100000);
   lua_pop(host.state(), 1);
-  host.run_string("local ok, err = pcall(function() local t = {} for i = 1, 1e9 do "
-                  "t[i] = string.rep('x', 1e6) .. i end end) result = err",
-                  "=caught");
+  host.run_string(
+      "local ok, err = pcall(function() local t = {} for i = 1, 1e9 do "
+      "t[i] = string.rep('x', 1e6) .. i end end) result = err",
+      "=caught");
   lua_getglobal(host.state(), "result");
   const char* caught = lua_tostring(host.state(), -1);
   ASSERT_NE(caught, nullptr);
@@ -210,14 +216,16 @@ TEST_F(LuaHost, MemoryLimitErrorIsCatchableAndTheStateRecovers) {
 }
 
 TEST_F(LuaHost, WriteFileStaysInsideTheExperiment) {
-  EXPECT_EQ(eval("local p = nas.write_file('sub/out.txt', 'hello'); result = p:match('sub/out.txt$') ~= nil"),
+  EXPECT_EQ(eval("local p = nas.write_file('sub/out.txt', 'hello'); result = "
+                 "p:match('sub/out.txt$') ~= nil"),
             "true");
   const fs::path written = config.results_root / "exp" / "sub" / "out.txt";
   ASSERT_TRUE(fs::is_regular_file(written)) << written;
   std::ifstream in(written, std::ios::binary);
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
             "hello");
-  EXPECT_EQ(eval("local ok, err = pcall(function() return nas.write_file('../escape.txt', 'x') end); result = err"),
+  EXPECT_EQ(eval("local ok, err = pcall(function() return nas.write_file('../escape.txt', 'x') "
+                 "end); result = err"),
             "test:1: file name '../escape.txt' must not contain '..'");
   EXPECT_EQ(eval("local ok, err = pcall(nas.write_file, '/tmp/x', 'x'); result = tostring(ok)"),
             "false");
@@ -225,7 +233,9 @@ TEST_F(LuaHost, WriteFileStaysInsideTheExperiment) {
 
 TEST_F(LuaHost, SpaceMethodsRoundTrip) {
   EXPECT_EQ(eval("local s = nas.space{ name = 'nb201' }\n"
-                 "result = s:size() .. ' ' .. s:at(0) .. ' ' .. #s:sample(20) .. ' ' .. s:stats('|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|').params"),
+                 "result = s:size() .. ' ' .. s:at(0) .. ' ' .. #s:sample(20) .. ' ' .. "
+                 "s:stats('|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_"
+                 "conv_3x3~1|nor_conv_3x3~2|').params"),
             "15625 |none~0|+|none~0|none~1|+|none~0|none~1|none~2| 20 1531546");
 }
 
@@ -238,13 +248,16 @@ TEST_F(LuaHost, ThirdPartyFixturePluginRunsFromLua) {
 }
 
 TEST_F(LuaHost, PresetsAreTablesFromConfigs) {
-  EXPECT_EQ(eval("local p = nas.preset('nb201-small'); result = p.name .. ' ' .. p.cells_per_stage"),
+  EXPECT_EQ(eval(
+                "local p = nas.preset('nb201-small'); result = p.name .. ' ' .. p.cells_per_stage"),
             "nb201 1");
   EXPECT_EQ(eval("local ok, e = pcall(function() return nas.preset('no-such') end);"
                  " result = e:match(\"no preset named 'no%-such'\") ~= nil"),
             "true");
-  EXPECT_EQ(eval("local ok, e = pcall(function() return nas.preset('../etc') end); result = tostring(ok)"),
-            "false");
+  EXPECT_EQ(
+      eval(
+          "local ok, e = pcall(function() return nas.preset('../etc') end); result = tostring(ok)"),
+      "false");
 }
 
 TEST_F(LuaHost, PlotWritesIntoTheExperiment) {
@@ -310,19 +323,20 @@ TEST_F(LuaHost, EvaluationsOfAKeyAreExactlyTheScoresRecordedUnderIt) {
 
 TEST_F(LuaHost, ScoreReturnsNaNAndTheFailuresForArchitecturesThatFail) {
   registry.scan({fs::path(HYPERNAS_TEST_FIXTURE_DIR) / "eval"});
-  EXPECT_EQ(eval("local space = nas.space{ name = 'nb201', cells_per_stage = 1 }\n"
-                 "local s = nas.surrogate('flaky')\n"
-                 "local scores, failed = s:score{ space = space, archs = {\n"
-                 "  '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|',\n"
-                 "  '|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|',\n"
-                 "  '|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|' } }\n"
-                 "assert(scores[1] ~= scores[1] and scores[2] == scores[2] and scores[3] ~= scores[3])\n"
-                 "assert(#failed == 2)\n"
-                 "local rows = nas.evaluations(s:key(), { status = 'failed' })\n"
-                 "assert(#rows == 2 and rows[1].status == 'failed')\n"
-                 "assert(#nas.evaluations(s:key(), { status = 'all' }) == 3)\n"
-                 "result = failed[2].reason"),
-            "flaky: cannot score a cell that starts with a pool");
+  EXPECT_EQ(
+      eval("local space = nas.space{ name = 'nb201', cells_per_stage = 1 }\n"
+           "local s = nas.surrogate('flaky')\n"
+           "local scores, failed = s:score{ space = space, archs = {\n"
+           "  '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|',\n"
+           "  '|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|',\n"
+           "  '|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|' } }\n"
+           "assert(scores[1] ~= scores[1] and scores[2] == scores[2] and scores[3] ~= scores[3])\n"
+           "assert(#failed == 2)\n"
+           "local rows = nas.evaluations(s:key(), { status = 'failed' })\n"
+           "assert(#rows == 2 and rows[1].status == 'failed')\n"
+           "assert(#nas.evaluations(s:key(), { status = 'all' }) == 3)\n"
+           "result = failed[2].reason"),
+      "flaky: cannot score a cell that starts with a pool");
 }
 
 }  // namespace

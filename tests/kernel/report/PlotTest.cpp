@@ -45,7 +45,8 @@ TEST(Plot, MalformedSeriesIsRefusedByName) {
     plot(p, temp_dir("bad") / "x.png");
     FAIL();
   } catch (const hypernas::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("series 'bad' has 2 x values and 1 y values"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("series 'bad' has 2 x values and 1 y values"),
+              std::string::npos);
   }
   Plot empty;
   EXPECT_THROW(plot(empty, temp_dir("empty") / "x.png"), hypernas::Error);

@@ -30,9 +30,10 @@ class Evaluation : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root);
     const fs::path fixtures = HYPERNAS_TEST_FIXTURE_DIR;
-    registry.scan({fs::path(HYPERNAS_BINARY_DIR) / "plugins", fixtures / "eval", fixtures / "abi_1_0"});
-    ASSERT_TRUE(registry.refusals().empty()) << registry.refusals().front().path << ": "
-                                             << registry.refusals().front().reason;
+    registry.scan(
+        {fs::path(HYPERNAS_BINARY_DIR) / "plugins", fixtures / "eval", fixtures / "abi_1_0"});
+    ASSERT_TRUE(registry.refusals().empty())
+        << registry.refusals().front().path << ": " << registry.refusals().front().reason;
   }
   void TearDown() override {
     core::reset_cancel();
@@ -248,8 +249,10 @@ TEST_F(Evaluation, ATrainableSurrogateIsKeyedByItsStateFromTheStart) {
 TEST_F(Evaluation, SeedsDependOnTheArchitectureAndTheRunSeedNotOnOrder) {
   auto space_session = open(5, "a");
   auto space = nb201(*space_session);
-  const Architecture x = space->parse("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|");
-  const Architecture y = space->parse("|skip_connect~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|none~2|");
+  const Architecture x =
+      space->parse("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|");
+  const Architecture y =
+      space->parse("|skip_connect~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|none~2|");
   auto seeds_of = [&](RunSession& s, const std::vector<Architecture>& archs) {
     core::KernelContext ctx(s.services(), "test");
     auto service = s.evaluations(flaky(s), *space, nullptr, {});
@@ -308,7 +311,8 @@ TEST_F(Evaluation, RandomReusesEveryScoreOnARerunAndDrawsTheSameCandidates) {
 TEST_F(Evaluation, RandomStopsWhenTheCallbackSaysSo) {
   auto s = open();
   int calls = 0;
-  s->services().notify = [&calls](const std::string& event, const std::map<std::string, double>& v) {
+  s->services().notify = [&calls](const std::string& event,
+                                  const std::map<std::string, double>& v) {
     EXPECT_EQ(event, "candidate");
     EXPECT_EQ(v.at("index"), calls + 1);
     return ++calls < 4;

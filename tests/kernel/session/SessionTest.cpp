@@ -41,7 +41,8 @@ class Session : public ::testing::Test {
     ASSERT_EQ(sqlite3_open((root / experiment / "experiment.db").c_str(), &db), SQLITE_OK);
     char* err = nullptr;
     EXPECT_EQ(sqlite3_exec(db, text.c_str(), nullptr, nullptr, &err), SQLITE_OK)
-        << (err ? err : "") << "\n" << text;
+        << (err ? err : "") << "\n"
+        << text;
     sqlite3_free(err);
     sqlite3_close(db);
   }
@@ -93,7 +94,9 @@ TEST_F(Session, ARunWhoseProcessDiedIsShownAsInterrupted) {
   const pid_t gone = dead_pid();
   sql("INSERT INTO runs(experiment, script, args_json, seed, versions_json, started_at, state, "
       "pid, host, heartbeat_at) SELECT experiment, script, args_json, seed, versions_json, "
-      "started_at, 'running', " + std::to_string(gone) + ", host, '2026-01-01T00:00:00.000Z' "
+      "started_at, 'running', " +
+      std::to_string(gone) +
+      ", host, '2026-01-01T00:00:00.000Z' "
       "FROM runs WHERE id = 1;"
       "INSERT INTO runs(experiment, script, args_json, seed, versions_json, started_at, state, "
       "pid, host, heartbeat_at) SELECT experiment, script, args_json, seed, versions_json, "
@@ -144,7 +147,8 @@ INSERT INTO architectures VALUES('00000000000000aa', 'nb201', 'x', '{}', '2025-0
 INSERT INTO evaluations VALUES(1, 1, '00000000000000aa', 'params{}', 42.0, 0.5, '{}',
   '2025-01-01T00:00:30.000Z');
 PRAGMA user_version = 1;
-)sql", "old");
+)sql",
+      "old");
   auto store = store::SqliteStore::open(root / "old" / "experiment.db");
   const auto runs = store->runs();
   ASSERT_EQ(runs.size(), 1u);

@@ -15,8 +15,9 @@ namespace {
 class CheckpointFile : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir = fs::temp_directory_path() / ("hypernas_ckpt_" + std::to_string(::getpid()) + "_" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir = fs::temp_directory_path() /
+          ("hypernas_ckpt_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir);
   }
   void TearDown() override { fs::remove_all(dir); }
@@ -51,7 +52,8 @@ TEST_F(CheckpointFile, TruncatedFileNamesBothByteCounts) {
   write_checkpoint(dir / "t.ckpt", {"ghn", "", std::string(100, 'z')});
   fs::resize_file(dir / "t.ckpt", fs::file_size(dir / "t.ckpt") - 40);
   const std::string e = error_reading(dir / "t.ckpt");
-  EXPECT_NE(e.find("t.ckpt is truncated: its header promises 100 bytes of state, the file holds 60"),
+  EXPECT_NE(e.find(
+                "t.ckpt is truncated: its header promises 100 bytes of state, the file holds 60"),
             std::string::npos)
       << e;
 }
@@ -69,7 +71,8 @@ TEST_F(CheckpointFile, CorruptionIsCaughtByTheChecksum) {
 TEST_F(CheckpointFile, ForeignMissingAndNewerFilesAreRefused) {
   fs::create_directories(dir);
   std::ofstream(dir / "foreign.ckpt") << "PK\x03\x04 zip file";
-  EXPECT_NE(error_reading(dir / "foreign.ckpt").find("is not a HyperNAS checkpoint"), std::string::npos);
+  EXPECT_NE(error_reading(dir / "foreign.ckpt").find("is not a HyperNAS checkpoint"),
+            std::string::npos);
   EXPECT_NE(error_reading(dir / "missing.ckpt").find("missing.ckpt (missing or unreadable)"),
             std::string::npos);
   std::ofstream(dir / "new.ckpt") << "HYPERNAS-CHECKPOINT\nversion 9\n";

@@ -90,13 +90,15 @@ TEST_F(StoreTest, CreatesSchemaInWalMode) {
   EXPECT_EQ(raw_query(db(), "PRAGMA user_version"), std::to_string(kSchemaVersion));
   for (const char* table : {"runs", "architectures", "evaluations", "trainings", "plugin_state"}) {
     EXPECT_EQ(raw_query(db(), std::string("SELECT count(*) FROM sqlite_master WHERE type = "
-                                          "'table' AND name = '") + table + "'"),
+                                          "'table' AND name = '") +
+                                  table + "'"),
               "1")
         << table;
     EXPECT_EQ(store->count(table), 0) << table;
   }
-  EXPECT_EQ(raw_query(db(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = "
-                            "'evaluations_arch_surrogate' AND sql LIKE '%UNIQUE%'"),
+  EXPECT_EQ(raw_query(db(),
+                      "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = "
+                      "'evaluations_arch_surrogate' AND sql LIKE '%UNIQUE%'"),
             "1");
   EXPECT_THROW(store->count("sqlite_master"), UsageError);
   EXPECT_THROW(store->count("runs; DROP TABLE runs"), UsageError);
@@ -139,7 +141,9 @@ TEST_F(StoreTest, EvaluationRoundTrip) {
   e.surrogate = "ghn{hidden=32}";
   e.score = 0.625;
   e.seconds = 0.08;
-  e.extra = {{"acc_exit0", 0.5}, {"flops", 1.5e6}, {"nan", std::nan("")},
+  e.extra = {{"acc_exit0", 0.5},
+             {"flops", 1.5e6},
+             {"nan", std::nan("")},
              {"inf", std::numeric_limits<double>::infinity()}};
   store->record_evaluation(e);
 

@@ -73,16 +73,15 @@ class FakeDataset final : public Dataset {
    public:
     Stream(at::Tensor images, at::Tensor labels, std::vector<std::int64_t> order,
            const BatchOptions& o)
-        : images_(std::move(images)), labels_(std::move(labels)), order_(std::move(order)),
-          o_(o) {}
+        : images_(std::move(images)), labels_(std::move(labels)), order_(std::move(order)), o_(o) {}
     std::optional<Batch> next() override {
       const auto n = static_cast<std::int64_t>(order_.size());
       if (pos_ >= n) return std::nullopt;
       const std::int64_t take = std::min(o_.batch_size, n - pos_);
       if (o_.drop_last && take < o_.batch_size) return std::nullopt;
-      at::Tensor idx = at::tensor(std::vector<std::int64_t>(order_.begin() + pos_,
-                                                            order_.begin() + pos_ + take),
-                                  at::kLong);
+      at::Tensor idx =
+          at::tensor(std::vector<std::int64_t>(order_.begin() + pos_, order_.begin() + pos_ + take),
+                     at::kLong);
       pos_ += take;
       return Batch{images_.index_select(0, idx), labels_.index_select(0, idx)};
     }

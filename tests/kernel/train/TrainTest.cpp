@@ -212,7 +212,8 @@ TEST(Train, IsDeterministicForASeedAndHonoursMaxSteps) {
   EXPECT_EQ(r1.record.train_loss.size(), 2u);  // 4 steps per epoch: 4 + 1
   EXPECT_EQ(r1.record.train_loss, r2.record.train_loss);
   EXPECT_EQ(r1.record.valid_accuracy, r2.record.valid_accuracy);
-  for (const auto& [name, t] : r1.weights) EXPECT_TRUE(torch::equal(t, r2.weights.at(name))) << name;
+  for (const auto& [name, t] : r1.weights)
+    EXPECT_TRUE(torch::equal(t, r2.weights.at(name))) << name;
   EXPECT_NE(r1.record.train_loss, r3.record.train_loss);
 }
 
@@ -254,11 +255,11 @@ TEST(Train, EvaluateHonoursTheLimitAndTheBatchSize) {
   const auto logits = exec.forward(arch, w, batch->images)[0];
   EXPECT_DOUBLE_EQ(all, logits.argmax(1).eq(batch->labels).sum().item<double>() / 40.0);
   const auto first = exec.forward(arch, w, batch->images.narrow(0, 0, 10))[0];
-  EXPECT_DOUBLE_EQ(some, first.argmax(1).eq(batch->labels.narrow(0, 0, 10)).sum().item<double>() / 10.0);
+  EXPECT_DOUBLE_EQ(some,
+                   first.argmax(1).eq(batch->labels.narrow(0, 0, 10)).sum().item<double>() / 10.0);
 
   const FakeDataset no_valid(32, 0, 16);
-  const std::string msg =
-      error_of([&] { train::evaluate(exec, arch, w, no_valid, Split::Valid); });
+  const std::string msg = error_of([&] { train::evaluate(exec, arch, w, no_valid, Split::Valid); });
   EXPECT_NE(msg.find("no valid images"), std::string::npos) << msg;
 }
 

@@ -26,8 +26,8 @@ const hypernas::PluginDescriptor* descriptor();  // defined by HYPERNAS_PLUGIN i
 
 namespace {
 
-using hypernas::Architecture;
 using hypernas::ArchGraph;
+using hypernas::Architecture;
 using hypernas::DartsSpace;
 using hypernas::Options;
 using hypernas::test::expect_consistent_shapes;
@@ -208,8 +208,7 @@ TEST(Darts, GroupedFormForOtherInputCounts) {
 
 TEST(Darts, MacroTextListsOneCellPerLayer) {
   const DartsSpace space = small_space(true);
-  const std::string text =
-      "cell0=" + kConvNormal + ";cell1=" + kConvReduce + ";cell2=" + kPoolCell;
+  const std::string text = "cell0=" + kConvNormal + ";cell1=" + kConvReduce + ";cell2=" + kPoolCell;
   const Architecture arch = space.parse(text);
   EXPECT_EQ(arch.text, text);
   EXPECT_EQ(space.genotype_of(arch).cells.size(), 3u);
@@ -244,12 +243,12 @@ TEST(Darts, ParseErrorsOfAHugeTextQuoteOnlyAnExcerpt) {
 TEST(Darts, ParseErrorsNameTokenAndPosition) {
   const std::string reduce = ";reduce=" + kPoolCell;
   // Unknown op: quotes the op and its pair, points at the op, lists known ops.
-  std::string m = parse_error("normal=[(sep_conv_7x7,0),(sep_conv_3x3,1)" +
-                              kPoolCell.substr(34) + reduce);
+  std::string m =
+      parse_error("normal=[(sep_conv_7x7,0),(sep_conv_3x3,1)" + kPoolCell.substr(34) + reduce);
   EXPECT_NE(m.find("unknown op 'sep_conv_7x7'"), std::string::npos) << m;
   EXPECT_NE(m.find("pair '(sep_conv_7x7,0)'"), std::string::npos) << m;
   EXPECT_NE(m.find("at character 9"), std::string::npos) << m;
-  EXPECT_NE(m.find("dil_conv_5x5"), std::string::npos) << m;  // known ops listed
+  EXPECT_NE(m.find("dil_conv_5x5"), std::string::npos) << m;               // known ops listed
   EXPECT_NE(m.find("'normal=[(sep_conv_7x7,0)"), std::string::npos) << m;  // the text is quoted
 
   // Source out of range for its node: node 2 reads 0..1.
@@ -271,8 +270,7 @@ TEST(Darts, ParseErrorsNameTokenAndPosition) {
   // Wrong labels.
   m = parse_error("normal=" + kPoolCell + ";reduction=" + kPoolCell);
   EXPECT_NE(m.find("unexpected label 'reduction'; expected 'reduce'"), std::string::npos) << m;
-  EXPECT_NE(m.find("at character " + std::to_string(8 + kPoolCell.size())), std::string::npos)
-      << m;
+  EXPECT_NE(m.find("at character " + std::to_string(8 + kPoolCell.size())), std::string::npos) << m;
   m = parse_error("reduce=" + kPoolCell + ";normal=" + kPoolCell);
   EXPECT_NE(m.find("unexpected label 'reduce'; expected 'normal'"), std::string::npos) << m;
   m = parse_error("cell0=" + kPoolCell + ";cell2=" + kPoolCell, true, 3);
@@ -293,11 +291,15 @@ TEST(Darts, ParseErrorsNameTokenAndPosition) {
   EXPECT_NE(m.find("at character 7"), std::string::npos) << m;
   m = parse_error("normal=[(max_pool_3x3,0)|(avg_pool_3x3,1)]" + reduce);
   EXPECT_NE(m.find("has 2 node groups"), std::string::npos) << m;
-  m = parse_error("normal=[(max_pool_3x3,0)|(avg_pool_3x3,1)|(avg_pool_3x3,1)|(avg_pool_3x3,1)|"
-                  "(avg_pool_3x3,1)]" + reduce);
+  m = parse_error(
+      "normal=[(max_pool_3x3,0)|(avg_pool_3x3,1)|(avg_pool_3x3,1)|(avg_pool_3x3,1)|"
+      "(avg_pool_3x3,1)]" +
+      reduce);
   EXPECT_NE(m.find("more than 4 node groups"), std::string::npos) << m;
-  m = parse_error("normal=[(max_pool_3x3,0),(avg_pool_3x3,1),(skip_connect,1)|(avg_pool_3x3,1)|"
-                  "(avg_pool_3x3,1)|(avg_pool_3x3,1)]" + reduce);
+  m = parse_error(
+      "normal=[(max_pool_3x3,0),(avg_pool_3x3,1),(skip_connect,1)|(avg_pool_3x3,1)|"
+      "(avg_pool_3x3,1)|(avg_pool_3x3,1)]" +
+      reduce);
   EXPECT_NE(m.find("node 2 of cell 'normal' has 3 pairs"), std::string::npos) << m;
 
   // Punctuation.
@@ -310,8 +312,7 @@ TEST(Darts, ParseErrorsNameTokenAndPosition) {
             std::string::npos)
       << m;
   m = parse_error("normal=[(max_pool_3x3,0" + kPoolCell.substr(17) + reduce);
-  EXPECT_NE(m.find("expected ')' closing the pair of op 'max_pool_3x3'"), std::string::npos)
-      << m;
+  EXPECT_NE(m.find("expected ')' closing the pair of op 'max_pool_3x3'"), std::string::npos) << m;
   m = parse_error("normal=" + kPoolCell.substr(0, kPoolCell.size() - 1) + reduce);
   EXPECT_NE(m.find("expected ',', '|' or ']' in the list of cell 'normal', found ';'"),
             std::string::npos)
@@ -388,8 +389,9 @@ TEST(Darts, ParameterCountsByHand) {
 
   // Macro: cell 0 normal ops, cell 1 reduce ops, cell 2 pooling only.
   const DartsSpace macro = small_space(true);
-  EXPECT_EQ(macro.stats(macro.parse("cell0=" + kConvNormal + ";cell1=" + kConvReduce +
-                                    ";cell2=" + kPoolCell))
+  EXPECT_EQ(macro
+                .stats(macro.parse("cell0=" + kConvNormal + ";cell1=" + kConvReduce +
+                                   ";cell2=" + kPoolCell))
                 .params,
             2198 + 672 + 1376);
 
@@ -446,10 +448,10 @@ TEST(Darts, GraphOfAGenotype) {
   // dil3 4 + skip 0 + pool 1 = 31; nodes 4; out 1 -> 42 and 44. Total 5 + 45 + 42 + 44 = 136.
   EXPECT_EQ(boost::num_vertices(g), 136u);
   for (const char* name :
-       {"input", "stem.conv", "stem.bn", "c0.pre0.conv", "c0.pre1.bn", "c0.n2", "c0.n2.i0.dw1",
-        "c0.n2.i1.pw2", "c0.n3.i0.dw", "c0.n5.i2.pool", "c0.out", "c1.n4.i0.conv1",
-        "c1.n4.i0.conv2", "c1.n4.i0.cat", "c2.pre0.conv1", "c2.pre0.conv2", "c2.pre0.cat",
-        "c2.pre0.bn", "head.gap", "head.linear"})
+       {"input",         "stem.conv",      "stem.bn",        "c0.pre0.conv", "c0.pre1.bn",
+        "c0.n2",         "c0.n2.i0.dw1",   "c0.n2.i1.pw2",   "c0.n3.i0.dw",  "c0.n5.i2.pool",
+        "c0.out",        "c1.n4.i0.conv1", "c1.n4.i0.conv2", "c1.n4.i0.cat", "c2.pre0.conv1",
+        "c2.pre0.conv2", "c2.pre0.cat",    "c2.pre0.bn",     "head.gap",     "head.linear"})
     EXPECT_EQ(names.count(name), 1u) << name;
   EXPECT_EQ(names.count("c0.n4.i1.relu"), 0u);  // skip_connect at stride 1: a plain edge
 
@@ -460,16 +462,14 @@ TEST(Darts, GraphOfAGenotype) {
   std::vector<std::string> order;
   for (auto [it, last] = boost::in_edges(out, g); it != last; ++it)
     order.push_back(g[boost::source(*it, g)].name);
-  std::sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
-    return names.at(a) < names.at(b);
-  });
+  std::sort(order.begin(), order.end(),
+            [&](const std::string& a, const std::string& b) { return names.at(a) < names.at(b); });
   EXPECT_EQ(order, (std::vector<std::string>{"c1.n2", "c1.n3", "c1.n4", "c1.n5"}));
 
   // Node 4 of cell 0 sums skip_connect(node 1: a plain edge) and sep_conv_3x3(node 3).
-  EXPECT_EQ(in_names(g, names.at("c0.n4")),
-            (std::set<std::string>{"c0.pre1.bn", "c0.n4.i3.bn2"}));
-  EXPECT_EQ(in_names(g, names.at("c0.n5")), (std::set<std::string>{"c0.n5.i2.pool",
-                                                                    "c0.n5.i4.pool"}));
+  EXPECT_EQ(in_names(g, names.at("c0.n4")), (std::set<std::string>{"c0.pre1.bn", "c0.n4.i3.bn2"}));
+  EXPECT_EQ(in_names(g, names.at("c0.n5")),
+            (std::set<std::string>{"c0.n5.i2.pool", "c0.n5.i4.pool"}));
   // Reduction cell 1: ops on input nodes have stride 2, the others stride 1.
   EXPECT_EQ(g[names.at("c1.n2.i1.dw")].stride, 2);
   EXPECT_EQ(g[names.at("c1.n2.i1.dw")].dilation, 2);
@@ -517,8 +517,9 @@ TEST(Darts, ManySamplesAreValidGraphs) {
   const DartsSpace macro = small_space(true);
   for (int i = 0; i < 100; ++i) expect_valid_graph(macro, macro.sample(rng));
   Options o;
-  o.set("layers", std::int64_t{2}).set("channels", std::int64_t{3}).set("input_size",
-                                                                        std::int64_t{7});
+  o.set("layers", std::int64_t{2})
+      .set("channels", std::int64_t{3})
+      .set("input_size", std::int64_t{7});
   const DartsSpace odd(DartsSpace::params().resolve(o, "darts"));  // two reductions in a row
   for (int i = 0; i < 50; ++i) expect_valid_graph(odd, odd.sample(rng));
   o.set("layers", std::int64_t{1});
@@ -526,8 +527,8 @@ TEST(Darts, ManySamplesAreValidGraphs) {
   for (int i = 0; i < 20; ++i) expect_valid_graph(one, one.sample(rng));
   // The canonical JSON round-trips (and validates) too.
   const Architecture a = space.sample(rng);
-  EXPECT_EQ(hypernas::graph::canonical_json(hypernas::graph::from_json(
-                hypernas::graph::canonical_json(a))),
+  EXPECT_EQ(hypernas::graph::canonical_json(
+                hypernas::graph::from_json(hypernas::graph::canonical_json(a))),
             hypernas::graph::canonical_json(a));
 }
 
@@ -556,9 +557,10 @@ TEST(Darts, GraphsRunInTheExecutor) {
   hypernas::Rng rng(21);
   for (int i = 0; i < 5; ++i) run(space, space.sample(rng));
   run(space, space.parse("normal=" + kConvNormal + ";reduce=" + kConvReduce));
-  run(space, space.parse(
-                 "normal=[(none,0),(none,1),(max_pool_3x3,0),(avg_pool_3x3,2),(max_pool_3x3,0),"
-                 "(avg_pool_3x3,1),(max_pool_3x3,0),(avg_pool_3x3,1)];reduce=" + kSkipCell));
+  run(space,
+      space.parse("normal=[(none,0),(none,1),(max_pool_3x3,0),(avg_pool_3x3,2),(max_pool_3x3,0),"
+                  "(avg_pool_3x3,1),(max_pool_3x3,0),(avg_pool_3x3,1)];reduce=" +
+                  kSkipCell));
   const DartsSpace macro = small_space(true);
   for (int i = 0; i < 3; ++i) run(macro, macro.sample(rng));
   Options o;

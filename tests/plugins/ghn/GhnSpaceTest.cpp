@@ -24,8 +24,8 @@ const hypernas::PluginDescriptor* descriptor();  // defined by HYPERNAS_PLUGIN i
 
 namespace {
 
-using hypernas::Architecture;
 using hypernas::ArchGraph;
+using hypernas::Architecture;
 using hypernas::GhnSpace;
 using hypernas::Options;
 using hypernas::test::expect_consistent_shapes;
@@ -126,8 +126,7 @@ TEST(Ghn, TextRoundTrips) {
   EXPECT_EQ(b.nodes[1], (Node{kSepConv5x5, {0, 1}}));
   EXPECT_EQ(b.nodes[2], (Node{kMaxPool3x3, {1}}));
   // Sources in any order; surrounding whitespace ignored. The canonical text sorts them.
-  EXPECT_EQ(space.parse(" n1=conv_3x3<0;n2=sep_conv_5x5<1,0;n3=max_pool_3x3<1\n").text,
-            kExample);
+  EXPECT_EQ(space.parse(" n1=conv_3x3<0;n2=sep_conv_5x5<1,0;n3=max_pool_3x3<1\n").text, kExample);
   // Every op name round-trips.
   for (int op = 0; op < kOps; ++op) {
     const std::string text = std::string("n1=") + kOpNames[op] + "<0";
@@ -148,8 +147,7 @@ TEST(Ghn, ParseErrorsOfAHugeTextQuoteOnlyAnExcerpt) {
   const std::string text = pad + "n1=conv_3x3<0;n2=conv_7x7<1;n3=identity<2" + pad;
   std::string m = parse_error(text);
   EXPECT_LT(m.size(), 400u) << m;
-  EXPECT_NE(m.find("unknown op 'conv_7x7' in node token 'n2=conv_7x7<1'"), std::string::npos)
-      << m;
+  EXPECT_NE(m.find("unknown op 'conv_7x7' in node token 'n2=conv_7x7<1'"), std::string::npos) << m;
   EXPECT_NE(m.find("at character 50017"), std::string::npos) << m;
   EXPECT_NE(m.find("   n1=conv_3x3<0;n2=conv_7x7<1;n3=identity<2   "), std::string::npos) << m;
   EXPECT_NE(m.find(hypernas::cat("(", text.size(), " characters)")), std::string::npos) << m;
@@ -163,10 +161,9 @@ TEST(Ghn, ParseErrorsOfAHugeTextQuoteOnlyAnExcerpt) {
 TEST(Ghn, ParseErrorsNameTokenAndPosition) {
   // Unknown op: quotes the op and its node token, points at the op, lists known ops.
   std::string m = parse_error("n1=conv_3x3<0;n2=conv_7x7<1;n3=identity<2");
-  EXPECT_NE(m.find("unknown op 'conv_7x7' in node token 'n2=conv_7x7<1'"), std::string::npos)
-      << m;
+  EXPECT_NE(m.find("unknown op 'conv_7x7' in node token 'n2=conv_7x7<1'"), std::string::npos) << m;
   EXPECT_NE(m.find("at character 17"), std::string::npos) << m;
-  EXPECT_NE(m.find("sep_conv_5x5"), std::string::npos) << m;  // known ops listed
+  EXPECT_NE(m.find("sep_conv_5x5"), std::string::npos) << m;                   // known ops listed
   EXPECT_NE(m.find("'n1=conv_3x3<0;n2=conv_7x7<1;"), std::string::npos) << m;  // text quoted
 
   // Source out of range: node 2 reads 0..1.
@@ -281,10 +278,10 @@ TEST(Ghn, GraphOfABlock) {
   // input + stem 2; per block: conv 3 + sep 4 + pool 1 + out 1 = 9; reduction 3; head 3.
   EXPECT_EQ(boost::num_vertices(g), 3u + 9u + 3u + 9u + 3u);
   const auto names = by_name(g);
-  for (const char* name :
-       {"input", "stem.conv", "stem.bn", "b0.n1.relu", "b0.n1.conv", "b0.n1.bn", "b0.n2.relu",
-        "b0.n2.dw", "b0.n2.pw", "b0.n2.bn", "b0.n3.pool", "b0.out", "r1.relu", "r1.conv",
-        "r1.bn", "b1.n1.conv", "b1.out", "head.relu", "head.gap", "head.linear"})
+  for (const char* name : {"input",      "stem.conv",  "stem.bn",   "b0.n1.relu", "b0.n1.conv",
+                           "b0.n1.bn",   "b0.n2.relu", "b0.n2.dw",  "b0.n2.pw",   "b0.n2.bn",
+                           "b0.n3.pool", "b0.out",     "r1.relu",   "r1.conv",    "r1.bn",
+                           "b1.n1.conv", "b1.out",     "head.relu", "head.gap",   "head.linear"})
     EXPECT_EQ(names.count(name), 1u) << name;
   // Node 2 sums the block input and node 1 in its first primitive.
   EXPECT_EQ(in_names(g, names.at("b0.n2.relu")), (std::set<std::string>{"stem.bn", "b0.n1.bn"}));
@@ -353,8 +350,8 @@ TEST(Ghn, ManySamplesAreValidGraphs) {
   for (int i = 0; i < 10; ++i) expect_valid_graph(tiny, tiny.sample(rng));
   // The canonical JSON round-trips (and validates) too.
   const Architecture a = space.sample(rng);
-  EXPECT_EQ(hypernas::graph::canonical_json(hypernas::graph::from_json(
-                hypernas::graph::canonical_json(a))),
+  EXPECT_EQ(hypernas::graph::canonical_json(
+                hypernas::graph::from_json(hypernas::graph::canonical_json(a))),
             hypernas::graph::canonical_json(a));
 }
 
@@ -437,13 +434,11 @@ TEST(Ghn, EncodeIsOpOneHotAndSourceMask) {
   ASSERT_EQ(t.dim(), 2);
   EXPECT_EQ(t.sizes(), (std::vector<std::int64_t>{3, 11}));
   EXPECT_EQ(t.scalar_type(), at::kFloat);
-  const std::vector<std::vector<float>> expected = {
-      {1, 0, 0, 0, 0, 0, 0, 0, /*sources*/ 1, 0, 0},
-      {0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0},
-      {0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0}};
+  const std::vector<std::vector<float>> expected = {{1, 0, 0, 0, 0, 0, 0, 0, /*sources*/ 1, 0, 0},
+                                                    {0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0},
+                                                    {0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0}};
   for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 11; ++j)
-      EXPECT_EQ(t[i][j].item<float>(), expected[i][j]) << i << "," << j;
+    for (int j = 0; j < 11; ++j) EXPECT_EQ(t[i][j].item<float>(), expected[i][j]) << i << "," << j;
   const GhnSpace d = default_space();
   hypernas::Rng rng(2);
   EXPECT_EQ(d.encode(d.sample(rng)).sizes(), (std::vector<std::int64_t>{7, 15}));
@@ -468,12 +463,10 @@ TEST(Ghn, OptionsAreValidated) {
   EXPECT_EQ(defaults.get_int("input_channels"), 3);
   EXPECT_EQ(defaults.get_int("input_size"), 32);
   EXPECT_EQ(defaults.get_int("classes"), 10);
-  EXPECT_THROW(table.resolve(Options().set("nodes", std::int64_t{0}), "ghn"),
-               hypernas::UsageError);
+  EXPECT_THROW(table.resolve(Options().set("nodes", std::int64_t{0}), "ghn"), hypernas::UsageError);
   EXPECT_THROW(table.resolve(Options().set("blocks", std::int64_t{17}), "ghn"),
                hypernas::UsageError);
-  EXPECT_THROW(table.resolve(Options().set("depth", std::int64_t{3}), "ghn"),
-               hypernas::UsageError);
+  EXPECT_THROW(table.resolve(Options().set("depth", std::int64_t{3}), "ghn"), hypernas::UsageError);
   Options bad = defaults;
   bad.set("nodes", std::int64_t{0});
   EXPECT_THROW(GhnSpace{bad}, hypernas::Error);

@@ -175,9 +175,8 @@ TEST(Ghn, DescriptorAndOptions) {
   ASSERT_NE(p, nullptr) << error;
   auto* s = dynamic_cast<Surrogate*>(p.get());
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->capabilities(),
-            std::uint32_t{kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData |
-                          kReadsEvalBatch | kReadsEvalImages});
+  EXPECT_EQ(s->capabilities(), std::uint32_t{kTrainable | kGeneratesWeights | kGraphConditioned |
+                                             kNeedsData | kReadsEvalBatch | kReadsEvalImages});
   // hidden must hold the one-hot node type
   EXPECT_THROW(ghn_options({{"hidden", std::int64_t{8}}}), UsageError);
 }
@@ -284,7 +283,8 @@ void check_schedule(const ArchGraph& g, bool stacked, std::int64_t steps) {
         std::map<std::int64_t, std::size_t> when;  // node -> position of its update
         for (std::size_t i = 0; i < order.size(); ++i) {
           const auto& st = order[i];
-          if (st.segment != static_cast<std::int64_t>(s) || st.phase != t || st.backward != backward)
+          if (st.segment != static_cast<std::int64_t>(s) || st.phase != t ||
+              st.backward != backward)
             continue;
           for (std::int64_t v : st.nodes) ASSERT_TRUE(when.emplace(v, i).second) << v;
         }
@@ -396,15 +396,15 @@ TEST(Ghn, LevelBatchingEqualsOneNodeAtATime) {
                                     {"virtual_edges", extras},
                                     {"layer_norm", extras}}));
       for (bool aten : {false, true}) {
-      ghn.use_aten_propagation(aten);
-      const at::Tensor batched = ghn.node_embeddings(a, false);
-      const at::Tensor single = ghn.node_embeddings(a, true);
-      ASSERT_EQ(batched.sizes().vec(),
-                (std::vector<std::int64_t>{static_cast<std::int64_t>(boost::num_vertices(a.graph)),
-                                           32}));
-      EXPECT_TRUE(at::allclose(batched, single, 1e-5, 1e-6))
-          << "stacked " << stacked << " extras " << extras << " aten " << aten << ": max diff "
-          << (batched - single).abs().max().item<double>();
+        ghn.use_aten_propagation(aten);
+        const at::Tensor batched = ghn.node_embeddings(a, false);
+        const at::Tensor single = ghn.node_embeddings(a, true);
+        ASSERT_EQ(batched.sizes().vec(),
+                  (std::vector<std::int64_t>{
+                      static_cast<std::int64_t>(boost::num_vertices(a.graph)), 32}));
+        EXPECT_TRUE(at::allclose(batched, single, 1e-5, 1e-6))
+            << "stacked " << stacked << " extras " << extras << " aten " << aten << ": max diff "
+            << (batched - single).abs().max().item<double>();
       }
     }
   }
@@ -584,7 +584,8 @@ TEST(Ghn, TilesParametersLargerThanTheMaximalTensor) {
   TestContext ctx(1, graph_executor());
   const exec::GraphExecutor exec;
   const Nb201Space space = nb201_space(1, 16);
-  GhnSurrogate ghn(ghn_options({{"max_channels", std::int64_t{4}}, {"max_kernel", std::int64_t{1}}}));
+  GhnSurrogate ghn(
+      ghn_options({{"max_channels", std::int64_t{4}}, {"max_kernel", std::int64_t{1}}}));
   const Architecture a = space.parse(kExample);
   const WeightMap w = ghn.generate(ctx, a, space);
   expect_matches(w, exec.parameters(a), a.text);

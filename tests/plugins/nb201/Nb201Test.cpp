@@ -52,8 +52,7 @@ TEST(Nb201, ExampleRoundTrips) {
   EXPECT_EQ(arch.space, "nb201");
   EXPECT_EQ(arch.text, kExample);
   const Cell cell = parse_cell(kExample);
-  const std::array<int, 6> expected = {kConv3x3, kConv3x3, kAvgPool3x3,
-                                       kSkip,    kConv3x3, kSkip};
+  const std::array<int, 6> expected = {kConv3x3, kConv3x3, kAvgPool3x3, kSkip, kConv3x3, kSkip};
   EXPECT_EQ(cell.ops, expected);
   // Base 5, edge (1<-0) most significant: 3,3,4,1,3,1.
   const std::uint64_t index = ((((3 * 5 + 3) * 5 + 4) * 5 + 1) * 5 + 3) * 5 + 1;
@@ -76,7 +75,7 @@ TEST(Nb201, AllIndicesDistinctAndRoundTrip) {
   EXPECT_EQ(texts.size(), kCells);
   EXPECT_EQ(cell_at(0), Cell::uniform(kNone));
   EXPECT_EQ(cell_at(kCells - 1), Cell::uniform(kAvgPool3x3));
-  EXPECT_EQ(cell_at(1).ops[5], kSkip);  // the last edge (3<-2) is the least significant digit
+  EXPECT_EQ(cell_at(1).ops[5], kSkip);     // the last edge (3<-2) is the least significant digit
   EXPECT_EQ(cell_at(3125).ops[0], kSkip);  // 5^5: the first edge (1<-0) is the most significant
 
   const Nb201Space space = default_space();
@@ -118,7 +117,7 @@ TEST(Nb201, ParseErrorsNameTokenAndPosition) {
   EXPECT_NE(m.find("unknown op 'conv_3x3'"), std::string::npos) << m;
   EXPECT_NE(m.find("at character 1"), std::string::npos) << m;
   EXPECT_NE(m.find("'|conv_3x3~0|+"), std::string::npos) << m;  // the text is quoted
-  EXPECT_NE(m.find("nor_conv_3x3"), std::string::npos) << m;     // known ops listed
+  EXPECT_NE(m.find("nor_conv_3x3"), std::string::npos) << m;    // known ops listed
 
   // Wrong input index: names the token and points at the index.
   m = parse_error("|none~0|+|none~0|none~2|+|none~0|none~1|none~2|");
@@ -146,12 +145,10 @@ TEST(Nb201, ParseErrorsNameTokenAndPosition) {
 
   // Missing pipes.
   m = parse_error("none~0|+|none~0|none~1|+|none~0|none~1|none~2|");
-  EXPECT_NE(m.find("missing '|' at the start of node 1's group 'none~0|'"), std::string::npos)
-      << m;
+  EXPECT_NE(m.find("missing '|' at the start of node 1's group 'none~0|'"), std::string::npos) << m;
   EXPECT_NE(m.find("at character 0"), std::string::npos) << m;
   m = parse_error("|none~0|+|none~0|none~1+|none~0|none~1|none~2|");
-  EXPECT_NE(m.find("missing '|' at the end of node 2's group '|none~0|none~1'"),
-            std::string::npos)
+  EXPECT_NE(m.find("missing '|' at the end of node 2's group '|none~0|none~1'"), std::string::npos)
       << m;
 
   // Missing '~'.
@@ -309,8 +306,7 @@ TEST(Nb201, GraphOfExampleCell) {
   for (std::size_t v = 0; v < boost::num_vertices(g); ++v) by_name[g[v].name] = v;
   for (const char* name :
        {"input", "stem.conv", "stem.bn", "s1.c0.n1", "s1.c0.n1.e0.conv", "s1.c0.n2.e1.pool",
-        "r1.a.conv", "r1.shortcut.pool", "r1.shortcut.conv", "r1.add", "s3.c4.n3",
-        "head.linear"})
+        "r1.a.conv", "r1.shortcut.pool", "r1.shortcut.conv", "r1.add", "s3.c4.n3", "head.linear"})
     EXPECT_EQ(by_name.count(name), 1u) << name;
   const hypernas::OpNode& conv = g[by_name["s2.c1.n3.e1.conv"]];
   EXPECT_EQ(conv.kernel, 3);

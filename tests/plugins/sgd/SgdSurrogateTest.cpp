@@ -98,7 +98,8 @@ std::vector<Score> score(Surrogate& s, Kernel& k, const FakeDataset& data,
   r.batch_size = 32;
   r.max_images = max_images;
   for (const Architecture* a : archs)
-    r.seeds.push_back(hypernas::session::evaluation_seed(k.services.seed, hypernas::graph::arch_hash(*a)));
+    r.seeds.push_back(
+        hypernas::session::evaluation_seed(k.services.seed, hypernas::graph::arch_hash(*a)));
   return s.score(k.ctx, r);
 }
 
@@ -116,7 +117,7 @@ TEST(SgdSurrogate, DescriptorAndOptions) {
   auto s = make({});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->capabilities(), hypernas::kNeedsData | hypernas::kUsesSeed |
-                                  hypernas::kReadsEvalBatch | hypernas::kReadsEvalImages);
+                                   hypernas::kReadsEvalBatch | hypernas::kReadsEvalImages);
   EXPECT_EQ(s->capabilities() & hypernas::kTrainable, 0u);
 }
 
