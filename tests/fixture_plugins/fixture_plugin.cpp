@@ -53,6 +53,13 @@ namespace {
 #endif
 #ifdef FIXTURE_FOREIGN_BUILD
 #define FIXTURE_BUILD_ID "gcc-0.0;libstdc++-0;cxx11abi-0;torch-0.1"
+#elif defined(FIXTURE_SPACED_BUILD)
+// This host's build id with a space after the compiler version, as ABI 1.0's clang ids had it.
+// clang-format off
+#define FIXTURE_BUILD_ID                                                      \
+  HYPERNAS_COMPILER_ID " ;" HYPERNAS_STDLIB_ID ";" HYPERNAS_CXX11_ABI_ID ";torch-" \
+      HYPERNAS_STR(TORCH_VERSION_MAJOR) "." HYPERNAS_STR(TORCH_VERSION_MINOR)
+// clang-format on
 #else
 #define FIXTURE_BUILD_ID HYPERNAS_BUILD_ID
 #endif

@@ -93,10 +93,8 @@ std::string shape_text(const std::vector<std::int64_t>& s) {
 struct Messages {
   Tensor src, dst;        ///< 1-hop edges.
   Tensor vsrc, vdst, vw;  ///< Virtual edges and their weights 1/distance.
-  Tensor xdst, xslot;     ///< Stacked GHN: rows receiving the previous segment's mean (slot).
   bool any = false;       ///< Any 1-hop edge.
   bool vany = false;      ///< Any virtual edge.
-  bool xany = false;      ///< Any previous-segment message.
 };
 
 /// One batched GRU update.
@@ -109,10 +107,10 @@ struct Group {
 
 /// Segment s of every graph that has one.
 struct SegmentStep {
-  Tensor nodes;                          ///< Global ids of the segment's nodes.
+  Tensor nodes;                          ///< Global ids of the segment's nodes (input first).
   std::int64_t count = 0;                ///< Their number.
-  Tensor entries, entry_slot;            ///< Entry nodes and the graph slot of each (stacked).
-  Tensor prev_nodes, prev_slot;          ///< Nodes of segment s-1 and their graph slot.
+  Tensor inputs, input_slot;             ///< Input nodes and the graph slot of each (stacked).
+  Tensor prev_nodes, prev_slot;          ///< Vertices of segment s-1 and their graph slot.
   Tensor prev_count;                     ///< [slots, 1] sizes of segment s-1 per slot.
   std::int64_t slots = 0;                ///< Graphs having this segment (0 for s = 0).
   std::vector<Group> forward, backward;  ///< Level groups (forward-backward).
@@ -121,9 +119,9 @@ struct SegmentStep {
 
 /// Everything propagation needs, as tensors on the model's device.
 struct Plan {
-  std::int64_t total = 0;          ///< Nodes in the batch.
+  std::int64_t total = 0;          ///< GHN nodes in the batch (input nodes included).
   std::vector<std::int64_t> base;  ///< First global id of each graph.
-  Tensor init;                     ///< [total, hidden] padded one-hot types.
+  Tensor init;                     ///< [total, hidden] padded one-hot types (input nodes: 0).
   std::vector<SegmentStep> steps;
 };
 
@@ -132,11 +130,6 @@ Messages finish(const MessagesBuild& b, const at::Device& d) {
   Messages m;
   m.any = !b.src.empty();
   m.vany = !b.vsrc.empty();
-  m.xany = !b.xdst.empty();
-  if (m.xany) {
-    m.xdst = index_tensor(b.xdst, d);
-    m.xslot = index_tensor(b.xslot, d);
-  }
   if (m.any) {
     m.src = index_tensor(b.src, d);
     m.dst = index_tensor(b.dst, d);
@@ -154,11 +147,13 @@ Plan to_plan(const PlanData& data, const Config& cfg, const at::Device& device) 
   Plan plan;
   plan.total = data.total;
   plan.base = data.base;
-  // Initial embeddings: one-hot of the type, zero-padded to `hidden`.
+  // Initial embeddings: one-hot of the type, zero-padded to `hidden`; zeros for input nodes
+  // (their state is set by the stacked hand-off).
   Tensor init = at::zeros({data.total, cfg.hidden}, at::kFloat);
   {
     float* p = init.data_ptr<float>();
-    for (std::int64_t v = 0; v < data.total; ++v) p[v * cfg.hidden + data.types[v]] = 1.0f;
+    for (std::int64_t v = 0; v < data.total; ++v)
+      if (data.types[v] >= 0) p[v * cfg.hidden + data.types[v]] = 1.0f;
   }
   plan.init = device.is_cpu() ? init : init.to(device);
   auto finish_pass = [&](const std::vector<GroupBuild>& groups) {
@@ -179,8 +174,8 @@ Plan to_plan(const PlanData& data, const Config& cfg, const at::Device& device) 
     st.count = static_cast<std::int64_t>(sb.nodes.size());
     st.slots = static_cast<std::int64_t>(sb.prev_count.size());
     if (st.slots > 0) {
-      st.entries = index_tensor(sb.entries, device);
-      st.entry_slot = index_tensor(sb.entry_slot, device);
+      st.inputs = index_tensor(sb.inputs, device);
+      st.input_slot = index_tensor(sb.input_slot, device);
       st.prev_nodes = index_tensor(sb.prev_nodes, device);
       st.prev_slot = index_tensor(sb.prev_slot, device);
       st.prev_count = float_tensor(sb.prev_count, device).unsqueeze(1);
@@ -254,7 +249,10 @@ using ghn::Gru;
 // The state blob
 
 constexpr char kMagic[8] = {'H', 'N', 'A', 'S', '.', 'G', 'H', 'N'};
-constexpr std::uint32_t kFormatVersion = 1;
+// Version 2: stacked GHNs propagate through module input nodes (ghn.h); the weights of a
+// stacked GHN saved in version 1 (whose modules dropped the edges entering them) do not
+// apply, and are refused. Version-1 states of unstacked GHNs (unchanged) still load.
+constexpr std::uint32_t kFormatVersion = 2;
 constexpr std::size_t kHeaderSize = 8 + 4 + 8 + 8;  // magic, version, payload size, checksum
 // The checksum is FNV-1a from this basis. NOTE: not FNV's offset basis (14695981039346656037)
 // but that number without its last digit, as every saved blob has it.
@@ -443,19 +441,17 @@ struct GhnSurrogate::Impl {
     return w;
   }
 
-  /// Sum of messages into `rows` nodes: 1-hop from `buf`, virtual edges from `vbuf`, the
-  /// previous segment's mean from `prev` (M already applied).
-  Tensor gather(const Messages& m, std::int64_t rows, const Tensor& buf, const Tensor& vbuf,
-                const Tensor& prev) const {
+  /// Sum of messages into `rows` nodes: 1-hop from `buf`, virtual edges from `vbuf`.
+  Tensor gather(const Messages& m, std::int64_t rows, const Tensor& buf, const Tensor& vbuf) const {
     Tensor out =
         at::zeros({rows, cfg.hidden}, at::TensorOptions().dtype(at::kFloat).device(device));
     if (m.any) out.index_add_(0, m.dst, buf.index_select(0, m.src));
     if (m.vany) out.index_add_(0, m.vdst, vbuf.index_select(0, m.vsrc) * m.vw);
-    if (m.xany) out.index_add_(0, m.xdst, prev.index_select(0, m.xslot));
     return out;
   }
 
-  /// Final node embeddings of a batch of graphs (after layer norm, when on) and the plan.
+  /// Final embeddings of the GHN nodes of a batch of graphs (input nodes included; after layer
+  /// norm, when on) and the plan.
   std::pair<Tensor, std::shared_ptr<const PlanData>> embed(
       const std::vector<const ArchGraph*>& graphs, bool one_at_a_time) const {
     auto data =
@@ -482,17 +478,13 @@ struct GhnSurrogate::Impl {
     Tensor buf = at::zeros({plan.total, cfg.hidden}, opts);
     Tensor vbuf = cfg.virtual_edges ? at::zeros({plan.total, cfg.hidden}, opts) : Tensor();
     for (const SegmentStep& st : plan.steps) {
-      Tensor prev;  // M(mean of segment s-1) per graph slot
       if (st.slots > 0) {
-        // Stacked GHN: the mean final embedding of segment s-1 is added to the initial
-        // embedding of segment s's entries and sent to them as a message at every forward
-        // pass (a virtual in-neighbour standing for the previous module).
+        // Stacked GHN: the mean final embedding of segment s-1 is the initial state of
+        // segment s's input node (which stands for everything outside the segment).
         Tensor sums = at::zeros({st.slots, cfg.hidden}, opts)
                           .index_add_(0, st.prev_slot, H.index_select(0, st.prev_nodes));
         Tensor means = sums / st.prev_count;
-        H.index_copy_(0, st.entries,
-                      H.index_select(0, st.entries) + means.index_select(0, st.entry_slot));
-        prev = w.msg(means);
+        H.index_copy_(0, st.inputs, means.index_select(0, st.input_slot));
       }
       for (std::int64_t t = 0; t < cfg.steps; ++t) {
         if (cfg.propagation == Propagation::Synchronous) {
@@ -500,13 +492,13 @@ struct GhnSurrogate::Impl {
             Tensor hs = H.index_select(0, st.nodes);
             Tensor ms = m->any ? w.msg(hs) : Tensor();
             Tensor vs = m->vany ? w.ve(hs) : Tensor();
-            H.index_copy_(0, st.nodes, w.gru(gather(*m, st.count, ms, vs, prev), hs));
+            H.index_copy_(0, st.nodes, w.gru(gather(*m, st.count, ms, vs), hs));
           }
           continue;
         }
         for (const std::vector<Group>* pass : {&st.forward, &st.backward}) {
           for (const Group& g : *pass) {
-            Tensor h = w.gru(gather(g.msg, g.size, buf, vbuf, prev), H.index_select(0, g.idx));
+            Tensor h = w.gru(gather(g.msg, g.size, buf, vbuf), H.index_select(0, g.idx));
             H.index_copy_(0, g.idx, h);
             if (g.feeds) {
               buf.index_copy_(0, g.idx, w.msg(h));
@@ -761,7 +753,8 @@ std::vector<WeightMap> GhnSurrogate::generate_batch(
 
 at::Tensor GhnSurrogate::node_embeddings(const Architecture& arch, bool one_at_a_time) {
   c10::NoGradGuard no_grad;
-  return impl_->embed({&arch.graph}, one_at_a_time).first.to(at::kCPU);
+  const std::int64_t vertices = static_cast<std::int64_t>(boost::num_vertices(arch.graph));
+  return impl_->embed({&arch.graph}, one_at_a_time).first.narrow(0, 0, vertices).to(at::kCPU);
 }
 
 void GhnSurrogate::use_aten_propagation(bool on) { impl_->aten_propagation = on; }
@@ -986,6 +979,16 @@ void GhnSurrogate::load_state(const std::string& blob) {
   const std::string signature = r.str("the option signature");
   const std::string all_options = r.str("the options");
   const std::string mine = model_signature(m.options);
+  if (version == 1) {
+    const auto theirs = split_signature(signature);
+    auto it = theirs.find("stacked");
+    HYPERNAS_CHECK(it == theirs.end() || it->second != "true",
+                   "ghn: state blob has format version 1 and was saved by a stacked GHN: in "
+                   "that version a module had no input node (the edges entering it were "
+                   "dropped), so its trained weights do not fit this build's stacked GHN "
+                   "(format ",
+                   kFormatVersion, "); train the GHN again");
+  }
   if (signature != mine) {
     const auto theirs = split_signature(signature), ours = split_signature(mine);
     std::string diff;

@@ -16,13 +16,17 @@
 ///    once per round (see propagation_order()).
 /// 3. Stacked GHN (option `stacked`): the graph is cut into segments (one per repeated cell,
 ///    OpNode::module, plus the runs of nodes outside cells); propagation runs inside one
-///    segment at a time, in order, with the same parameters. The mean final embedding of
-///    segment i stands for the previous module at the entry nodes of segment i+1 (those with
-///    no in-neighbour inside it): it is added to their initial embedding and, as a virtual
-///    in-neighbour (in the whole graph the entries read the previous module's output), sent
-///    to them as a message M(mean) at every forward pass. (An untrained GRU contracts
-///    strongly: at initialisation the hand-off moves the entries' embeddings by ~1e-3 and a
-///    cell's output node by ~1e-8; training decides how much of it is kept.)
+///    segment at a time, in order, with the same parameters. Every segment after the first
+///    has an INPUT NODE, a virtual node of the GHN's own graph (not in the architecture the
+///    executor runs) standing for whatever the segment reads from outside: every edge that
+///    enters the segment from outside starts from it, so the GHN sees which nodes read the
+///    module's input and through which op. The mean final embedding of segment i is the
+///    initial state of segment i+1's input node (the paper: "the mean node embedding of
+///    module i is passed into the input node of module i+1"); the input node then takes part
+///    in propagation like any node. A node with no in-edges at all (an `add` whose edges are
+///    all `none`) gets nothing from the previous module. (An untrained GRU contracts
+///    strongly: at initialisation the hand-off moves the embeddings of the nodes next to the
+///    input node by ~1e-3 and fades with each hop; training decides how much of it is kept.)
 /// 4. Hypernetwork H: one 2-layer MLP (hidden `hyper_hidden`), shared by all nodes, maps a
 ///    node's final embedding to a maximal tensor: a [max_channels, max_channels, max_kernel,
 ///    max_kernel] block (conv and linear weights) followed by a [2, max_channels] block (row
@@ -79,34 +83,55 @@ enum class Propagation {
 /// Parses "forward-backward" or "synchronous"; throws UsageError otherwise.
 Propagation parse_propagation(const std::string& text);
 
-/// A part of the graph the GHN propagates over on its own (the stacked GHN's module).
+/// A part of the graph the GHN propagates over on its own (the stacked GHN's module), as the
+/// GHN sees it. GHN node ids: 0 .. V-1 are the architecture's vertices (V vertices); the
+/// virtual input nodes follow, V + k for the k-th segment that has one.
 struct Segment {
-  std::int64_t module = -1;           ///< OpNode::module of its nodes (-1: outside cells).
-  std::vector<std::int64_t> nodes;    ///< Vertex ids, increasing (a topological order).
-  std::vector<std::int64_t> entries;  ///< Its nodes with no in-neighbour inside it.
+  std::int64_t module = -1;         ///< OpNode::module of its nodes (-1: outside cells).
+  std::vector<std::int64_t> nodes;  ///< Its vertices, increasing (a topological order).
+  /// Its input node (a GHN node id >= V), or -1 when it has none (not stacked, or the first
+  /// segment with no edge from outside). Stacked: every segment after the first has one;
+  /// its initial state is the previous segment's mean final embedding.
+  std::int64_t input = -1;
+  /// The edges the GHN propagates along inside the segment, as (from, to) GHN node ids:
+  /// every edge of the architecture between two of its nodes, and, for every edge that
+  /// enters the segment from a vertex outside it, an edge from `input` to that edge's target
+  /// (a node reading two outside vertices gets two parallel edges). Grouped by target in
+  /// `nodes` order, each target's in-edges in the graph's order.
+  std::vector<std::pair<std::int64_t, std::int64_t>> edges;
+  /// The nodes in propagation order: `input` first (when there is one), then `nodes`.
+  std::vector<std::int64_t> ghn_nodes() const;
 };
 
-/// The segments of `graph`. Not stacked: one segment of all nodes. Stacked: one segment per
-/// module index >= 0, and one per maximal run of consecutive vertices with module -1 (stem,
-/// reduction blocks, head); segments are ordered by their first vertex. Throws Error when an
-/// edge goes from a later to an earlier vertex (the graph must be in topological order).
+/// The segments of `graph`. Not stacked: one segment of all nodes, with every edge and no
+/// input node (no edge enters it). Stacked: one segment per module index >= 0, and one per
+/// maximal run of consecutive vertices with module -1 (stem, reduction blocks, head);
+/// segments are ordered by their first vertex; each after the first has an input node (the
+/// first one only when an edge enters it from outside, which a graph whose modules are
+/// contiguous never has). Throws Error when an edge goes from a later to an earlier vertex
+/// (the graph must be in topological order).
 std::vector<Segment> split_segments(const ArchGraph& graph, bool stacked);
+
+/// The number of nodes of the GHN's graph of `graph`: its vertices plus the input nodes of
+/// `segments` (split_segments()).
+std::int64_t ghn_node_count(const ArchGraph& graph, const std::vector<Segment>& segments);
 
 /// The nodes of one segment grouped for batched updates.
 struct SegmentLevels {
-  /// forward[l]: nodes whose longest path from a node without in-neighbours (inside the
-  /// segment) has l edges; updated in increasing l.
+  /// forward[l]: nodes (GHN ids, the input node included) whose longest path from a node
+  /// without in-neighbours (along the segment's edges) has l edges; updated in increasing l.
   std::vector<std::vector<std::int64_t>> forward;
-  /// backward[l]: nodes whose longest path to a node without out-neighbours (inside the
-  /// segment) has l edges; updated in increasing l.
+  /// backward[l]: nodes whose longest path to a node without out-neighbours (along the
+  /// segment's edges) has l edges; updated in increasing l.
   std::vector<std::vector<std::int64_t>> backward;
 };
 
 /// Level groups of `segment`. A forward group's nodes read only nodes of earlier groups (no
 /// edge joins two nodes of one group), so updating a group at once equals updating its nodes
 /// one at a time in vertex order: each reads exactly the same states either way. Likewise
-/// backward. With `one_at_a_time`, every group is a single node: vertex order forward,
-/// reverse vertex order backward (the literal schedule of the paper, for checking).
+/// backward. With `one_at_a_time`, every group is a single node: Segment::ghn_nodes() order
+/// forward, its reverse backward (the literal schedule of the paper, for checking). `graph` is
+/// the segment's architecture graph (the segment's edges are what is read).
 SegmentLevels segment_levels(const ArchGraph& graph, const Segment& segment,
                              bool one_at_a_time = false);
 
@@ -122,12 +147,13 @@ struct UpdateStep {
 /// each of `steps` phases: forward-backward: the forward level groups then the backward level
 /// groups; synchronous: one step of all the segment's nodes with in-neighbour messages, then
 /// one with out-neighbour messages (so every node gets 2 * steps GRU updates in both modes).
+/// Nodes are GHN ids (see Segment): input nodes are updated like the others.
 std::vector<UpdateStep> propagation_order(const ArchGraph& graph, Propagation propagation,
                                           std::int64_t steps, bool stacked,
                                           bool one_at_a_time = false);
 
 /// A virtual edge (GHN-2): `to` is reachable from `from` by a directed path of `distance`
-/// (>= 1, shortest) edges inside one segment.
+/// (>= 1, shortest) edges of one segment (Segment::edges; GHN ids, input nodes included).
 struct VirtualEdge {
   std::int64_t from = 0;      ///< Source vertex.
   std::int64_t to = 0;        ///< Target vertex.

@@ -82,7 +82,8 @@ class CpuPropagation {
   Tensor forward() {
     const std::int64_t n = plan_->total;
     H_.assign(static_cast<std::size_t>(n * h_), 0.0f);
-    for (std::int64_t v = 0; v < n; ++v) H_[v * h_ + plan_->types[v]] = 1.0f;
+    for (std::int64_t v = 0; v < n; ++v)
+      if (plan_->types[v] >= 0) H_[v * h_ + plan_->types[v]] = 1.0f;  // input nodes: zeros
     buf_.assign(H_.size(), 0.0f);
     if (cfg_.virtual_edges) vbuf_.assign(H_.size(), 0.0f);
     for (std::size_t s = 0; s < plan_->steps.size(); ++s) {
@@ -115,9 +116,6 @@ class CpuPropagation {
     dH_.assign(g.data_ptr<float>(), g.data_ptr<float>() + g.numel());
     dbuf_.assign(dH_.size(), 0.0f);
     if (cfg_.virtual_edges) dvbuf_.assign(dH_.size(), 0.0f);
-    std::size_t slots = 0;
-    for (const StepBuild& st : plan_->steps) slots = std::max(slots, st.prev_count.size());
-    dprev_.assign(slots * static_cast<std::size_t>(h_), 0.0f);
     gw_.clear();
     for (const Tensor& w : w_) gw_.emplace_back(static_cast<std::size_t>(w.numel()), 0.0f);
     for (auto it = tape_.rbegin(); it != tape_.rend(); ++it) {
@@ -255,11 +253,6 @@ class CpuPropagation {
       const float w = msg.vw[k];
       for (std::int64_t i = 0; i < h_; ++i) dst[i] += w * src[i];
     }
-    for (std::size_t k = 0; k < msg.xdst.size(); ++k) {
-      const float* src = prev_.data() + msg.xslot[k] * h_;
-      float* dst = m + msg.xdst[k] * h_;
-      for (std::int64_t i = 0; i < h_; ++i) dst[i] += src[i];
-    }
     for (std::int64_t q = 0; q < n; ++q)
       std::memcpy(hold + q * h_, row(H_, g.idx[q]), h_ * sizeof(float));
     std::vector<float> gi(static_cast<std::size_t>(3 * n * h_)), gh(gi.size());
@@ -330,50 +323,36 @@ class CpuPropagation {
       const float w = msg.vw[k];
       for (std::int64_t i = 0; i < h_; ++i) d[i] += w * s[i];
     }
-    for (std::size_t k = 0; k < msg.xdst.size(); ++k) {
-      float* d = dprev_.data() + msg.xslot[k] * h_;
-      const float* s = &dm[msg.xdst[k] * h_];
-      for (std::int64_t i = 0; i < h_; ++i) d[i] += s[i];
-    }
   }
 
-  /// Stacked GHN: means of segment s-1 added to the entries of segment s; prev_ = M(means).
+  /// Stacked GHN: the means of segment s-1 become the states of segment s's input nodes.
   void handoff(std::size_t s) {
     const StepBuild& st = plan_->steps[s];
     const std::int64_t slots = static_cast<std::int64_t>(st.prev_count.size());
     const std::size_t block = static_cast<std::size_t>(slots * h_);
-    const std::size_t off = reserve(block * 3);  // means, a1, out
-    float* means = &data_[off];
-    std::fill(means, means + block, 0.0f);
+    std::vector<float> means(block, 0.0f);
     for (std::size_t k = 0; k < st.prev_nodes.size(); ++k) {
       const float* src = row(H_, st.prev_nodes[k]);
-      float* dst = means + st.prev_slot[k] * h_;
+      float* dst = means.data() + st.prev_slot[k] * h_;
       for (std::int64_t i = 0; i < h_; ++i) dst[i] += src[i];
     }
     for (std::int64_t j = 0; j < slots; ++j)
       for (std::int64_t i = 0; i < h_; ++i) means[j * h_ + i] /= st.prev_count[j];
-    for (std::size_t k = 0; k < st.entries.size(); ++k) {
-      float* dst = row(H_, st.entries[k]);
-      const float* src = means + st.entry_slot[k] * h_;
-      for (std::int64_t i = 0; i < h_; ++i) dst[i] += src[i];
-    }
-    mlp(kW1, means, slots, means + block, means + 2 * block);
-    prev_.assign(means + 2 * block, means + 3 * block);
-    finish(Entry{Entry::Handoff, nullptr, nullptr, s, off});
+    for (std::size_t k = 0; k < st.inputs.size(); ++k)
+      std::memcpy(row(H_, st.inputs[k]), means.data() + st.input_slot[k] * h_,
+                  h_ * sizeof(float));
+    finish(Entry{Entry::Handoff, nullptr, nullptr, s, 0});
   }
 
   void handoff_backward(const Entry& e) {
     const StepBuild& st = plan_->steps[e.step];
     const std::int64_t slots = static_cast<std::int64_t>(st.prev_count.size());
-    const std::size_t block = static_cast<std::size_t>(slots * h_);
-    const float* means = &data_[e.offset];
-    std::vector<float> dmeans(block, 0.0f);
-    mlp_backward(kW1, means, means + block, means + 2 * block, dprev_.data(), slots, dmeans.data());
-    std::fill(dprev_.begin(), dprev_.end(), 0.0f);
-    for (std::size_t k = 0; k < st.entries.size(); ++k) {
-      const float* src = row(dH_, st.entries[k]);
-      float* dst = &dmeans[st.entry_slot[k] * h_];
+    std::vector<float> dmeans(static_cast<std::size_t>(slots * h_), 0.0f);
+    for (std::size_t k = 0; k < st.inputs.size(); ++k) {
+      float* src = row(dH_, st.inputs[k]);
+      float* dst = &dmeans[st.input_slot[k] * h_];
       for (std::int64_t i = 0; i < h_; ++i) dst[i] += src[i];
+      std::fill(src, src + h_, 0.0f);  // the input node's state was set here
     }
     for (std::size_t k = 0; k < st.prev_nodes.size(); ++k) {
       const float scale = 1.0f / st.prev_count[st.prev_slot[k]];
@@ -394,10 +373,10 @@ class CpuPropagation {
   std::int64_t h_;
   bool record_;
   std::vector<Tensor> w_;
-  std::vector<float> H_, buf_, vbuf_, prev_;
+  std::vector<float> H_, buf_, vbuf_;
   std::vector<Entry> tape_;
   std::vector<float> data_;
-  std::vector<float> dH_, dbuf_, dvbuf_, dprev_;
+  std::vector<float> dH_, dbuf_, dvbuf_;
   std::vector<std::vector<float>> gw_;
 };
 

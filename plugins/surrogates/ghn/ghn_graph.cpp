@@ -91,6 +91,14 @@ Propagation parse_propagation(const std::string& text) {
       cat("ghn: option 'propagation' expects forward-backward or synchronous, got '", text, "'"));
 }
 
+std::vector<std::int64_t> Segment::ghn_nodes() const {
+  std::vector<std::int64_t> out;
+  out.reserve(nodes.size() + 1);
+  if (input >= 0) out.push_back(input);
+  out.insert(out.end(), nodes.begin(), nodes.end());
+  return out;
+}
+
 std::vector<Segment> split_segments(const ArchGraph& graph, bool stacked) {
   check_topological(graph);
   const std::int64_t n = static_cast<std::int64_t>(boost::num_vertices(graph));
@@ -124,49 +132,84 @@ std::vector<Segment> split_segments(const ArchGraph& graph, bool stacked) {
       segments[s].nodes.push_back(v);
     }
   }
+  // Edges: inside the segment as they are; from outside, from the segment's input node.
+  std::int64_t next_input = n;
   for (std::size_t s = 0; s < segments.size(); ++s) {
-    for (std::int64_t v : segments[s].nodes) {
-      bool inner = false;
-      for (auto [it, end] = boost::in_edges(v, graph); it != end && !inner; ++it)
-        inner = seg_of[boost::source(*it, graph)] == static_cast<std::int64_t>(s);
-      if (!inner) segments[s].entries.push_back(v);
+    Segment& seg = segments[s];
+    bool outside = false;
+    for (std::int64_t v : seg.nodes)
+      for (auto [it, end] = boost::in_edges(v, graph); it != end && !outside; ++it)
+        outside = seg_of[boost::source(*it, graph)] != static_cast<std::int64_t>(s);
+    if (stacked && (s > 0 || outside)) seg.input = next_input++;
+    for (std::int64_t v : seg.nodes) {
+      for (auto [it, end] = boost::in_edges(v, graph); it != end; ++it) {
+        const std::int64_t u = static_cast<std::int64_t>(boost::source(*it, graph));
+        seg.edges.emplace_back(seg_of[u] == static_cast<std::int64_t>(s) ? u : seg.input, v);
+      }
     }
   }
   return segments;
 }
 
+std::int64_t ghn_node_count(const ArchGraph& graph, const std::vector<Segment>& segments) {
+  std::int64_t n = static_cast<std::int64_t>(boost::num_vertices(graph));
+  for (const Segment& seg : segments) n += seg.input >= 0 ? 1 : 0;
+  return n;
+}
+
+namespace {
+
+/// A segment's nodes in propagation order (input node first) and its edges as local
+/// positions in that order: in[i] / out[i] list the sources / targets of node i.
+struct LocalGraph {
+  std::vector<std::int64_t> nodes;
+  std::vector<std::vector<std::int64_t>> in, out;
+
+  explicit LocalGraph(const Segment& segment) : nodes(segment.ghn_nodes()) {
+    const std::size_t n = nodes.size();
+    in.resize(n);
+    out.resize(n);
+    for (const auto& [u, v] : segment.edges) {
+      const std::int64_t i = local(segment, u), j = local(segment, v);
+      HYPERNAS_CHECK(i >= 0 && j >= 0 && i < j, "ghn: internal error: edge ", u, " -> ", v,
+                     " is not an edge between nodes of its segment in propagation order");
+      out[i].push_back(j);
+      in[j].push_back(i);
+    }
+  }
+
+  /// Position of GHN node `v` in nodes, or -1 (nodes after the input are increasing).
+  static std::int64_t local(const Segment& segment, std::int64_t v) {
+    const std::int64_t offset = segment.input >= 0 ? 1 : 0;
+    if (v == segment.input) return 0;
+    auto it = std::lower_bound(segment.nodes.begin(), segment.nodes.end(), v);
+    return (it != segment.nodes.end() && *it == v) ? offset + (it - segment.nodes.begin()) : -1;
+  }
+};
+
+}  // namespace
+
 SegmentLevels segment_levels(const ArchGraph& graph, const Segment& segment, bool one_at_a_time) {
+  (void)graph;  // the segment carries its edges
   SegmentLevels out;
-  const auto& nodes = segment.nodes;
   if (one_at_a_time) {
+    const std::vector<std::int64_t> nodes = segment.ghn_nodes();
     for (std::int64_t v : nodes) out.forward.push_back({v});
     for (auto it = nodes.rbegin(); it != nodes.rend(); ++it) out.backward.push_back({*it});
     return out;
   }
-  // Local positions of the segment's nodes (nodes are increasing, so binary search works).
-  auto local = [&nodes](std::int64_t v) -> std::int64_t {
-    auto it = std::lower_bound(nodes.begin(), nodes.end(), v);
-    return (it != nodes.end() && *it == v) ? it - nodes.begin() : -1;
-  };
-  const std::size_t n = nodes.size();
+  const LocalGraph lg(segment);
+  const std::size_t n = lg.nodes.size();
   std::vector<std::int64_t> fwd(n, 0), bwd(n, 0);
-  for (std::size_t i = 0; i < n; ++i) {
-    for (auto [it, end] = boost::in_edges(nodes[i], graph); it != end; ++it) {
-      const std::int64_t j = local(static_cast<std::int64_t>(boost::source(*it, graph)));
-      if (j >= 0) fwd[i] = std::max(fwd[i], fwd[j] + 1);
-    }
-  }
-  for (std::size_t k = n; k-- > 0;) {
-    for (auto [it, end] = boost::out_edges(nodes[k], graph); it != end; ++it) {
-      const std::int64_t j = local(static_cast<std::int64_t>(boost::target(*it, graph)));
-      if (j >= 0) bwd[k] = std::max(bwd[k], bwd[j] + 1);
-    }
-  }
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::int64_t j : lg.in[i]) fwd[i] = std::max(fwd[i], fwd[j] + 1);
+  for (std::size_t k = n; k-- > 0;)
+    for (std::int64_t j : lg.out[k]) bwd[k] = std::max(bwd[k], bwd[j] + 1);
   for (std::size_t i = 0; i < n; ++i) {
     if (static_cast<std::size_t>(fwd[i]) >= out.forward.size()) out.forward.resize(fwd[i] + 1);
     if (static_cast<std::size_t>(bwd[i]) >= out.backward.size()) out.backward.resize(bwd[i] + 1);
-    out.forward[fwd[i]].push_back(nodes[i]);
-    out.backward[bwd[i]].push_back(nodes[i]);
+    out.forward[fwd[i]].push_back(lg.nodes[i]);
+    out.backward[bwd[i]].push_back(lg.nodes[i]);
   }
   return out;
 }
@@ -177,10 +220,11 @@ std::vector<UpdateStep> propagation_order(const ArchGraph& graph, Propagation pr
   const std::vector<Segment> segments = split_segments(graph, stacked);
   for (std::size_t s = 0; s < segments.size(); ++s) {
     const SegmentLevels levels = segment_levels(graph, segments[s], one_at_a_time);
+    const std::vector<std::int64_t> all = segments[s].ghn_nodes();
     for (std::int64_t t = 0; t < steps; ++t) {
       if (propagation == Propagation::Synchronous) {
-        order.push_back({static_cast<std::int64_t>(s), t, false, segments[s].nodes});
-        order.push_back({static_cast<std::int64_t>(s), t, true, segments[s].nodes});
+        order.push_back({static_cast<std::int64_t>(s), t, false, all});
+        order.push_back({static_cast<std::int64_t>(s), t, true, all});
         continue;
       }
       for (const auto& group : levels.forward)
@@ -194,20 +238,10 @@ std::vector<UpdateStep> propagation_order(const ArchGraph& graph, Propagation pr
 
 std::vector<VirtualEdge> virtual_edges(const ArchGraph& graph, const Segment& segment,
                                        std::int64_t max_distance) {
+  (void)graph;  // the segment carries its edges
   std::vector<VirtualEdge> out;
-  const auto& nodes = segment.nodes;
-  const std::size_t n = nodes.size();
-  auto local = [&nodes](std::int64_t v) -> std::int64_t {
-    auto it = std::lower_bound(nodes.begin(), nodes.end(), v);
-    return (it != nodes.end() && *it == v) ? it - nodes.begin() : -1;
-  };
-  // Local adjacency (out-edges inside the segment).
-  std::vector<std::vector<std::int64_t>> succ(n);
-  for (std::size_t i = 0; i < n; ++i)
-    for (auto [it, end] = boost::out_edges(nodes[i], graph); it != end; ++it) {
-      const std::int64_t j = local(static_cast<std::int64_t>(boost::target(*it, graph)));
-      if (j >= 0) succ[i].push_back(j);
-    }
+  const LocalGraph lg(segment);
+  const std::size_t n = lg.nodes.size();
   // Breadth-first search from every node, cut at max_distance.
   std::vector<std::int64_t> dist(n, -1);
   std::vector<std::int64_t> frontier, next, seen;
@@ -218,7 +252,7 @@ std::vector<VirtualEdge> virtual_edges(const ArchGraph& graph, const Segment& se
     for (std::int64_t d = 1; d <= max_distance && !frontier.empty(); ++d) {
       next.clear();
       for (std::int64_t u : frontier)
-        for (std::int64_t w : succ[u])
+        for (std::int64_t w : lg.out[u])
           if (dist[w] < 0) {
             dist[w] = d;
             next.push_back(w);
@@ -226,13 +260,13 @@ std::vector<VirtualEdge> virtual_edges(const ArchGraph& graph, const Segment& se
           }
       frontier.swap(next);
     }
-    std::vector<std::pair<std::int64_t, std::int64_t>> reached;
     for (std::int64_t w : seen)
-      if (dist[w] > 0) reached.emplace_back(w, dist[w]);
-    std::sort(reached.begin(), reached.end());
-    for (auto [w, d] : reached) out.push_back({nodes[i], nodes[w], d});
+      if (dist[w] > 0) out.push_back({lg.nodes[i], lg.nodes[w], dist[w]});
     for (std::int64_t w : seen) dist[w] = -1;
   }
+  std::sort(out.begin(), out.end(), [](const VirtualEdge& a, const VirtualEdge& b) {
+    return std::make_pair(a.from, a.to) < std::make_pair(b.from, b.to);
+  });
   return out;
 }
 
@@ -245,34 +279,36 @@ PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& c
   std::vector<std::int64_t>& types = plan.types;
   std::int64_t base = 0;
   for (const ArchGraph* graph : graphs) {
-    const std::int64_t n = static_cast<std::int64_t>(boost::num_vertices(*graph));
-    plan.base.push_back(base);
-    for (std::int64_t v = 0; v < n; ++v) types.push_back(node_type((*graph)[v]));
+    const std::int64_t vertices = static_cast<std::int64_t>(boost::num_vertices(*graph));
     const std::vector<Segment> segments = split_segments(*graph, cfg.stacked);
+    const std::int64_t n = ghn_node_count(*graph, segments);  // vertices, then input nodes
+    plan.base.push_back(base);
+    for (std::int64_t v = 0; v < vertices; ++v) types.push_back(node_type((*graph)[v]));
+    for (std::int64_t v = vertices; v < n; ++v) types.push_back(-1);  // input nodes: zeros
     if (steps.size() < segments.size()) steps.resize(segments.size());
-    // Per-vertex bookkeeping: segment, level and row in the level group, position in segment.
-    std::vector<std::int64_t> seg_of(n, -1), flevel(n), frow(n), blevel(n), brow(n), pos(n);
-    for (std::size_t s = 0; s < segments.size(); ++s)
-      for (std::int64_t v : segments[s].nodes) seg_of[v] = static_cast<std::int64_t>(s);
+    // Per-GHN-node bookkeeping: level and row in the level group, position in the segment.
+    std::vector<std::int64_t> flevel(n), frow(n), blevel(n), brow(n), pos(n);
     for (std::size_t s = 0; s < segments.size(); ++s) {
       const Segment& seg = segments[s];
       StepBuild& st = steps[s];
+      // Stacked GHN: the mean of segment s-1 is the initial state of segment s's input node.
       if (s > 0) {
+        HYPERNAS_CHECK(seg.input >= 0, "ghn: internal error: stacked segment ", s,
+                       " has no input node");
         const std::int64_t slot = static_cast<std::int64_t>(st.prev_count.size());
         for (std::int64_t u : segments[s - 1].nodes) {
           st.prev_nodes.push_back(base + u);
           st.prev_slot.push_back(slot);
         }
         st.prev_count.push_back(static_cast<float>(segments[s - 1].nodes.size()));
-        for (std::int64_t v : seg.entries) {
-          st.entries.push_back(base + v);
-          st.entry_slot.push_back(slot);
-        }
+        st.inputs.push_back(base + seg.input);
+        st.input_slot.push_back(slot);
       }
+      const std::vector<std::int64_t> members = seg.ghn_nodes();
       const std::int64_t offset = static_cast<std::int64_t>(st.nodes.size());
-      for (std::size_t i = 0; i < seg.nodes.size(); ++i) {
-        pos[seg.nodes[i]] = offset + static_cast<std::int64_t>(i);
-        st.nodes.push_back(base + seg.nodes[i]);
+      for (std::size_t i = 0; i < members.size(); ++i) {
+        pos[members[i]] = offset + static_cast<std::int64_t>(i);
+        st.nodes.push_back(base + members[i]);
       }
       const SegmentLevels levels = segment_levels(*graph, seg, one_at_a_time);
       if (st.forward.size() < levels.forward.size()) st.forward.resize(levels.forward.size());
@@ -289,32 +325,18 @@ PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& c
           brow[v] = static_cast<std::int64_t>(st.backward[l].idx.size());
           st.backward[l].idx.push_back(base + v);
         }
-      // Stacked GHN: the previous segment's mean is a virtual in-neighbour of the entries.
-      if (s > 0) {
-        const std::int64_t slot = static_cast<std::int64_t>(st.prev_count.size()) - 1;
-        for (std::int64_t v : seg.entries) {
-          st.forward[flevel[v]].msg.xdst.push_back(frow[v]);
-          st.forward[flevel[v]].msg.xslot.push_back(slot);
-          st.sync_forward.xdst.push_back(pos[v]);
-          st.sync_forward.xslot.push_back(slot);
-        }
-      }
-      // Real edges inside the segment, both directions.
-      for (std::int64_t v : seg.nodes) {
-        for (auto [it, end] = boost::in_edges(v, *graph); it != end; ++it) {
-          const std::int64_t u = static_cast<std::int64_t>(boost::source(*it, *graph));
-          if (seg_of[u] != static_cast<std::int64_t>(s)) continue;
-          MessagesBuild& f = st.forward[flevel[v]].msg;
-          f.src.push_back(base + u);
-          f.dst.push_back(frow[v]);
-          MessagesBuild& b = st.backward[blevel[u]].msg;
-          b.src.push_back(base + v);
-          b.dst.push_back(brow[u]);
-          st.sync_forward.src.push_back(pos[u]);
-          st.sync_forward.dst.push_back(pos[v]);
-          st.sync_backward.src.push_back(pos[v]);
-          st.sync_backward.dst.push_back(pos[u]);
-        }
+      // The segment's edges (the input node's included), both directions.
+      for (const auto& [u, v] : seg.edges) {
+        MessagesBuild& f = st.forward[flevel[v]].msg;
+        f.src.push_back(base + u);
+        f.dst.push_back(frow[v]);
+        MessagesBuild& b = st.backward[blevel[u]].msg;
+        b.src.push_back(base + v);
+        b.dst.push_back(brow[u]);
+        st.sync_forward.src.push_back(pos[u]);
+        st.sync_forward.dst.push_back(pos[v]);
+        st.sync_backward.src.push_back(pos[v]);
+        st.sync_backward.dst.push_back(pos[u]);
       }
       if (cfg.virtual_edges) {
         for (const VirtualEdge& e : virtual_edges(*graph, seg, cfg.max_shortest_path)) {

@@ -59,7 +59,8 @@ struct Config {
 
 // ---------------------------------------------------------------------------------------------
 // The propagation plan of a batch of graphs (their disjoint union), as plain vectors. Node ids
-// are global: graph k's vertex v is base[k] + v.
+// are global: graph k's GHN node u (its vertex u, or for u >= its vertex count one of its
+// segments' input nodes, see Segment) is base[k] + u.
 
 /// Messages into one group of nodes, CPU side. Rows (dst, vdst, xdst) are positions in the
 /// group; sources are global node ids (local positions in StepBuild::sync_forward/backward).
@@ -67,7 +68,6 @@ struct MessagesBuild {
   std::vector<std::int64_t> src, dst;     ///< 1-hop edges.
   std::vector<std::int64_t> vsrc, vdst;   ///< Virtual edges...
   std::vector<float> vw;                  ///< ...and their weights 1/distance.
-  std::vector<std::int64_t> xdst, xslot;  ///< Rows receiving the previous segment's M(mean).
 };
 
 /// One batched update on the CPU side of a plan (global ids; rows are positions in idx).
@@ -79,9 +79,9 @@ struct GroupBuild {
 
 /// Segment s of every graph that has one, CPU side.
 struct StepBuild {
-  std::vector<std::int64_t> nodes;                  ///< The segment's nodes, all graphs.
-  std::vector<std::int64_t> entries, entry_slot;    ///< Entry nodes, their graph's slot.
-  std::vector<std::int64_t> prev_nodes, prev_slot;  ///< Segment s-1's nodes, their slot.
+  std::vector<std::int64_t> nodes;                  ///< The segment's nodes (input first).
+  std::vector<std::int64_t> inputs, input_slot;     ///< Input nodes, their graph's slot.
+  std::vector<std::int64_t> prev_nodes, prev_slot;  ///< Segment s-1's vertices, their slot.
   std::vector<float> prev_count;                    ///< Segment s-1's size per slot.
   std::vector<GroupBuild> forward, backward;        ///< Level groups of the two passes.
   MessagesBuild sync_forward, sync_backward;        ///< Sources local to `nodes`.
@@ -90,20 +90,21 @@ struct StepBuild {
 
 /// The propagation plan of a batch of graphs (their disjoint union), as plain vectors.
 struct PlanData {
-  std::int64_t total = 0;           ///< Nodes in the batch.
+  std::int64_t total = 0;           ///< GHN nodes in the batch (input nodes included).
   std::vector<std::int64_t> base;   ///< First global id of each graph.
-  std::vector<std::int64_t> types;  ///< Node type of every node.
+  std::vector<std::int64_t> types;  ///< Node type of every node; -1: an input node.
   std::vector<StepBuild> steps;     ///< One per segment index.
 };
 
 /// The plan of `graphs` (propagated together as one disjoint union): segments, level groups
-/// with their messages, the stacked GHN's hand-off, and the synchronous rounds. With
+/// with their messages, the stacked GHN's hand-off (segment s-1's mean into segment s's
+/// input node, whose initial embedding is otherwise zero), and the synchronous rounds. With
 /// `one_at_a_time`, every level group is a single node (see segment_levels()).
 PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& cfg,
                     bool one_at_a_time);
 
 /// Propagation of `plan` on the CPU as plain loops (ghn_engine.cpp): the final node
-/// embeddings [total, hidden], before layer norm. `params`: the message MLP's w1 b1 w2 b2, the
+/// embeddings [total, hidden] (input nodes included), before layer norm. `params`: the message MLP's w1 b1 w2 b2, the
 /// GRU's w_ih w_hh b_ih b_hh, then (virtual edges) the second MLP's w1 b1 w2 b2. When grad
 /// mode is on and a parameter requires grad, the result carries one autograd node whose
 /// backward is hand-written; it computes what the ATen propagation computes.

@@ -327,6 +327,8 @@ TEST_F(Evaluation, APluginBuiltAgainstAbi10StillLoadsAndScores) {
   const auto* info = registry.find(PluginKind::Surrogate, "legacy_1_0");
   ASSERT_NE(info, nullptr) << "the ABI 1.0 fixture was refused";
   EXPECT_EQ(info->abi_minor, 0u);
+  // ABI 1.0's clang build ids carried a space after the compiler version: still a match.
+  EXPECT_NE(registry.find(PluginKind::Surrogate, "fixture_spaced"), nullptr);
   auto h = s->make_surrogate("legacy_1_0", {});
   EXPECT_EQ(h->abi_minor(), 0u);
   // A 1.0 plugin declares no inputs: it is taken to read the seed.

@@ -21,6 +21,7 @@
 
 #include "kernel/core/context.h"
 #include "kernel/exec/executor.h"
+#include "kernel/graph/serialize.h"
 #include "plugins/spaces/darts/darts.h"
 #include "plugins/spaces/ghn/ghn.h"
 #include "plugins/spaces/nb201/nb201.h"
@@ -222,44 +223,86 @@ TEST(Ghn, NodeTypes) {
   EXPECT_NE(e.find("sep_conv_3x3"), std::string::npos) << e;
 }
 
+/// The architecture's edges (u, v) with u outside `seg` and v inside, and those with both
+/// inside, each sorted.
+std::pair<std::vector<std::pair<std::int64_t, std::int64_t>>,
+          std::vector<std::pair<std::int64_t, std::int64_t>>>
+split_edges(const ArchGraph& g, const ghn::Segment& seg) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> outside, inside;
+  for (std::int64_t v : seg.nodes)
+    for (auto [it, end] = boost::in_edges(v, g); it != end; ++it) {
+      const auto u = static_cast<std::int64_t>(boost::source(*it, g));
+      const bool in = std::binary_search(seg.nodes.begin(), seg.nodes.end(), u);
+      (in ? inside : outside).emplace_back(u, v);
+    }
+  std::sort(outside.begin(), outside.end());
+  std::sort(inside.begin(), inside.end());
+  return {outside, inside};
+}
+
 TEST(Ghn, SegmentsFollowModules) {
   const Nb201Space space = nb201_space(2);
   const Architecture a = space.parse(kExample);
   const auto& g = a.graph;
+  const auto nv = static_cast<std::int64_t>(boost::num_vertices(g));
   const auto flat = ghn::split_segments(g, false);
   ASSERT_EQ(flat.size(), 1u);
   EXPECT_EQ(flat[0].nodes.size(), boost::num_vertices(g));
-  EXPECT_EQ(flat[0].entries, std::vector<std::int64_t>{0});  // only `input` has no in-edges
+  EXPECT_EQ(flat[0].input, -1);  // not stacked: no input node, every edge as it is
+  EXPECT_EQ(flat[0].edges.size(), boost::num_edges(g));
+  EXPECT_EQ(ghn::ghn_node_count(g, flat), nv);
 
   const auto segs = ghn::split_segments(g, true);
   // stem, 2 cells, r1, 2 cells, r2, 2 cells, head
   ASSERT_EQ(segs.size(), 10u);
+  EXPECT_EQ(ghn::ghn_node_count(g, segs), nv + 9);  // an input node for every segment but the stem
   std::vector<std::int64_t> modules;
   for (const auto& s : segs) modules.push_back(s.module);
   EXPECT_EQ(modules, (std::vector<std::int64_t>{-1, 0, 1, -1, 2, 3, -1, 4, 5, -1}));
   std::set<std::int64_t> all;
+  std::size_t edges = 0;
   for (std::size_t s = 0; s < segs.size(); ++s) {
-    for (std::int64_t v : segs[s].nodes) {
+    const ghn::Segment& seg = segs[s];
+    for (std::int64_t v : seg.nodes) {
       EXPECT_TRUE(all.insert(v).second);
-      EXPECT_EQ(g[v].module, segs[s].module);
+      EXPECT_EQ(g[v].module, seg.module);
     }
-    for (std::int64_t v : segs[s].entries) {
-      for (auto [it, end] = boost::in_edges(v, g); it != end; ++it) {
-        const auto u = static_cast<std::int64_t>(boost::source(*it, g));
-        EXPECT_FALSE(std::binary_search(segs[s].nodes.begin(), segs[s].nodes.end(), u));
-      }
+    // Input nodes are numbered after the vertices, in segment order.
+    EXPECT_EQ(seg.input, s == 0 ? -1 : nv + static_cast<std::int64_t>(s) - 1);
+    EXPECT_EQ(seg.ghn_nodes().size(), seg.nodes.size() + (s == 0 ? 0 : 1));
+    // Both directions: every edge entering the segment from outside appears as an edge from
+    // its input node to the same target, and every edge from the input node stands for one
+    // entering edge; the edges inside are the architecture's.
+    const auto [outside, inside] = split_edges(g, seg);
+    std::vector<std::int64_t> want_targets, got_targets;
+    for (const auto& [u, v] : outside) want_targets.push_back(v);
+    std::vector<std::pair<std::int64_t, std::int64_t>> got_inside;
+    for (const auto& [u, v] : seg.edges) {
+      if (u == seg.input) got_targets.push_back(v);
+      else got_inside.emplace_back(u, v);
+      EXPECT_TRUE(std::binary_search(seg.nodes.begin(), seg.nodes.end(), v)) << v;
     }
-    EXPECT_FALSE(segs[s].entries.empty());
+    std::sort(got_targets.begin(), got_targets.end());
+    std::sort(got_inside.begin(), got_inside.end());
+    EXPECT_EQ(got_targets, want_targets) << "segment " << s;
+    EXPECT_EQ(got_inside, inside) << "segment " << s;
+    EXPECT_EQ(s == 0, outside.empty()) << "segment " << s;
+    edges += seg.edges.size();
   }
   EXPECT_EQ(all.size(), boost::num_vertices(g));
-  // The cell's entries: the ops on edges from cell node 0 (relu, relu, pool, ...) and n3
-  // (skip from node 0): every node reading the previous cell's output.
-  for (std::int64_t v : segs[2].entries) {
-    bool reads_previous = false;
+  EXPECT_EQ(edges, boost::num_edges(g));  // every edge kept, the entering ones re-rooted
+  // Cell s1.c1 reads cell s1.c0's output (its node 0, vertex s1.c0.n3) through the relus of
+  // the two convs on edges 0->1 and 0->2 and through the skip 0->3 (node n3 itself, which also
+  // has in-neighbours inside the cell). Its input node feeds exactly those three nodes.
+  std::set<std::string> reads_input, reads_previous;
+  for (const auto& [u, v] : segs[2].edges)
+    if (u == segs[2].input) reads_input.insert(g[v].name);
+  for (std::int64_t v : segs[2].nodes)
     for (auto [it, end] = boost::in_edges(v, g); it != end; ++it)
-      reads_previous = reads_previous || g[boost::source(*it, g)].name == "s1.c0.n3";
-    EXPECT_TRUE(reads_previous) << g[v].name;
-  }
+      if (g[boost::source(*it, g)].name == "s1.c0.n3") reads_previous.insert(g[v].name);
+  const std::set<std::string> want = {"s1.c1.n1.e0.relu", "s1.c1.n2.e0.relu", "s1.c1.n3"};
+  EXPECT_EQ(reads_input, want);
+  EXPECT_EQ(reads_previous, want);
 }
 
 /// Checks the schedule of one graph: per segment and phase, each node once per direction, and
@@ -267,9 +310,6 @@ TEST(Ghn, SegmentsFollowModules) {
 void check_schedule(const ArchGraph& g, bool stacked, std::int64_t steps) {
   const auto segs = ghn::split_segments(g, stacked);
   const auto order = ghn::propagation_order(g, Propagation::ForwardBackward, steps, stacked);
-  std::vector<std::int64_t> seg_of(boost::num_vertices(g));
-  for (std::size_t s = 0; s < segs.size(); ++s)
-    for (std::int64_t v : segs[s].nodes) seg_of[v] = static_cast<std::int64_t>(s);
   // Steps must come segment by segment, phase by phase, forward before backward.
   for (std::size_t i = 1; i < order.size(); ++i) {
     const auto& a = order[i - 1];
@@ -288,16 +328,12 @@ void check_schedule(const ArchGraph& g, bool stacked, std::int64_t steps) {
             continue;
           for (std::int64_t v : st.nodes) ASSERT_TRUE(when.emplace(v, i).second) << v;
         }
-        ASSERT_EQ(when.size(), segs[s].nodes.size());
-        for (std::int64_t v : segs[s].nodes) {
-          for (auto [it, end] = boost::in_edges(v, g); it != end; ++it) {
-            const auto u = static_cast<std::int64_t>(boost::source(*it, g));
-            if (seg_of[u] != static_cast<std::int64_t>(s)) continue;
-            if (!backward) {
-              EXPECT_LT(when[u], when[v]) << g[u].name << " -> " << g[v].name;
-            } else {
-              EXPECT_LT(when[v], when[u]) << g[u].name << " -> " << g[v].name;
-            }
+        ASSERT_EQ(when.size(), segs[s].ghn_nodes().size());  // the input node too
+        for (const auto& [u, v] : segs[s].edges) {
+          if (!backward) {
+            EXPECT_LT(when[u], when[v]) << u << " -> " << v;
+          } else {
+            EXPECT_LT(when[v], when[u]) << u << " -> " << v;
           }
         }
       }
@@ -488,6 +524,193 @@ TEST(Ghn, PropagationSchemesAndStackingChangeEmbeddings) {
   // steps = 0: the one-hot itself.
   const at::Tensor none = emb({{"steps", std::int64_t{0}}, {"stacked", false}});
   EXPECT_EQ(none.sum().item<double>(), static_cast<double>(boost::num_vertices(a.graph)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the stacked GHN sees: every module reads its input through an input node
+
+/// A canonical serialisation of exactly what the GHN consumes of `g` (build_plan() reads
+/// split_segments() and node types; generate() routes weights by node name): per segment in
+/// order, its module, whether it has an input node (whose initial state is the previous
+/// segment's mean), its nodes' types and names, and its edges as positions in propagation
+/// order (Segment::ghn_nodes()). Equal serialisations give equal embeddings and weights.
+std::string ghn_input(const ArchGraph& g, bool stacked = true) {
+  std::string out;
+  for (const ghn::Segment& seg : ghn::split_segments(g, stacked)) {
+    out += "S" + std::to_string(seg.module) + (seg.input >= 0 ? "I" : "") + "[";
+    for (std::int64_t v : seg.nodes)
+      out += std::to_string(ghn::node_type(g[v])) + ":" + g[v].name + ",";
+    out += "]";
+    const std::int64_t offset = seg.input >= 0 ? 1 : 0;
+    auto local = [&](std::int64_t v) {
+      if (v == seg.input) return std::int64_t{0};
+      return offset + (std::lower_bound(seg.nodes.begin(), seg.nodes.end(), v) - seg.nodes.begin());
+    };
+    std::vector<std::pair<std::int64_t, std::int64_t>> edges;
+    for (const auto& [u, v] : seg.edges) edges.emplace_back(local(u), local(v));
+    std::sort(edges.begin(), edges.end());
+    for (const auto& [u, v] : edges) out += std::to_string(u) + ">" + std::to_string(v) + ",";
+    out += ";";
+  }
+  return out;
+}
+
+/// What a stacked GHN without input nodes consumed (the flaw fixed in format 2 of the state):
+/// the edges inside each segment, and as hand-off targets the nodes without an in-neighbour
+/// inside it; the edges entering a segment were dropped.
+std::string dropped_input(const ArchGraph& g) {
+  std::string out;
+  for (const ghn::Segment& seg : ghn::split_segments(g, true)) {
+    out += "S" + std::to_string(seg.module) + "[";
+    for (std::int64_t v : seg.nodes)
+      out += std::to_string(ghn::node_type(g[v])) + ":" + g[v].name + ",";
+    out += "]";
+    std::set<std::int64_t> inner_target;
+    for (const auto& [u, v] : seg.edges)
+      if (u != seg.input) {
+        out += std::to_string(u) + ">" + std::to_string(v) + ",";
+        inner_target.insert(v);
+      }
+    out += "X";
+    for (std::int64_t v : seg.nodes)
+      if (!inner_target.count(v)) out += std::to_string(v) + ",";
+    out += ";";
+  }
+  return out;
+}
+
+/// The identity of the graph the executor runs: the canonical JSON without the text (which
+/// only names the architecture), hashed.
+std::uint64_t executor_graph(Architecture a) {
+  a.text.clear();
+  return fnv1a64(graph::canonical_json(a));
+}
+
+TEST(Ghn, StackedGhnTellsNoneFromSkipOnTheCellInput) {
+  // Edges out of cell node 0 (0->1, 0->2, 0->3, the cell's input, which is the previous
+  // module's output): `skip_connect` adds an edge from the input node, `none` none.
+  TestContext ctx(1, graph_executor());
+  const exec::GraphExecutor exec;
+  const Nb201Space space = nb201_space(2);
+  const std::vector<std::pair<std::string, std::string>> pairs = {
+      {"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+       "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"},
+      {"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+       "|none~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|"},
+      {"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+       "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"},
+      {"|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+       "|skip_connect~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|"},
+      {"|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
+       "|nor_conv_3x3~0|+|skip_connect~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"},
+      {"|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|nor_conv_3x3~1|none~2|",
+       "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"},
+  };
+  for (const char* propagation : {"forward-backward", "synchronous"}) {
+    GhnSurrogate ghn(ghn_options({{"propagation", std::string(propagation)}}));
+    for (const auto& [none_text, skip_text] : pairs) {
+      const std::string what = cat(propagation, ": ", none_text, " vs ", skip_text);
+      const Architecture none = space.parse(none_text), skip = space.parse(skip_text);
+      EXPECT_NE(ghn_input(none.graph), ghn_input(skip.graph)) << what;
+      // The same vertices (a skip is an edge, not a node): compare node by node.
+      ASSERT_EQ(boost::num_vertices(none.graph), boost::num_vertices(skip.graph)) << what;
+      const at::Tensor en = ghn.node_embeddings(none), es = ghn.node_embeddings(skip);
+      // The node the skip feeds, in the first cell: it reads the stem through the input node.
+      const int edge = static_cast<int>(
+          std::mismatch(none_text.begin(), none_text.end(), skip_text.begin()).first -
+          none_text.begin());
+      const int target = 1 + static_cast<int>(std::count(none_text.begin(),
+                                                         none_text.begin() + edge, '+'));
+      std::int64_t v = -1;
+      for (std::int64_t u = 0; u < static_cast<std::int64_t>(boost::num_vertices(none.graph)); ++u)
+        if (none.graph[u].name == cat("s1.c0.n", target)) v = u;
+      ASSERT_GE(v, 0) << what;
+      EXPECT_GT((en[v] - es[v]).abs().max().item<double>(), 1e-3) << what;
+      // And different generated weights (the same names: the skip adds no parameter).
+      const WeightMap wn = ghn.generate(ctx, none, space), ws = ghn.generate(ctx, skip, space);
+      ASSERT_EQ(wn.size(), ws.size()) << what;
+      double diff = 0;
+      for (const auto& [name, t] : wn) diff = std::max(diff, (t - ws.at(name)).abs().max().item<double>());
+      EXPECT_GT(diff, 1e-5) << what;
+    }
+  }
+}
+
+TEST(Ghn, ANodeWithoutInputsGetsNoHandOff) {
+  // In the all-none cell, cell nodes 1..3 are `add`s without inputs (constant zeros): they
+  // read nothing, so nothing of the previous modules reaches them: their embeddings are the
+  // same in every cell and every architecture where they have no edges at all.
+  const Nb201Space space = nb201_space(2);
+  GhnSurrogate ghn(ghn_options());
+  const Architecture a = space.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|");
+  const Architecture b =
+      space.parse("|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|avg_pool_3x3~2|");
+  auto id = [](const Architecture& arch, const std::string& name) {
+    for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(arch.graph)); ++v)
+      if (arch.graph[v].name == name) return v;
+    ADD_FAILURE() << name;
+    return std::int64_t{0};
+  };
+  const at::Tensor ea = ghn.node_embeddings(a), eb = ghn.node_embeddings(b);
+  const at::Tensor ref = ea[id(a, "s1.c0.n1")];
+  for (const char* cell : {"s1.c0", "s1.c1", "s2.c0", "s3.c1"}) {
+    for (const char* node : {".n1", ".n2", ".n3"})
+      EXPECT_TRUE(at::allclose(ea[id(a, cat(cell, node))], ref, 1e-6, 1e-7)) << cell << node;
+    EXPECT_TRUE(at::allclose(eb[id(b, cat(cell, ".n1"))], ref, 1e-6, 1e-7)) << cell;
+  }
+  // A node that reads the cell's input does get the previous module: the first cell's and
+  // the second's differ (the stem's mean, the first cell's mean).
+  EXPECT_GT((eb[id(b, "s1.c0.n3.e0.relu")] - eb[id(b, "s1.c1.n3.e0.relu")]).abs().max().item<double>(),
+            1e-4);
+}
+
+TEST(Ghn, StackedInputsTellEveryNb201CellApart) {
+  // Over all 15,625 cells: as many distinct GHN inputs as distinct graphs the executor runs
+  // (15,625 of each; a GHN that dropped the edges entering a module saw 8,000). Only the
+  // GHN's graph structures are built, no propagation.
+  const Nb201Space space = nb201_space(1);
+  std::set<std::uint64_t> executor, inputs, dropped;
+  for (std::uint64_t i = 0; i < nb201::kCells; ++i) {
+    const Architecture a = space.at(i);
+    inputs.insert(fnv1a64(ghn_input(a.graph)));
+    dropped.insert(fnv1a64(dropped_input(a.graph)));
+    executor.insert(executor_graph(a));
+  }
+  EXPECT_EQ(inputs.size(), executor.size());
+  EXPECT_LT(dropped.size(), executor.size());  // the test sees the flaw it guards against
+}
+
+TEST(Ghn, StackedInputsTellGhnSpaceBlocksApart) {
+  // A seeded sample of the GHN paper's random blocks, each with the blocks that differ from it
+  // only in whether one node also reads the block input (node 0): a GHN that dropped the
+  // edges entering a module could not tell those apart.
+  Options o;
+  o.set("nodes", std::int64_t{7});
+  const GhnSpace space(GhnSpace::params().resolve(o, "ghn space"));
+  Rng rng(2019);
+  std::vector<ghn_space::Block> blocks;
+  for (int i = 0; i < 500; ++i) {
+    const ghn_space::Block block = space.block_of(space.sample(rng));
+    blocks.push_back(block);
+    for (std::size_t k = 0; k < block.nodes.size(); ++k) {
+      ghn_space::Block variant = block;
+      std::vector<int>& in = variant.nodes[k].inputs;
+      if (in.size() == 2 && in[0] == 0) in.erase(in.begin());
+      else if (in.size() == 1 && in[0] != 0) in.insert(in.begin(), 0);
+      else continue;
+      blocks.push_back(variant);
+    }
+  }
+  ASSERT_GT(blocks.size(), 2000u);
+  std::set<std::uint64_t> executor, inputs, dropped;
+  for (const ghn_space::Block& block : blocks) {
+    const Architecture a = space.make(block);
+    inputs.insert(fnv1a64(ghn_input(a.graph)));
+    dropped.insert(fnv1a64(dropped_input(a.graph)));
+    executor.insert(executor_graph(a));
+  }
+  EXPECT_EQ(inputs.size(), executor.size());
+  EXPECT_LT(dropped.size(), executor.size());
 }
 
 TEST(Ghn, GeneratesEveryParameterOfNb201) {
@@ -800,3 +1023,24 @@ TEST(Ghn, ScoresWithMaxImagesAndKernelContext) {
 }
 
 }  // namespace
+#include <iostream>
+namespace {
+TEST(GhnScratch, Magnitudes) {
+  const Nb201Space space = nb201_space(2);
+  for (const char* text : {kExample, "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"}) {
+  const Architecture a = space.parse(text);
+  for (const char* prop : {"forward-backward", "synchronous"}) {
+    GhnSurrogate ghn(ghn_options({{"propagation", std::string(prop)}}));
+    const at::Tensor e = ghn.node_embeddings(a);
+    std::map<std::string, std::int64_t> id;
+    for (std::int64_t v = 0; v < (std::int64_t)boost::num_vertices(a.graph); ++v) id[a.graph[v].name] = v;
+    std::cout << prop << " " << text << "\n";
+    for (auto& [name, v] : id) {
+      if (name.rfind("s1.c0.", 0) != 0) continue;
+      std::string other = "s1.c1." + name.substr(6);
+      std::cout << "  " << name << " " << (e[v] - e[id.at(other)]).abs().max().item<double>() << " |e|=" << e[v].abs().max().item<double>() << "\n";
+    }
+  }
+  }
+}
+}
