@@ -156,6 +156,76 @@ HYPERNAS_LUA_FN(l_write_file) {
   return 1;
 }
 
+/// Splits one CSV line into fields: commas separate, double quotes quote ("" is a quote).
+/// Returns false on an unterminated quote.
+bool split_csv_line(const std::string& line, std::vector<std::string>* fields) {
+  fields->clear();
+  std::string field;
+  bool quoted = false, was_quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c == '"' && field.empty() && !was_quoted) {
+      quoted = was_quoted = true;
+    } else if (c == ',') {
+      fields->push_back(field);
+      field.clear();
+      was_quoted = false;
+    } else if (c != '\r') {
+      field += c;
+    }
+  }
+  fields->push_back(field);
+  return !quoted;
+}
+
+/// nas.read_csv(path): the rows of a CSV file with a header line, as tables keyed by the header's
+/// names; fields that read as numbers become numbers. For ground truth a benchmark compares
+/// against (e.g. NAS-Bench-201's accuracies); plugins never see it. Errors name the file and
+/// line.
+HYPERNAS_LUA_FN(l_read_csv) {
+  const std::string path = luaL_checkstring(L, 1);
+  std::ifstream in(path);
+  if (!in.good()) throw Error(cat("nas.read_csv: cannot read ", path));
+  std::string line;
+  std::vector<std::string> header, fields;
+  std::size_t number = 0;
+  while (header.empty() && std::getline(in, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!split_csv_line(line, &header))
+      throw Error(cat(path, ":", number, ": unterminated quote in the header"));
+  }
+  if (header.empty()) throw Error(cat(path, ": no header line (the file is empty)"));
+  lua_newtable(L);
+  lua_Integer row = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!split_csv_line(line, &fields)) throw Error(cat(path, ":", number, ": unterminated quote"));
+    if (fields.size() != header.size())
+      throw Error(cat(path, ":", number, ": expected ", header.size(), " fields (", header.size(),
+                      " columns in the header), got ", fields.size()));
+    lua_createtable(L, 0, static_cast<int>(header.size()));
+    for (std::size_t i = 0; i < header.size(); ++i) {
+      const std::string kind = classify_arg(fields[i]);
+      if (kind == "int" || kind == "real") lua_pushnumber(L, std::stod(fields[i]));
+      else lua_pushstring(L, fields[i].c_str());
+      lua_setfield(L, -2, header[i].c_str());
+    }
+    lua_rawseti(L, -2, ++row);
+  }
+  return 1;
+}
+
 /// nas.evaluations([key [, { status = "ok" | "failed" | "all" }]]): the evaluations recorded in
 /// this experiment under evaluation key `key` (surrogate:key{...}; nil or "": every key), in
 /// the order recorded (a re-recorded one moves to the end); by default the successful ones:
@@ -284,6 +354,7 @@ void bind_core(lua_State* L) {
                           {"plugins", l_plugins},
                           {"on_candidate", l_on_candidate},
                           {"write_file", l_write_file},
+                          {"read_csv", l_read_csv},
                           {"evaluations", l_evaluations},
                           {"cancelled", l_cancelled},
                           {"preset", l_preset},

@@ -136,6 +136,31 @@ HYPERNAS_LUA_FN(l_top_k) {
   return 1;
 }
 
+/// nas.metrics.bootstrap(metric, x, y [, { samples = 1000, level = 0.95, seed = 0 }]):
+/// value, low, high: a correlation ("pearson", "spearman", "kendall") with its percentile
+/// bootstrap interval.
+HYPERNAS_LUA_FN(l_bootstrap) {
+  const std::string metric = luaL_checkstring(L, 1);
+  std::int64_t samples = 1000, seed = 0;
+  double level = 0.95;
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    check_keys(L, 4, "nas.metrics.bootstrap(..., {})", {"samples", "level", "seed"});
+    samples = opt_int_field(L, 4, "samples", samples);
+    level = opt_number_field(L, 4, "level", level);
+    seed = opt_int_field(L, 4, "seed", seed);
+  }
+  if (samples < 10) throw UsageError(cat("samples must be >= 10, got ", samples));
+  const metrics::Interval r =
+      metrics::bootstrap(metric, check_numbers(L, 2, "x"), check_numbers(L, 3, "y"),
+                         static_cast<std::size_t>(samples), level,
+                         static_cast<std::uint64_t>(seed));
+  lua_pushnumber(L, r.value);
+  lua_pushnumber(L, r.low);
+  lua_pushnumber(L, r.high);
+  return 3;
+}
+
 /// nas.plot{ file = "loss.png", title =, xlabel =, ylabel =, logx =, logy =,
 ///   series = { { name =, x = {...}, y = {...}, style = "lines"|"points"|"linespoints" }, ... } }
 /// Draws a PNG inside the experiment folder (data and gnuplot script beside it); returns its path.
@@ -188,11 +213,9 @@ void bind_data(lua_State* L) {
   lua_setfield(L, -2, "dataset");
   lua_pushcfunction(L, l_plot);
   lua_setfield(L, -2, "plot");
-  const luaL_Reg metric_fns[] = {{"pearson", l_pearson},
-                                 {"spearman", l_spearman},
-                                 {"kendall", l_kendall},
-                                 {"top_k_overlap", l_top_k},
-                                 {nullptr, nullptr}};
+  const luaL_Reg metric_fns[] = {{"pearson", l_pearson},     {"spearman", l_spearman},
+                                 {"kendall", l_kendall},     {"top_k_overlap", l_top_k},
+                                 {"bootstrap", l_bootstrap}, {nullptr, nullptr}};
   luaL_newlib(L, metric_fns);
   lua_setfield(L, -2, "metrics");
 }

@@ -1,5 +1,7 @@
 #include "kernel/metrics/metrics.h"
 
+#include <random>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -96,6 +98,50 @@ double top_k_overlap(const std::vector<double>& x, const std::vector<double>& y,
   std::size_t both = 0;
   for (std::size_t i = 0; i < k; ++i) both += in_y[ox[i]];
   return static_cast<double>(both) / static_cast<double>(k);
+}
+
+Interval bootstrap(const std::string& metric, const std::vector<double>& x,
+                   const std::vector<double>& y, std::size_t samples, double level,
+                   std::uint64_t seed) {
+  double (*fn)(const std::vector<double>&, const std::vector<double>&) = nullptr;
+  if (metric == "pearson") fn = pearson;
+  else if (metric == "spearman") fn = spearman;
+  else if (metric == "kendall") fn = kendall;
+  else
+    throw UsageError(
+        cat("bootstrap: unknown metric '", metric, "' (expected pearson, spearman or kendall)"));
+  if (!(level > 0 && level < 1))
+    throw UsageError(cat("bootstrap: level must be in (0, 1), got ", level));
+  if (samples < 10) throw UsageError(cat("bootstrap: samples must be >= 10, got ", samples));
+  Interval out;
+  out.value = fn(x, y);  // checks the lists
+  std::mt19937_64 gen(seed);
+  std::uniform_int_distribution<std::size_t> pick(0, x.size() - 1);
+  std::vector<double> stats, bx(x.size()), by(y.size());
+  stats.reserve(samples);
+  for (std::size_t s = 0; s < samples; ++s) {
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const std::size_t j = pick(gen);
+      bx[i] = x[j];
+      by[i] = y[j];
+    }
+    const double v = fn(bx, by);
+    if (std::isfinite(v)) stats.push_back(v);
+  }
+  if (stats.empty()) {
+    out.low = out.high = std::numeric_limits<double>::quiet_NaN();
+    return out;
+  }
+  std::sort(stats.begin(), stats.end());
+  auto at = [&stats](double q) {
+    const double pos = q * static_cast<double>(stats.size() - 1);
+    const auto lo = static_cast<std::size_t>(std::floor(pos));
+    const auto hi = std::min(lo + 1, stats.size() - 1);
+    return stats[lo] + (pos - static_cast<double>(lo)) * (stats[hi] - stats[lo]);
+  };
+  out.low = at((1 - level) / 2);
+  out.high = at(1 - (1 - level) / 2);
+  return out;
 }
 
 }  // namespace hypernas::metrics

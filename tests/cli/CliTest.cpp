@@ -411,4 +411,31 @@ TEST_F(Cli, AKilledRunIsShownInterruptedAndItsRerunScoresNothingTwice) {
   EXPECT_EQ(store->count("evaluations"), 120);
 }
 
+TEST_F(Cli, RankingBenchmarkScoresCellsAgainstTheirPublishedAccuracy) {
+  // Twelve NAS-Bench-201 cells of the dev pool with their 200-epoch CIFAR-10 accuracies.
+  const fs::path dev =
+      fs::path(HYPERNAS_SOURCE_DIR) / ".." / "shared" / "data" / "nb201" / "dev-1000.csv";
+  if (!fs::exists(dev)) GTEST_SKIP() << dev << " is not here";
+  std::ifstream in(dev);
+  std::ofstream out(dir / "truth.csv");
+  std::string line;
+  for (int i = 0; i < 13 && std::getline(in, line); ++i) out << line << "\n";
+  out.close();
+  auto r = hypernas({"run",
+                     (fs::path(HYPERNAS_SOURCE_DIR) / "scripts" / "bench" / "ranking.lua").string(),
+                     "--set", "truth=truth.csv", "--set", "methods=params,flops", "--set",
+                     "subset=10", "--progress", "off", "--experiment", "ranking"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::stringstream md;
+  md << std::ifstream(dir / "results" / "ranking" / "ranking.md").rdbuf();
+  EXPECT_NE(md.str().find("10 of its 12 cells"), std::string::npos) << md.str();
+  EXPECT_NE(md.str().find("| params | "), std::string::npos) << md.str();
+  EXPECT_NE(md.str().find("| flops | "), std::string::npos) << md.str();
+  EXPECT_NE(md.str().find(" ["), std::string::npos) << md.str();  // intervals
+  std::stringstream csv;
+  csv << std::ifstream(dir / "results" / "ranking" / "ranking.csv").rdbuf();
+  const std::string rows = csv.str();
+  EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 1 + 2 * 10) << rows;
+}
+
 }  // namespace

@@ -339,4 +339,41 @@ TEST_F(LuaHost, ScoreReturnsNaNAndTheFailuresForArchitecturesThatFail) {
       "flaky: cannot score a cell that starts with a pool");
 }
 
+TEST_F(LuaHost, ReadCsvGivesRowsByHeaderAndNamesTheBadLine) {
+  const fs::path good = write_script(
+      "truth.csv",
+      "arch,cifar10_test,note\n"
+      "\"|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|\",93.5,\"a, \"\"b\"\"\"\n"
+      "\n"
+      "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,10,plain\n");
+  EXPECT_EQ(eval("local rows = nas.read_csv('" + good.string() +
+                 "')\n"
+                 "assert(#rows == 2 and rows[1].cifar10_test == 93.5 and rows[2].note == 'plain')\n"
+                 "result = rows[1].note .. ' ' .. rows[1].arch:sub(1, 16)"),
+            "a, \"b\" |nor_conv_3x3~0|");
+  const fs::path bad = write_script("bad.csv", "arch,acc\nx,1\ny,2,3\n");
+  EXPECT_EQ(eval("local ok, err = pcall(nas.read_csv, '" + bad.string() + "'); result = err"),
+            bad.string() + ":3: expected 2 fields (2 columns in the header), got 3");
+  EXPECT_NE(eval("local ok, err = pcall(nas.read_csv, '" + (root / "none.csv").string() +
+                 "'); result = err")
+                .find("nas.read_csv: cannot read"),
+            std::string::npos);
+}
+
+TEST_F(LuaHost, MetricsBootstrapReturnsTheValueAndItsInterval) {
+  EXPECT_EQ(
+      eval(
+          "local x, y = {}, {}\n"
+          "for i = 1, 40 do x[i] = i; y[i] = i + ((i * 7) % 5) end\n"
+          "local v, lo, hi = nas.metrics.bootstrap('spearman', x, y, { samples = 200, seed = 3 })\n"
+          "assert(v == nas.metrics.spearman(x, y) and lo < v and v <= hi and hi <= 1)\n"
+          "local v2, lo2 = nas.metrics.bootstrap('spearman', x, y, { samples = 200, seed = 3 })\n"
+          "result = tostring(lo2 == lo)"),
+      "true");
+  EXPECT_NE(eval("local ok, err = pcall(nas.metrics.bootstrap, 'spearman', {1, 2, 3}, {1, 2, 3}, "
+                 "{ sample = 5 }); result = err")
+                .find("unknown key 'sample'"),
+            std::string::npos);
+}
+
 }  // namespace

@@ -72,3 +72,38 @@ TEST(Metrics, KendallMatchesANaiveCountOverRandomData) {
     EXPECT_NEAR(kendall(y, x), tau, 1e-12);  // symmetric
   }
 }
+
+TEST(Metrics, BootstrapIntervalsAreRepeatableAndShrinkWithMoreData) {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  auto sample = [&](std::size_t n) {
+    std::vector<double> x(n), y(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      x[i] = noise(rng);
+      y[i] = x[i] + noise(rng);  // correlation 1/sqrt(2)
+    }
+    return std::make_pair(x, y);
+  };
+  const auto [x, y] = sample(60);
+  const auto a = hypernas::metrics::bootstrap("spearman", x, y, 500, 0.95, 7);
+  const auto b = hypernas::metrics::bootstrap("spearman", x, y, 500, 0.95, 7);
+  EXPECT_EQ(a.low, b.low);  // a seed gives the same interval
+  EXPECT_EQ(a.high, b.high);
+  EXPECT_DOUBLE_EQ(a.value, spearman(x, y));
+  EXPECT_LT(a.low, a.value);
+  EXPECT_GT(a.high, a.value);
+  const auto narrow = hypernas::metrics::bootstrap("spearman", x, y, 500, 0.5, 7);
+  EXPECT_GT(narrow.low, a.low);
+  EXPECT_LT(narrow.high, a.high);
+  const auto [bx, by] = sample(600);
+  const auto big = hypernas::metrics::bootstrap("kendall", bx, by, 200, 0.95, 7);
+  const auto small = hypernas::metrics::bootstrap("kendall", x, y, 200, 0.95, 7);
+  EXPECT_LT(big.high - big.low, small.high - small.low);
+  EXPECT_GT(big.low, 0.35);  // tau of a 0.71 Gaussian correlation is about 0.5
+  EXPECT_LT(big.high, 0.65);
+
+  EXPECT_THROW(hypernas::metrics::bootstrap("rmse", x, y), hypernas::UsageError);
+  EXPECT_THROW(hypernas::metrics::bootstrap("pearson", x, y, 5), hypernas::UsageError);
+  EXPECT_THROW(hypernas::metrics::bootstrap("pearson", x, y, 100, 1.0), hypernas::UsageError);
+  EXPECT_THROW(hypernas::metrics::bootstrap("pearson", {1, 2}, {1}), hypernas::Error);
+}
