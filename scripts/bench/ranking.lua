@@ -26,7 +26,7 @@ local real = truth_file ~= ""
 local data_name = nas.arg("data", real and "cifar10" or "fashion-mnist")
 local cells, channels = nas.arg("cells", 1), nas.arg("channels", 8)
 local eval_images = nas.arg("eval_images", real and 2000 or 1000)
-local ghn_steps = nas.arg("ghn_steps", 300)
+local ghn_steps = nas.arg("ghn_steps", 300)  -- fit steps, over as many epochs as they take
 
 local methods = {
   { label = "params", name = "params" },
@@ -114,7 +114,7 @@ for _, m in ipairs(selected) do
   if m.fit then
     local ckpt = "checkpoints/" .. m.label:gsub("[^%w]+", "_") .. ".ckpt"
     local t = nas.clock()
-    s:fit{ space = space, data = data, steps = ghn_steps, batch = 64 }
+    s:fit{ space = space, data = data, epochs = 1000, steps = ghn_steps, batch = 64 }
     fit_seconds = nas.clock() - t
     s:save(ckpt)
   end
