@@ -22,8 +22,9 @@
 /// **Network.** Stem conv 3x3 (C) + BN; `blocks` stages, each one block of the same structure
 /// (the GHN paper samples one block and repeats it), stage s at C*2^s channels and spatial
 /// scale s; between stages a reduction ReLU, conv 3x3 stride 2 (channels doubled), BN; head
-/// ReLU, global average pooling, linear. Every node inside block s has module s (GHN's stacked
-/// propagation passes module s's mean embedding into module s+1).
+/// ReLU, global average pooling, linear. Every node inside block s has module s (the stacked
+/// GHN propagates segment by segment, block s, then the reduction after it, then block s+1,
+/// each segment's mean embedding passed into the next one's input node).
 ///
 /// **String form** (canonical; see block_to_string() and parse_block()):
 /// `n1=conv_3x3<0;n2=sep_conv_5x5<0,1;n3=identity<2;...`: node i's op, then its sources in

@@ -25,8 +25,8 @@
 ///    module i is passed into the input node of module i+1"); the input node then takes part
 ///    in propagation like any node. A node with no in-edges at all (an `add` whose edges are
 ///    all `none`) gets nothing from the previous module. (An untrained GRU contracts
-///    strongly: at initialisation the hand-off moves the embeddings of the nodes next to the
-///    input node by ~1e-3 and fades with each hop; training decides how much of it is kept.)
+///    strongly: at initialisation two cells of the same graph differ by ~4e-5 at the nodes
+///    reading the input node, less with each hop; training decides how much is kept.)
 /// 4. Hypernetwork H: one 2-layer MLP (hidden `hyper_hidden`), shared by all nodes, maps a
 ///    node's final embedding to a maximal tensor: a [max_channels, max_channels, max_kernel,
 ///    max_kernel] block (conv and linear weights) followed by a [2, max_channels] block (row
@@ -219,7 +219,8 @@ class GhnSurrogate final : public Surrogate {
   std::vector<WeightMap> generate_batch(const std::vector<const Architecture*>& archs,
                                         const std::vector<std::vector<ParamShape>>& shapes,
                                         bool with_grad = false);
-  /// Final node embeddings [nodes, hidden] of `arch` (after layer norm, when on), on the CPU.
+  /// Final node embeddings [vertices, hidden] of `arch`'s vertices (after layer norm, when on;
+  /// the stacked GHN's virtual input nodes are left out), on the CPU.
   /// With `one_at_a_time`, forward-backward updates one node per GRU call (the literal
   /// schedule) instead of one level group per call: the results agree to rounding.
   at::Tensor node_embeddings(const Architecture& arch, bool one_at_a_time = false);

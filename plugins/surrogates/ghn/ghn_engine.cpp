@@ -339,8 +339,7 @@ class CpuPropagation {
     for (std::int64_t j = 0; j < slots; ++j)
       for (std::int64_t i = 0; i < h_; ++i) means[j * h_ + i] /= st.prev_count[j];
     for (std::size_t k = 0; k < st.inputs.size(); ++k)
-      std::memcpy(row(H_, st.inputs[k]), means.data() + st.input_slot[k] * h_,
-                  h_ * sizeof(float));
+      std::memcpy(row(H_, st.inputs[k]), means.data() + st.input_slot[k] * h_, h_ * sizeof(float));
     finish(Entry{Entry::Handoff, nullptr, nullptr, s, 0});
   }
 

@@ -62,12 +62,12 @@ struct Config {
 // are global: graph k's GHN node u (its vertex u, or for u >= its vertex count one of its
 // segments' input nodes, see Segment) is base[k] + u.
 
-/// Messages into one group of nodes, CPU side. Rows (dst, vdst, xdst) are positions in the
+/// Messages into one group of nodes, CPU side. Rows (dst, vdst) are positions in the
 /// group; sources are global node ids (local positions in StepBuild::sync_forward/backward).
 struct MessagesBuild {
-  std::vector<std::int64_t> src, dst;     ///< 1-hop edges.
-  std::vector<std::int64_t> vsrc, vdst;   ///< Virtual edges...
-  std::vector<float> vw;                  ///< ...and their weights 1/distance.
+  std::vector<std::int64_t> src, dst;    ///< 1-hop edges.
+  std::vector<std::int64_t> vsrc, vdst;  ///< Virtual edges...
+  std::vector<float> vw;                 ///< ...and their weights 1/distance.
 };
 
 /// One batched update on the CPU side of a plan (global ids; rows are positions in idx).
@@ -104,10 +104,10 @@ PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& c
                     bool one_at_a_time);
 
 /// Propagation of `plan` on the CPU as plain loops (ghn_engine.cpp): the final node
-/// embeddings [total, hidden] (input nodes included), before layer norm. `params`: the message MLP's w1 b1 w2 b2, the
-/// GRU's w_ih w_hh b_ih b_hh, then (virtual edges) the second MLP's w1 b1 w2 b2. When grad
-/// mode is on and a parameter requires grad, the result carries one autograd node whose
-/// backward is hand-written; it computes what the ATen propagation computes.
+/// embeddings [total, hidden] (input nodes included), before layer norm. `params`: the message
+/// MLP's w1 b1 w2 b2, the GRU's w_ih w_hh b_ih b_hh, then (virtual edges) the second MLP's w1 b1 w2
+/// b2. When grad mode is on and a parameter requires grad, the result carries one autograd node
+/// whose backward is hand-written; it computes what the ATen propagation computes.
 at::Tensor propagate_cpu(std::shared_ptr<const PlanData> plan, const Config& cfg,
                          const std::vector<at::Tensor>& params);
 

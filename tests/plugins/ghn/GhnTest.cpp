@@ -512,13 +512,14 @@ TEST(Ghn, PropagationSchemesAndStackingChangeEmbeddings) {
   EXPECT_FALSE(at::allclose(fb, sync));
   EXPECT_FALSE(at::allclose(fb, flat));
   // Stacked: two cells of a stage have the same graph but different embeddings, because each
-  // gets the previous cell's mean embedding. (An untrained GRU forgets quickly: the difference
-  // is clear at the cell's entry nodes and fades with each hop inside the cell.)
+  // cell's input node starts from the previous segment's mean embedding. (An untrained GRU
+  // forgets quickly: the difference is ~4e-5 at the nodes reading the input node and fades
+  // with each hop inside the cell; without the hand-off the two would be bit-identical.)
   std::map<std::string, std::int64_t> id;
   for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(a.graph)); ++v)
     id[a.graph[v].name] = v;
   const at::Tensor c0 = fb[id.at("s1.c0.n1.e0.relu")], c1 = fb[id.at("s1.c1.n1.e0.relu")];
-  EXPECT_GT((c0 - c1).abs().max().item<double>(), 1e-4);
+  EXPECT_GT((c0 - c1).abs().max().item<double>(), 1e-5);
   // Same architecture, same options: same embeddings (no hidden randomness).
   EXPECT_TRUE(at::equal(fb, emb({})));
   // steps = 0: the one-hot itself.
@@ -590,7 +591,6 @@ TEST(Ghn, StackedGhnTellsNoneFromSkipOnTheCellInput) {
   // Edges out of cell node 0 (0->1, 0->2, 0->3, the cell's input, which is the previous
   // module's output): `skip_connect` adds an edge from the input node, `none` none.
   TestContext ctx(1, graph_executor());
-  const exec::GraphExecutor exec;
   const Nb201Space space = nb201_space(2);
   const std::vector<std::pair<std::string, std::string>> pairs = {
       {"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
@@ -619,19 +619,22 @@ TEST(Ghn, StackedGhnTellsNoneFromSkipOnTheCellInput) {
       const int edge = static_cast<int>(
           std::mismatch(none_text.begin(), none_text.end(), skip_text.begin()).first -
           none_text.begin());
-      const int target = 1 + static_cast<int>(std::count(none_text.begin(),
-                                                         none_text.begin() + edge, '+'));
+      const int target =
+          1 + static_cast<int>(std::count(none_text.begin(), none_text.begin() + edge, '+'));
       std::int64_t v = -1;
       for (std::int64_t u = 0; u < static_cast<std::int64_t>(boost::num_vertices(none.graph)); ++u)
         if (none.graph[u].name == cat("s1.c0.n", target)) v = u;
       ASSERT_GE(v, 0) << what;
       EXPECT_GT((en[v] - es[v]).abs().max().item<double>(), 1e-3) << what;
-      // And different generated weights (the same names: the skip adds no parameter).
+      // And different generated weights (the same names: the skip adds no parameter). Equal
+      // GHN inputs give bit-identical weights; with all-none cells the only weights are outside
+      // the cells, which the difference reaches through the hand-off alone (>= 2.6e-6 here).
       const WeightMap wn = ghn.generate(ctx, none, space), ws = ghn.generate(ctx, skip, space);
       ASSERT_EQ(wn.size(), ws.size()) << what;
       double diff = 0;
-      for (const auto& [name, t] : wn) diff = std::max(diff, (t - ws.at(name)).abs().max().item<double>());
-      EXPECT_GT(diff, 1e-5) << what;
+      for (const auto& [name, t] : wn)
+        diff = std::max(diff, (t - ws.at(name)).abs().max().item<double>());
+      EXPECT_GT(diff, 1e-6) << what;
     }
   }
 }
@@ -659,9 +662,10 @@ TEST(Ghn, ANodeWithoutInputsGetsNoHandOff) {
     EXPECT_TRUE(at::allclose(eb[id(b, cat(cell, ".n1"))], ref, 1e-6, 1e-7)) << cell;
   }
   // A node that reads the cell's input does get the previous module: the first cell's and
-  // the second's differ (the stem's mean, the first cell's mean).
-  EXPECT_GT((eb[id(b, "s1.c0.n3.e0.relu")] - eb[id(b, "s1.c1.n3.e0.relu")]).abs().max().item<double>(),
-            1e-4);
+  // the second's differ (the stem's mean, the first cell's mean; 8e-6 at initialisation).
+  EXPECT_GT(
+      (eb[id(b, "s1.c0.n3.e0.relu")] - eb[id(b, "s1.c1.n3.e0.relu")]).abs().max().item<double>(),
+      1e-6);
 }
 
 TEST(Ghn, StackedInputsTellEveryNb201CellApart) {
@@ -676,6 +680,9 @@ TEST(Ghn, StackedInputsTellEveryNb201CellApart) {
     dropped.insert(fnv1a64(dropped_input(a.graph)));
     executor.insert(executor_graph(a));
   }
+  RecordProperty("executor_graphs", static_cast<int>(executor.size()));
+  RecordProperty("ghn_inputs", static_cast<int>(inputs.size()));
+  RecordProperty("ghn_inputs_without_input_nodes", static_cast<int>(dropped.size()));
   EXPECT_EQ(inputs.size(), executor.size());
   EXPECT_LT(dropped.size(), executor.size());  // the test sees the flaw it guards against
 }
@@ -702,6 +709,7 @@ TEST(Ghn, StackedInputsTellGhnSpaceBlocksApart) {
     }
   }
   ASSERT_GT(blocks.size(), 2000u);
+  RecordProperty("architectures", static_cast<int>(blocks.size()));
   std::set<std::uint64_t> executor, inputs, dropped;
   for (const ghn_space::Block& block : blocks) {
     const Architecture a = space.make(block);
@@ -709,6 +717,9 @@ TEST(Ghn, StackedInputsTellGhnSpaceBlocksApart) {
     dropped.insert(fnv1a64(dropped_input(a.graph)));
     executor.insert(executor_graph(a));
   }
+  RecordProperty("executor_graphs", static_cast<int>(executor.size()));
+  RecordProperty("ghn_inputs", static_cast<int>(inputs.size()));
+  RecordProperty("ghn_inputs_without_input_nodes", static_cast<int>(dropped.size()));
   EXPECT_EQ(inputs.size(), executor.size());
   EXPECT_LT(dropped.size(), executor.size());
 }
@@ -897,6 +908,31 @@ TEST(Ghn, BadBlobsSayWhatIsWrong) {
   EXPECT_TRUE(ghn.save_state() == before);
 }
 
+TEST(Ghn, Version1StatesOfStackedGhnsAreRefused) {
+  // Format 2 came with the stacked GHN's module input nodes: a stacked GHN saved in format 1
+  // was trained on graphs whose modules dropped their entering edges, and is refused; an
+  // unstacked one (whose propagation did not change) still loads.
+  GhnSurrogate stacked(ghn_options());
+  std::string old = stacked.save_state();
+  ASSERT_EQ(old[8], 2);  // the format version (little-endian uint32 after the magic)
+  old[8] = 1;            // (the checksum covers the payload only)
+  const std::string before = stacked.save_state();
+  const std::string e = error_of([&] { stacked.load_state(old); });
+  EXPECT_NE(e.find("format version 1"), std::string::npos) << e;
+  EXPECT_NE(e.find("input node"), std::string::npos) << e;
+  EXPECT_NE(e.find("train the GHN again"), std::string::npos) << e;
+  EXPECT_TRUE(stacked.save_state() == before);
+
+  GhnSurrogate flat(ghn_options({{"stacked", false}}));
+  std::string flat_old = flat.save_state();
+  flat_old[8] = 1;
+  GhnSurrogate other(ghn_options({{"stacked", false}, {"init_seed", std::int64_t{5}}}));
+  const Architecture arch = nb201_space(1).parse(kExample);
+  EXPECT_FALSE(at::equal(other.node_embeddings(arch), flat.node_embeddings(arch)));
+  EXPECT_NO_THROW(other.load_state(flat_old));
+  EXPECT_TRUE(at::equal(other.node_embeddings(arch), flat.node_embeddings(arch)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Training and scoring
 
@@ -1023,24 +1059,3 @@ TEST(Ghn, ScoresWithMaxImagesAndKernelContext) {
 }
 
 }  // namespace
-#include <iostream>
-namespace {
-TEST(GhnScratch, Magnitudes) {
-  const Nb201Space space = nb201_space(2);
-  for (const char* text : {kExample, "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"}) {
-  const Architecture a = space.parse(text);
-  for (const char* prop : {"forward-backward", "synchronous"}) {
-    GhnSurrogate ghn(ghn_options({{"propagation", std::string(prop)}}));
-    const at::Tensor e = ghn.node_embeddings(a);
-    std::map<std::string, std::int64_t> id;
-    for (std::int64_t v = 0; v < (std::int64_t)boost::num_vertices(a.graph); ++v) id[a.graph[v].name] = v;
-    std::cout << prop << " " << text << "\n";
-    for (auto& [name, v] : id) {
-      if (name.rfind("s1.c0.", 0) != 0) continue;
-      std::string other = "s1.c1." + name.substr(6);
-      std::cout << "  " << name << " " << (e[v] - e[id.at(other)]).abs().max().item<double>() << " |e|=" << e[v].abs().max().item<double>() << "\n";
-    }
-  }
-  }
-}
-}
