@@ -64,6 +64,40 @@ Options sets_to_options(const std::map<std::string, std::string>& sets) {
   return o;
 }
 
+// --lua-memory SIZE: a number with an optional K, M, G or T suffix (binary units, "MiB" and
+// "MB" too); a plain number is MiB. At least 1 MiB.
+std::size_t parse_lua_memory(const std::string& size) {
+  const auto bad = [&size]() {
+    return UsageError(
+        cat("--lua-memory expects a size such as 512M, 4G or a number of MiB "
+            "(at least 1M), got '",
+            size, "'"));
+  };
+  std::size_t digits = 0;
+  double value = 0;
+  try {
+    value = std::stod(size, &digits);
+  } catch (const std::exception&) {
+    throw bad();
+  }
+  std::string unit = size.substr(digits);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double scale = 0;
+  if (unit.empty()) scale = 0x1p20;
+  const std::pair<const char*, double> units[] = {{"K", 0x1p10},
+                                                  {"M", 0x1p20},
+                                                  {"G", 0x1p30},
+                                                  {"T", 0x1p40}};
+  for (const auto& [prefix, factor] : units)
+    for (const char* tail : {"", "B", "IB"})
+      if (unit == std::string(prefix) + tail) scale = factor;
+  const double bytes = value * scale;
+  if (!(std::isdigit(static_cast<unsigned char>(size[0])) || size[0] == '.') || scale == 0 ||
+      !(bytes >= 0x1p20) || bytes >= 0x1p63)
+    throw bad();
+  return static_cast<std::size_t>(bytes);
+}
+
 }  // namespace
 
 int cmd_arch(int argc, char** argv) {
@@ -256,47 +290,35 @@ int cmd_score(int argc, char** argv) {
   core::install_interrupt_handler();
   run.begin("hypernas score");
   out << "arch,score,params,flops,seconds,reused,status,error\n" << std::flush;
-  // Each row is written as soon as its architecture is scored, so a stopped run keeps them.
-  run.services().notify = nullptr;
-  auto service = run.evaluations(surrogate, *space, data.get(), settings);
-  core::KernelContext ctx(run.services(), surrogate->name());
-  core::ConsoleProgress progress("scoring", static_cast<std::int64_t>(archs.size()));
   auto csv_text = [](const std::string& text) {
     std::string q = "\"";
     for (char c : text) q += c == '"' ? std::string("\"\"") : std::string(1, c);
     return q + "\"";
   };
-  std::string state = "failed";
-  try {
-    for (const auto& arch : archs) {
-      ctx.check_cancelled();
-      Evaluated e = service->evaluate(ctx, {arch}, &progress);
-      char row[128];
-      for (const auto& c : e.scored) {
-        std::snprintf(row, sizeof row, ",%.6g,%lld,%lld,%.4f,%d,ok,\n", c.score.value,
-                      static_cast<long long>(c.stats.params), static_cast<long long>(c.stats.flops),
-                      c.seconds, c.reused ? 1 : 0);
-        out << csv_text(c.arch.text) << row << std::flush;
-      }
-      for (const auto& f : e.failed) {
-        const ArchStats st = space->stats(f.arch);
-        std::snprintf(row, sizeof row, ",nan,%lld,%lld,0,%d,failed,",
-                      static_cast<long long>(st.params), static_cast<long long>(st.flops),
-                      f.reused ? 1 : 0);
-        out << csv_text(f.arch.text) << row << csv_text(f.reason) << "\n" << std::flush;
-      }
+  // Each row is written as soon as its architecture is scored, so a stopped run keeps them.
+  auto write_rows = [&](const Evaluated& e) {
+    char row[128];
+    for (const auto& c : e.scored) {
+      std::snprintf(row, sizeof row, ",%.6g,%lld,%lld,%.4f,%d,ok,\n", c.score.value,
+                    static_cast<long long>(c.stats.params), static_cast<long long>(c.stats.flops),
+                    c.seconds, c.reused ? 1 : 0);
+      out << csv_text(c.arch.text) << row << std::flush;
     }
-    state = "ok";
+    for (const auto& f : e.failed) {
+      const ArchStats st = space->stats(f.arch);
+      std::snprintf(row, sizeof row, ",nan,%lld,%lld,0,%d,failed,",
+                    static_cast<long long>(st.params), static_cast<long long>(st.flops),
+                    f.reused ? 1 : 0);
+      out << csv_text(f.arch.text) << row << csv_text(f.reason) << "\n" << std::flush;
+    }
+  };
+  try {
+    run.score(surrogate, *space, data.get(), archs, settings, "scoring", write_rows);
   } catch (const Cancelled&) {
     run.finish("cancelled");
     throw;
-  } catch (...) {
-    run.finish("failed");
-    throw;
-  }
-  progress.finish();
-  service->log_summary(ctx.log());
-  run.finish(state);
+  }  // any other error: the session closes the run as failed when it goes
+  run.finish("ok");
   return 0;
 }
 
@@ -436,10 +458,7 @@ int cmd_run(int argc, char** argv) {
   config.seed = r["seed"].as<std::uint64_t>();
   if (r.count("experiment")) {
     config.experiment = r["experiment"].as<std::string>();
-    if (config.experiment.empty() || config.experiment.find('/') != std::string::npos ||
-        config.experiment == "." || config.experiment == "..")
-      throw UsageError(
-          cat("--experiment must be a plain folder name, got '", config.experiment, "'"));
+    session::check_experiment_name(config.experiment);
   }
   config.results_root = r["results"].as<std::string>();
   if (r.count("set")) config.args = parse_sets(r["set"].as<std::vector<std::string>>());
@@ -448,40 +467,7 @@ int cmd_run(int argc, char** argv) {
     if (!(t > 0)) throw UsageError(cat("--time-limit must be positive, got ", t));
     config.time_limit_s = t;
   }
-  {
-    // SIZE: a number with an optional K, M, G or T suffix (binary units, "MiB" and "MB" too);
-    // a plain number is MiB.
-    const std::string size = r["lua-memory"].as<std::string>();
-    const auto bad = [&size]() {
-      return UsageError(
-          cat("--lua-memory expects a size such as 512M, 4G or a number of MiB "
-              "(at least 1M), got '",
-              size, "'"));
-    };
-    std::size_t digits = 0;
-    double value = 0;
-    try {
-      value = std::stod(size, &digits);
-    } catch (const std::exception&) {
-      throw bad();
-    }
-    std::string unit = size.substr(digits);
-    for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    double scale = 0;
-    if (unit.empty()) scale = 0x1p20;
-    const std::pair<const char*, double> units[] = {{"K", 0x1p10},
-                                                    {"M", 0x1p20},
-                                                    {"G", 0x1p30},
-                                                    {"T", 0x1p40}};
-    for (const auto& [prefix, factor] : units)
-      for (const char* tail : {"", "B", "IB"})
-        if (unit == std::string(prefix) + tail) scale = factor;
-    const double bytes = value * scale;
-    if (!(std::isdigit(static_cast<unsigned char>(size[0])) || size[0] == '.') || scale == 0 ||
-        !(bytes >= 0x1p20) || bytes >= 0x1p63)
-      throw bad();
-    config.lua_memory_bytes = static_cast<std::size_t>(bytes);
-  }
+  config.lua_memory_bytes = parse_lua_memory(r["lua-memory"].as<std::string>());
   for (int i = 0; i < argc; ++i)
     config.command_line += (i ? " " : "hypernas ") + std::string(argv[i]);
 

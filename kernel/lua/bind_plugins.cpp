@@ -290,13 +290,12 @@ HYPERNAS_LUA_FN(surrogate_score) {
   lua_pop(L, 1);
   const EvalSettings settings = read_settings(L, 2, false);
   Evaluated result = run(L).score(h, *space, data.get(), archs, settings, h->name() + " score");
-  std::map<std::string, double> by_hash;
-  for (const auto& c : result.scored) by_hash[c.hash] = c.score.value;
+  std::map<std::string, double> by_text;  // a space's canonical text names its architecture
+  for (const auto& c : result.scored) by_text[c.arch.text] = c.score.value;
   lua_createtable(L, static_cast<int>(archs.size()), 0);
-  auto& store = require_store(L);
   for (std::size_t i = 0; i < archs.size(); ++i) {
-    auto it = by_hash.find(store.hash(archs[i]));
-    lua_pushnumber(L, it == by_hash.end() ? std::numeric_limits<double>::quiet_NaN() : it->second);
+    auto it = by_text.find(archs[i].text);
+    lua_pushnumber(L, it == by_text.end() ? std::numeric_limits<double>::quiet_NaN() : it->second);
     lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
   }
   lua_createtable(L, static_cast<int>(result.failed.size()), 0);

@@ -52,7 +52,6 @@ std::string failure_reason(std::exception_ptr error) {
 
 /// One architecture on its way through evaluate().
 struct KernelEvaluationService::Pending {
-  std::size_t index = 0;  ///< Position in the request.
   const Architecture* arch = nullptr;
   std::string hash;
   ArchStats stats;
@@ -114,7 +113,7 @@ void KernelEvaluationService::fail(Pending& p, const std::string& reason) {
                     ". Every failure is recorded in the store with its reason (status 'failed')"));
 }
 
-void KernelEvaluationService::score_pending(std::vector<Pending>& pending) {
+void KernelEvaluationService::score_pending(const std::vector<Pending*>& pending) {
   if (pending.empty()) return;
   core::KernelContext ctx(services_, surrogate_->name());
   ScoreRequest request;
@@ -122,9 +121,9 @@ void KernelEvaluationService::score_pending(std::vector<Pending>& pending) {
   request.data = data_;
   request.batch_size = settings_.batch_size;
   request.max_images = settings_.max_images;
-  for (const Pending& p : pending) {
-    request.archs.push_back(p.arch);
-    request.seeds.push_back(evaluation_seed(services_.seed, p.hash));
+  for (const Pending* p : pending) {
+    request.archs.push_back(p->arch);
+    request.seeds.push_back(evaluation_seed(services_.seed, p->hash));
   }
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Score> scores;
@@ -137,22 +136,18 @@ void KernelEvaluationService::score_pending(std::vector<Pending>& pending) {
     if (pending.size() > 1) {
       // Which one failed? Score them one by one (each on its own is recorded as it goes).
       failure_reason(error);  // rethrows what is not a candidate's failure
-      for (Pending& p : pending) {
-        std::vector<Pending> one{std::move(p)};
-        score_pending(one);
-        p = std::move(one[0]);
-      }
+      for (Pending* p : pending) score_pending({p});
       return;
     }
-    pending[0].seconds =
+    pending[0]->seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fail(pending[0], failure_reason(error));
+    fail(*pending[0], failure_reason(error));
     return;
   }
   const double each = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
                       static_cast<double>(pending.size());
   for (std::size_t j = 0; j < pending.size(); ++j) {
-    Pending& p = pending[j];
+    Pending& p = *pending[j];
     p.seconds = each;
     if (!std::isfinite(scores[j].value)) {
       fail(p, cat("score is ", scores[j].value, " (not finite)"));
@@ -182,11 +177,9 @@ Evaluated KernelEvaluationService::evaluate(Context& ctx, const std::vector<Arch
                                             Progress* progress) {
   Evaluated out;
   std::vector<Pending> all(archs.size());
-  std::vector<Pending> to_score;
-  std::vector<std::size_t> to_score_index;
+  std::vector<Pending*> to_score;
   for (std::size_t i = 0; i < archs.size(); ++i) {
     Pending& p = all[i];
-    p.index = i;
     p.arch = &archs[i];
     p.hash = store_.hash(archs[i]);
     p.stats = space_.stats(archs[i]);
@@ -205,13 +198,11 @@ Evaluated KernelEvaluationService::evaluate(Context& ctx, const std::vector<Arch
       p.reused = true;
       ++counts_.reused_failed;
     } else {
-      to_score.push_back(std::move(p));
-      to_score_index.push_back(i);
+      to_score.push_back(&p);
     }
   }
   ctx.check_cancelled();
   score_pending(to_score);
-  for (std::size_t j = 0; j < to_score.size(); ++j) all[to_score_index[j]] = std::move(to_score[j]);
 
   for (Pending& p : all) {
     if (p.score) {

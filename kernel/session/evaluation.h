@@ -50,7 +50,8 @@ class KernelEvaluationService final : public EvaluationService {
 
  private:
   struct Pending;
-  void score_pending(std::vector<Pending>& pending);
+  /// Scores `pending` in one call; on an error, one by one to find the architecture at fault.
+  void score_pending(const std::vector<Pending*>& pending);
   void fail(Pending& p, const std::string& reason);
 
   std::shared_ptr<SurrogateHandle> surrogate_;

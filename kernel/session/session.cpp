@@ -196,15 +196,16 @@ std::vector<Candidate> RunSession::search(Strategy& strategy, const std::string&
 
 Evaluated RunSession::score(std::shared_ptr<SurrogateHandle> surrogate, const SearchSpace& space,
                             const Dataset* data, const std::vector<Architecture>& archs,
-                            const EvalSettings& settings, const std::string& progress_label) {
+                            const EvalSettings& settings, const std::string& progress_label,
+                            const std::function<void(const Evaluated&)>& each) {
   auto service = evaluations(surrogate, space, data, settings);
   core::KernelContext ctx(services_, surrogate->name());
   auto progress = ctx.progress(progress_label, static_cast<std::int64_t>(archs.size()));
   Evaluated all;
-  // One architecture per call: each is recorded (and its row kept) as soon as it is scored.
   for (const Architecture& arch : archs) {
     ctx.check_cancelled();
     Evaluated one = service->evaluate(ctx, {arch}, progress.get());
+    if (each) each(one);
     for (auto& c : one.scored) all.scored.push_back(std::move(c));
     for (auto& f : one.failed) all.failed.push_back(std::move(f));
     if (one.stop) {

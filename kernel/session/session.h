@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -100,10 +101,13 @@ class RunSession {
                                 std::shared_ptr<SurrogateHandle> surrogate,
                                 const SearchSpace& space, const Dataset* data,
                                 const EvalSettings& settings);
-  /// Scores `archs` through an evaluation service (surrogate:score{}, `hypernas score`).
+  /// Scores `archs` through an evaluation service (surrogate:score{}, `hypernas score`), one
+  /// architecture per call so that Ctrl-C and the script's stop act between two of them;
+  /// `each` (may be empty) sees each one's result as soon as it is recorded.
   Evaluated score(std::shared_ptr<SurrogateHandle> surrogate, const SearchSpace& space,
                   const Dataset* data, const std::vector<Architecture>& archs,
-                  const EvalSettings& settings, const std::string& progress_label);
+                  const EvalSettings& settings, const std::string& progress_label,
+                  const std::function<void(const Evaluated&)>& each = {});
 
   /// Opens the store of an existing experiment for reading, after marking its dead runs as
   /// interrupted (what `hypernas runs` shows). Error when it does not exist.
