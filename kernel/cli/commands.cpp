@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cxxopts.hpp>
+#include "kernel/cli/cxxopts.h"
 
 #include "kernel/core/cancel.h"
 #include "kernel/core/context.h"
@@ -33,20 +33,14 @@ const char* kPluginPathNote =
     "the built-in plugin folder.";
 
 std::map<std::string, std::string> parse_sets(const std::vector<std::string>& sets) {
+  // Each value arrives whole (kernel/cli/cxxopts.h): `--set list=a,b` and
+  // `--set opts=k=v,x=y` are one key each, split at the first '='.
   std::map<std::string, std::string> out;
-  std::string last;
   for (const auto& s : sets) {
     auto eq = s.find('=');
-    // cxxopts splits a repeated option's value at commas: `--set list=a,b` arrives as
-    // "list=a" and "b". A piece without '=' continues the previous value.
-    if (eq == std::string::npos && !last.empty()) {
-      out[last] += "," + s;
-      continue;
-    }
     if (eq == std::string::npos || eq == 0)
       throw UsageError(cat("--set expects key=value, got '", s, "'"));
-    last = s.substr(0, eq);
-    out[last] = s.substr(eq + 1);
+    out[s.substr(0, eq)] = s.substr(eq + 1);
   }
   return out;
 }

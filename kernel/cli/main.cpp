@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include <cxxopts.hpp>
+#include "kernel/cli/cxxopts.h"
 
 #include <hypernas/abi.h>
 

@@ -195,6 +195,10 @@ TEST_F(Cli, SetValuesReachTheScript) {
   r = hypernas({"run", "args.lua", "--set", "s=a,b,c", "--set", "n=1"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("n=2 s=a,b,c"), std::string::npos) << r.output;
+  // So does a value that is itself a list of key=value pairs (ranking.lua's ghn_options).
+  r = hypernas({"run", "args.lua", "--set", "s=k=v,x=y", "--set", "n=1"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("n=2 s=k=v,x=y"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, CtrlCStopsCleanlyAndKeepsWhatWasRecorded) {
