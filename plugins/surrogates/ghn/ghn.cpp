@@ -40,7 +40,52 @@ using ghn::detail::StepBuild;
 const char* const kModelKeys[] = {"hidden",       "hyper_hidden",  "steps",
                                   "propagation",  "stacked",       "fan_in_norm",
                                   "layer_norm",   "virtual_edges", "max_shortest_path",
-                                  "max_channels", "max_kernel"};
+                                  "max_channels", "max_kernel",    "handoff"};
+
+/// Model keys added after states were first written, with the value that reproduces what
+/// those older states were trained with (a signature without the key means that value).
+const std::map<std::string, std::string>& legacy_model_values() {
+  static const std::map<std::string, std::string> values = {{"handoff", "input"}};
+  return values;
+}
+
+/// preset=paper: the setting of Zhang et al. (2019) as design.md states it. Each option
+/// left at its declared default takes the value here; an option given another value keeps it.
+const std::vector<std::pair<std::string, Value>>& paper_values() {
+  static const std::vector<std::pair<std::string, Value>> values = {
+      {"hidden", std::int64_t{32}},
+      {"hyper_hidden", std::int64_t{64}},
+      {"steps", std::int64_t{5}},
+      {"propagation", std::string("forward-backward")},
+      {"stacked", true},
+      {"handoff", std::string("input")},
+      {"lr", 1e-3},
+      {"weight_decay", 0.0},
+      {"grad_clip", 0.0},
+      {"lr_schedule", std::string("constant")},
+      {"meta_batch", std::int64_t{1}},
+      {"fan_in_norm", false},
+      {"layer_norm", false},
+      {"virtual_edges", false},
+      {"score_metric", std::string("accuracy")},
+      {"finetune_steps", std::int64_t{0}},
+  };
+  return values;
+}
+
+/// `o` with the preset applied (see paper_values()); `preset=tuned` changes nothing (the
+/// declared defaults are the tuned setting).
+Options apply_preset(const Options& o) {
+  if (o.get_string("preset") != "paper") return o;
+  Options out = o;
+  const ParamTable& table = GhnSurrogate::params();
+  for (const auto& [key, value] : paper_values()) {
+    const ParamSpec* spec = table.find(key);
+    HYPERNAS_INTERNAL_ASSERT(spec != nullptr, "ghn: preset names unknown option ", key);
+    if (o.at(key) == spec->default_value) out.set(key, value);
+  }
+  return out;
+}
 
 std::string model_signature(const Options& o) {
   std::string out;
@@ -368,7 +413,7 @@ struct GhnSurrogate::Impl {
   /// H's output indices of each parameter slot and shape.
   std::map<std::pair<int, std::vector<std::int64_t>>, std::vector<std::int64_t>> index_cache;
 
-  explicit Impl(const Options& o) : options(o), cfg(o) {
+  explicit Impl(const Options& o) : options(apply_preset(o)), cfg(options) {
     HYPERNAS_CHECK(cfg.hidden >= static_cast<std::int64_t>(ghn::node_types().size()),
                    "ghn: option 'hidden' expects int >= ", ghn::node_types().size(),
                    " (the one-hot node type is padded to it), got '", cfg.hidden, "'");
@@ -484,7 +529,7 @@ struct GhnSurrogate::Impl {
         Tensor sums = at::zeros({st.slots, cfg.hidden}, opts)
                           .index_add_(0, st.prev_slot, H.index_select(0, st.prev_nodes));
         Tensor means = sums / st.prev_count;
-        H.index_copy_(0, st.inputs, means.index_select(0, st.input_slot));
+        H.index_add_(0, st.inputs, means.index_select(0, st.input_slot));
       }
       for (std::int64_t t = 0; t < cfg.steps; ++t) {
         if (cfg.propagation == Propagation::Synchronous) {
@@ -642,9 +687,23 @@ struct GhnSurrogate::Impl {
 
   // ----- optimiser -----------------------------------------------------------------------
 
-  void adam_update() {
+  /// One Adam step at learning rate cfg.lr * lr_factor, after clipping the gradients' global
+  /// norm to cfg.grad_clip (when > 0, as torch.nn.utils.clip_grad_norm_). Returns that norm
+  /// before clipping (0 when not clipping: it is not computed).
+  double adam_update(double lr_factor = 1.0) {
     c10::NoGradGuard no_grad;
     constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    double norm2 = 0;
+    if (cfg.grad_clip > 0)
+      for (const Tensor& p : params)
+        if (p.grad().defined()) norm2 += p.grad().pow(2).sum().item<double>();
+    const double norm = std::sqrt(norm2);
+    if (cfg.grad_clip > 0 && norm > cfg.grad_clip) {
+      const double scale = cfg.grad_clip / (norm + 1e-6);
+      for (Tensor& p : params)
+        if (p.grad().defined()) p.mutable_grad().mul_(scale);
+    }
+    const double lr = cfg.lr * lr_factor;
     ++adam_step;
     const double bc1 = 1.0 - std::pow(b1, static_cast<double>(adam_step));
     const double bc2 = 1.0 - std::pow(b2, static_cast<double>(adam_step));
@@ -660,10 +719,11 @@ struct GhnSurrogate::Impl {
       adam_m[i].mul_(b1).add_(g, 1.0 - b1);
       adam_v[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
       Tensor denom = (adam_v[i].sqrt() / std::sqrt(bc2)).add_(eps);
-      p.addcdiv_(adam_m[i], denom, -cfg.lr / bc1);
+      p.addcdiv_(adam_m[i], denom, -lr / bc1);
     }
     for (Tensor& p : params)
       if (p.grad().defined()) p.mutable_grad() = Tensor();
+    return norm;
   }
 };
 
@@ -697,6 +757,29 @@ const ParamTable& GhnSurrogate::params() noexcept {
     t.add_int("max_kernel", 3, "kernel size of the maximal predicted tensor", 1, 11);
     t.add_int("init_seed", 0, "seed of the GHN's initial weights", 0);
     t.add_int("log_every", 50, "fit: log the mean loss every this many steps", 1).score_neutral();
+    t.add_real("grad_clip", 0.0,
+               "fit: clip the gradients' global norm to this before each Adam step (0: off; "
+               "ppuda: 5)",
+               0.0, 1e6);
+    t.add_string("lr_schedule", "constant",
+                 "fit: constant, or cosine (from lr to 0 over the steps of each fit call)",
+                 {"constant", "cosine"});
+    t.add_string("handoff", "input",
+                 "stacked: where a module's mean embedding enters the next module: its input "
+                 "node (the paper), or all (also added to the initial state of every node)",
+                 {"input", "all"});
+    t.add_string("score_metric", "accuracy",
+                 "score: validation accuracy, or loss (the negative mean cross-entropy)",
+                 {"accuracy", "loss"});
+    t.add_int("finetune_steps", 0,
+              "score: SGD steps (momentum 0.9, batch 64, the train split in order) from the "
+              "generated weights before scoring (GHN-3's fine-tuning; 0: score them as they are)",
+              0, 100000);
+    t.add_real("finetune_lr", 0.02, "score: learning rate of the fine-tuning steps", 0.0, 10.0);
+    t.add_string("preset", "tuned",
+                 "tuned (the declared defaults), or paper (Zhang et al. 2019: no GHN-2 options, "
+                 "no clipping or schedule; options left at their default take the paper's value)",
+                 {"tuned", "paper"});
     return t;
   }();
   return table;
@@ -832,7 +915,12 @@ void GhnSurrogate::fit(Context& ctx, const FitRequest& req) {
       }
       loss = loss / static_cast<double>(archs.size());
       loss.backward();
-      m.adam_update();
+      const double lr_factor =
+          m.cfg.cosine
+              ? 0.5 *
+                    (1.0 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(total)))
+              : 1.0;
+      m.adam_update(lr_factor);
       const double value = loss.item<double>();
       m.curve.push_back(value);
       ++step;
@@ -856,6 +944,52 @@ void GhnSurrogate::fit(Context& ctx, const FitRequest& req) {
   }
   progress->finish();
 }
+
+namespace {
+
+/// finetune_steps SGD steps (momentum 0.9, batch 64, batch-statistics batch norm) on the train
+/// split in its stored order (the same images for every architecture: no seed), starting from
+/// `weights`, which are replaced by the result.
+void finetune(Context& ctx, const Executor& exec, const Architecture& arch, WeightMap& weights,
+              const Dataset& data, std::int64_t steps, double lr) {
+  at::AutoGradMode grad(true);
+  std::map<std::string, Tensor> velocity;
+  for (auto& [name, w] : weights) w = w.detach().clone().requires_grad_(true);
+  BatchOptions bo;
+  bo.batch_size = 64;
+  std::int64_t done = 0;
+  while (done < steps) {
+    auto stream = data.batches(Split::Train, bo);
+    bool any = false;
+    while (done < steps) {
+      ctx.check_cancelled();
+      std::optional<Batch> b = stream->next();
+      if (!b) break;
+      any = true;
+      const std::vector<Tensor> logits = exec.forward(arch, weights, b->images);
+      HYPERNAS_CHECK(!logits.empty(), "ghn: the executor returned no output for '",
+                     abbreviate(arch.text), "'");
+      Tensor loss = at::cross_entropy_loss(logits.back(), b->labels);
+      const double value = loss.item<double>();
+      HYPERNAS_CHECK(std::isfinite(value), "ghn: fine-tuning step ", done + 1, " of '",
+                     abbreviate(arch.text), "': the loss is ", value);
+      loss.backward();
+      c10::NoGradGuard no_grad;
+      for (auto& [name, w] : weights) {
+        if (!w.grad().defined()) continue;
+        Tensor& v = velocity[name];
+        v = v.defined() ? v.mul_(0.9).add_(w.grad()) : w.grad().clone();
+        w.sub_(v, lr);
+        w.mutable_grad() = Tensor();
+      }
+      ++done;
+    }
+    HYPERNAS_CHECK(any, "ghn: dataset '", data.name(), "' has an empty train split");
+  }
+  for (auto& [name, w] : weights) w = w.detach();
+}
+
+}  // namespace
 
 std::vector<Score> GhnSurrogate::score(Context& ctx, const ScoreRequest& req) {
   HYPERNAS_CHECK(req.data != nullptr, "ghn: score needs a dataset (its valid split)");
@@ -896,6 +1030,9 @@ std::vector<Score> GhnSurrogate::score(Context& ctx, const ScoreRequest& req) {
     }
     std::vector<WeightMap> weights = m.generate(archs, shapes);
     for (std::size_t k = 0; k < archs.size(); ++k) {
+      if (m.cfg.finetune_steps > 0)
+        finetune(ctx, exec, *archs[k], weights[k], *req.data, m.cfg.finetune_steps,
+                 m.cfg.finetune_lr);
       double loss = 0;
       std::int64_t correct = 0, count = 0;
       auto run = [&](const Batch& b) {
@@ -915,9 +1052,10 @@ std::vector<Score> GhnSurrogate::score(Context& ctx, const ScoreRequest& req) {
       }
       HYPERNAS_CHECK(count > 0, "ghn: no validation images were scored");
       Score s;
-      s.value = static_cast<double>(correct) / static_cast<double>(count);
-      s.extra["accuracy"] = s.value;
+      const double accuracy = static_cast<double>(correct) / static_cast<double>(count);
+      s.extra["accuracy"] = accuracy;
       s.extra["loss"] = loss / static_cast<double>(count);
+      s.value = m.cfg.score_loss ? -s.extra["loss"] : accuracy;
       out.push_back(std::move(s));
     }
   }
@@ -989,8 +1127,10 @@ void GhnSurrogate::load_state(const std::string& blob) {
                    "(format ",
                    kFormatVersion, "); train the GHN again");
   }
-  if (signature != mine) {
-    const auto theirs = split_signature(signature), ours = split_signature(mine);
+  auto theirs = split_signature(signature);
+  for (const auto& [key, value] : legacy_model_values()) theirs.emplace(key, value);
+  if (theirs != split_signature(mine)) {
+    const auto ours = split_signature(mine);
     std::string diff;
     for (const auto& [k, v] : ours) {
       auto it = theirs.find(k);

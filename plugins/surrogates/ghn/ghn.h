@@ -181,7 +181,10 @@ class GhnSurrogate final : public Surrogate {
  public:
   /// Declared options: hidden, hyper_hidden, steps, propagation, stacked, lr, weight_decay,
   /// meta_batch, fan_in_norm, layer_norm, virtual_edges, max_shortest_path, max_channels,
-  /// max_kernel, init_seed, log_every.
+  /// max_kernel, init_seed, log_every, grad_clip, lr_schedule, handoff, score_metric,
+  /// finetune_steps, finetune_lr, preset. The declared defaults are the tuned setting
+  /// (docs/benchmarks.md measures it); `preset=paper` gives every option left at its default
+  /// the paper's value instead.
   static const ParamTable& params() noexcept;
   /// Builds and initialises the GHN from resolved options (on the CPU; it moves to the
   /// context's device at the first call). Initial weights come from `init_seed`.
@@ -197,9 +200,11 @@ class GhnSurrogate final : public Surrogate {
   /// the mean cross-entropy. Throws Error naming the step and the architecture on a
   /// non-finite loss; Cancelled between steps when asked to stop.
   void fit(Context& ctx, const FitRequest& request) override;
-  /// Accuracy with generated weights on the valid split (first max_images images, no
-  /// shuffling, batches of request.batch_size, batch-statistics batch norm). Score::extra:
-  /// "loss" (mean cross-entropy), "accuracy".
+  /// Accuracy (score_metric=accuracy) or negative mean cross-entropy (score_metric=loss) with
+  /// generated weights on the valid split (first max_images images, no shuffling, batches of
+  /// request.batch_size, batch-statistics batch norm), after finetune_steps SGD steps from
+  /// the generated weights when that is > 0. Score::extra: "loss" (mean cross-entropy),
+  /// "accuracy".
   std::vector<Score> score(Context& ctx, const ScoreRequest& request) override;
   /// Every parameter ctx.executor()->parameters(arch) lists, with exactly those shapes
   /// (without gradient history).

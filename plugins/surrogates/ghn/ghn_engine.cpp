@@ -325,7 +325,9 @@ class CpuPropagation {
     }
   }
 
-  /// Stacked GHN: the means of segment s-1 become the states of segment s's input nodes.
+  /// Stacked GHN: the means of segment s-1 are added to the initial states of segment s's
+  /// hand-off targets (its input nodes; with handoff=all its vertices too). Nothing before
+  /// this step reads those states, so their gradient needs no clearing in the backward pass.
   void handoff(std::size_t s) {
     const StepBuild& st = plan_->steps[s];
     const std::int64_t slots = static_cast<std::int64_t>(st.prev_count.size());
@@ -338,8 +340,12 @@ class CpuPropagation {
     }
     for (std::int64_t j = 0; j < slots; ++j)
       for (std::int64_t i = 0; i < h_; ++i) means[j * h_ + i] /= st.prev_count[j];
-    for (std::size_t k = 0; k < st.inputs.size(); ++k)
-      std::memcpy(row(H_, st.inputs[k]), means.data() + st.input_slot[k] * h_, h_ * sizeof(float));
+    for (std::size_t k = 0; k < st.inputs.size(); ++k) {
+      // Added to the initial state: zero for an input node, the one-hot type for a vertex.
+      const float* src = means.data() + st.input_slot[k] * h_;
+      float* dst = row(H_, st.inputs[k]);
+      for (std::int64_t i = 0; i < h_; ++i) dst[i] += src[i];
+    }
     finish(Entry{Entry::Handoff, nullptr, nullptr, s, 0});
   }
 
@@ -351,7 +357,6 @@ class CpuPropagation {
       float* src = row(dH_, st.inputs[k]);
       float* dst = &dmeans[st.input_slot[k] * h_];
       for (std::int64_t i = 0; i < h_; ++i) dst[i] += src[i];
-      std::fill(src, src + h_, 0.0f);  // the input node's state was set here
     }
     for (std::size_t k = 0; k < st.prev_nodes.size(); ++k) {
       const float scale = 1.0f / st.prev_count[st.prev_slot[k]];

@@ -291,7 +291,8 @@ PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& c
     for (std::size_t s = 0; s < segments.size(); ++s) {
       const Segment& seg = segments[s];
       StepBuild& st = steps[s];
-      // Stacked GHN: the mean of segment s-1 is the initial state of segment s's input node.
+      // Stacked GHN: the mean of segment s-1 is the initial state of segment s's input node
+      // (handoff=all: it is added to the initial states of the segment's vertices too).
       if (s > 0) {
         HYPERNAS_CHECK(seg.input >= 0, "ghn: internal error: stacked segment ", s,
                        " has no input node");
@@ -303,6 +304,11 @@ PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& c
         st.prev_count.push_back(static_cast<float>(segments[s - 1].nodes.size()));
         st.inputs.push_back(base + seg.input);
         st.input_slot.push_back(slot);
+        if (cfg.handoff_all)
+          for (std::int64_t u : seg.nodes) {
+            st.inputs.push_back(base + u);
+            st.input_slot.push_back(slot);
+          }
       }
       const std::vector<std::int64_t> members = seg.ghn_nodes();
       const std::int64_t offset = static_cast<std::int64_t>(st.nodes.size());

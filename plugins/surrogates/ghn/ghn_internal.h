@@ -31,6 +31,12 @@ struct Config {
   std::int64_t max_kernel = 3;                             ///< K of the maximal tensor.
   std::int64_t init_seed = 0;                              ///< Seed of the initial weights.
   std::int64_t log_every = 50;                             ///< Fit log period in steps.
+  double grad_clip = 0;                                    ///< Max gradient norm (0: none).
+  bool cosine = false;                                     ///< Cosine lr schedule per fit.
+  bool handoff_all = false;  ///< Stacked: the mean also enters every node of the next module.
+  bool score_loss = false;   ///< Score = -cross-entropy (else accuracy).
+  std::int64_t finetune_steps = 0;  ///< SGD steps before scoring.
+  double finetune_lr = 0.02;        ///< Their learning rate.
 
   /// From options resolved by GhnSurrogate::params().
   explicit Config(const Options& o)
@@ -49,7 +55,13 @@ struct Config {
         max_channels(o.get_int("max_channels")),
         max_kernel(o.get_int("max_kernel")),
         init_seed(o.get_int("init_seed")),
-        log_every(o.get_int("log_every")) {}
+        log_every(o.get_int("log_every")),
+        grad_clip(o.get_real("grad_clip")),
+        cosine(o.get_string("lr_schedule") == "cosine"),
+        handoff_all(o.get_string("handoff") == "all"),
+        score_loss(o.get_string("score_metric") == "loss"),
+        finetune_steps(o.get_int("finetune_steps")),
+        finetune_lr(o.get_real("finetune_lr")) {}
 
   /// Size of the maximal 4-D block [C, C, K, K] of H's output.
   std::int64_t block4() const { return max_channels * max_channels * max_kernel * max_kernel; }
@@ -80,7 +92,7 @@ struct GroupBuild {
 /// Segment s of every graph that has one, CPU side.
 struct StepBuild {
   std::vector<std::int64_t> nodes;                  ///< The segment's nodes (input first).
-  std::vector<std::int64_t> inputs, input_slot;     ///< Input nodes, their graph's slot.
+  std::vector<std::int64_t> inputs, input_slot;     ///< Hand-off targets, their graph's slot.
   std::vector<std::int64_t> prev_nodes, prev_slot;  ///< Segment s-1's vertices, their slot.
   std::vector<float> prev_count;                    ///< Segment s-1's size per slot.
   std::vector<GroupBuild> forward, backward;        ///< Level groups of the two passes.
@@ -97,8 +109,9 @@ struct PlanData {
 };
 
 /// The plan of `graphs` (propagated together as one disjoint union): segments, level groups
-/// with their messages, the stacked GHN's hand-off (segment s-1's mean into segment s's
-/// input node, whose initial embedding is otherwise zero), and the synchronous rounds. With
+/// with their messages, the stacked GHN's hand-off (segment s-1's mean added to the initial
+/// state of segment s's input node, which is otherwise zero; with Config::handoff_all, to
+/// the one-hot initial state of each of its vertices too), and the synchronous rounds. With
 /// `one_at_a_time`, every level group is a single node (see segment_levels()).
 PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& cfg,
                     bool one_at_a_time);

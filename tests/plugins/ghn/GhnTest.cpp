@@ -477,6 +477,8 @@ TEST(Ghn, CpuEngineEqualsAtenPropagation) {
       {{"propagation", std::string("synchronous")}},
       {{"virtual_edges", true}, {"layer_norm", true}, {"max_shortest_path", std::int64_t{3}}},
       {{"propagation", std::string("synchronous")}, {"virtual_edges", true}, {"stacked", false}},
+      {{"handoff", std::string("all")}},
+      {{"handoff", std::string("all")}, {"propagation", std::string("synchronous")}},
   };
   for (const auto& given : variants) {
     auto o = given;
@@ -525,6 +527,26 @@ TEST(Ghn, PropagationSchemesAndStackingChangeEmbeddings) {
   // steps = 0: the one-hot itself.
   const at::Tensor none = emb({{"steps", std::int64_t{0}}, {"stacked", false}});
   EXPECT_EQ(none.sum().item<double>(), static_cast<double>(boost::num_vertices(a.graph)));
+}
+
+TEST(Ghn, HandoffAllReachesEveryNodeOfTheNextModule) {
+  // handoff=input (the paper): a module's mean enters the next module only through its input
+  // node, so a node that reads nothing from outside (an `add` whose edges are all `none`) is
+  // the same in every cell. handoff=all adds the mean to every node's initial state as well.
+  const Nb201Space space = nb201_space(2);
+  const Architecture a =
+      space.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|");
+  std::map<std::string, std::int64_t> id;
+  for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(a.graph)); ++v)
+    id[a.graph[v].name] = v;
+  auto spread = [&](const std::string& handoff) {
+    const at::Tensor e = GhnSurrogate(ghn_options({{"handoff", handoff}})).node_embeddings(a);
+    // n2 reads only `none` edges; compare it in the two cells of stage 1.
+    return (e[id.at("s1.c0.n2")] - e[id.at("s1.c1.n2")]).abs().max().item<double>();
+  };
+  EXPECT_EQ(spread("input"), 0.0);
+  EXPECT_GT(spread("all"), 1e-4);
+  EXPECT_THROW(ghn_options({{"handoff", std::string("everywhere")}}), UsageError);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1026,6 +1048,85 @@ TEST(Ghn, CancelledBetweenSteps) {
   fr.batch_size = 16;
   EXPECT_THROW(ghn.fit(ctx, fr), Cancelled);
   EXPECT_TRUE(ghn.loss_curve().empty());
+}
+
+TEST(Ghn, PresetPaperSetsWhatIsLeftAtItsDefault) {
+  GhnSurrogate tuned(ghn_options());
+  GhnSurrogate paper(ghn_options({{"preset", std::string("paper")}}));
+  const Options& p = paper.options();
+  EXPECT_EQ(p.get_int("hidden"), 32);
+  EXPECT_EQ(p.get_int("steps"), 5);
+  EXPECT_EQ(p.get_string("propagation"), "forward-backward");
+  EXPECT_TRUE(p.get_bool("stacked"));
+  EXPECT_EQ(p.get_string("handoff"), "input");
+  EXPECT_FALSE(p.get_bool("fan_in_norm"));
+  EXPECT_FALSE(p.get_bool("layer_norm"));
+  EXPECT_FALSE(p.get_bool("virtual_edges"));
+  EXPECT_EQ(p.get_int("meta_batch"), 1);
+  EXPECT_EQ(p.get_real("grad_clip"), 0.0);
+  EXPECT_EQ(p.get_real("weight_decay"), 0.0);
+  EXPECT_EQ(p.get_string("lr_schedule"), "constant");
+  EXPECT_EQ(p.get_string("score_metric"), "accuracy");
+  EXPECT_EQ(p.get_int("finetune_steps"), 0);
+  // An option given another value than its default keeps it under the preset.
+  GhnSurrogate mixed(ghn_options({{"preset", std::string("paper")}, {"steps", std::int64_t{2}}}));
+  EXPECT_EQ(mixed.options().get_int("steps"), 2);
+  // The tuned preset is the declared defaults.
+  EXPECT_EQ(tuned.options().canonical(), ghn_options().canonical());
+  // A state saved under one preset loads into a GHN created with the same effective options.
+  GhnSurrogate again(ghn_options({{"preset", std::string("paper")}}));
+  EXPECT_NO_THROW(again.load_state(paper.save_state()));
+}
+
+TEST(Ghn, ScoreMetricLossFinetuneAndClipping) {
+  const Nb201Space space = nb201_space(1, 4, 1, 4, 2);
+  const BrightnessData data(128, 40);
+  TestContext ctx(2, graph_executor());
+  const Architecture arch = space.parse(kExample);
+  ScoreRequest sr;
+  sr.space = &space;
+  sr.data = &data;
+  sr.archs = {&arch};
+  sr.batch_size = 20;
+  auto score = [&](std::map<std::string, Value> o) {
+    o["steps"] = std::int64_t{1};
+    return GhnSurrogate(ghn_options(o)).score(ctx, sr).at(0);
+  };
+  const Score acc = score({});
+  const Score loss = score({{"score_metric", std::string("loss")}});
+  EXPECT_EQ(acc.value, acc.extra.at("accuracy"));
+  EXPECT_EQ(loss.value, -loss.extra.at("loss"));
+  EXPECT_EQ(loss.extra.at("loss"), acc.extra.at("loss"));
+  // A few SGD steps from the generated weights fit the (easy) data better; deterministic.
+  const Score tuned = score({{"finetune_steps", std::int64_t{20}}, {"finetune_lr", 0.2}});
+  EXPECT_LT(tuned.extra.at("loss"), acc.extra.at("loss") * 0.9);
+  EXPECT_EQ(score({{"finetune_steps", std::int64_t{20}}, {"finetune_lr", 0.2}}).value, tuned.value);
+
+  // grad_clip: with a tiny bound, Adam's steps shrink to almost nothing (its update
+  // is g / (|g| + eps), and the clipped |g| is far below eps).
+  FitRequest fr;
+  fr.space = &space;
+  fr.data = &data;
+  fr.batch_size = 16;
+  fr.max_steps = 2;
+  auto moved = [&](std::map<std::string, Value> o) {
+    o["steps"] = std::int64_t{1};
+    o["lr"] = 1e-2;
+    GhnSurrogate ghn(ghn_options(o));
+    std::map<std::string, at::Tensor> before;
+    for (const auto& [name, t] : ghn.named_parameters()) before[name] = t.detach().clone();
+    TestContext c(7, graph_executor());
+    ghn.fit(c, fr);
+    double most = 0;
+    for (const auto& [name, t] : ghn.named_parameters())
+      most = std::max(most, (t.detach() - before.at(name)).abs().max().item<double>());
+    return most;
+  };
+  EXPECT_GT(moved({}), 1e-3);
+  EXPECT_LT(moved({{"grad_clip", 1e-12}}), 1e-4);
+  // The cosine schedule starts at lr: a one-step fit equals the constant one's.
+  fr.max_steps = 1;
+  EXPECT_EQ(moved({{"lr_schedule", std::string("cosine")}}), moved({}));
 }
 
 TEST(Ghn, ScoresWithMaxImagesAndKernelContext) {
