@@ -13,6 +13,8 @@
 #include <boost/dll/shared_library.hpp>
 #include <nlohmann/json.hpp>
 
+#include "kernel/store/checkpoint.h"
+
 namespace hypernas::plugin {
 namespace fs = std::filesystem;
 
@@ -287,9 +289,43 @@ std::shared_ptr<Plugin> Registry::create(PluginKind kind, const std::string& nam
   return object;
 }
 
+namespace {
+
+/// What Surrogate::attach() receives (ABI 1.2): this registry's surrogates, and checkpoints.
+class Factory final : public SurrogateFactory {
+ public:
+  explicit Factory(const Registry& registry) : registry_(registry) {}
+  std::shared_ptr<Surrogate> create(const std::string& name,
+                                    const Options& options) const override {
+    return registry_.create_surrogate(name, options);
+  }
+  void load_checkpoint(Surrogate& surrogate, const std::string& name,
+                       const std::string& path) const override {
+    store::load_checkpoint(path, name, surrogate);
+  }
+
+ private:
+  const Registry& registry_;
+};
+
+}  // namespace
+
 std::shared_ptr<Surrogate> Registry::create_surrogate(const std::string& name,
                                                       const Options& given) const {
-  return std::static_pointer_cast<Surrogate>(create(PluginKind::Surrogate, name, given));
+  auto object = std::static_pointer_cast<Surrogate>(create(PluginKind::Surrogate, name, given));
+  const PluginInfo& info = require(PluginKind::Surrogate, name);
+  // NOTE: Surrogate::attach() is a 1.2 virtual: an older plugin's vtable has no such slot.
+  if (info.abi_minor >= 2) {
+    try {
+      object->attach(Factory(*this));
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error(
+          cat("surrogate '", name, "' (", info.path.string(), ") failed to start: ", e.what()));
+    }
+  }
+  return object;
 }
 std::shared_ptr<Strategy> Registry::create_strategy(const std::string& name,
                                                     const Options& given) const {

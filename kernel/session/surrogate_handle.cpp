@@ -58,15 +58,7 @@ std::string SurrogateHandle::evaluation_key(const Dataset* data, const EvalSetti
 }
 
 void SurrogateHandle::load_checkpoint(const std::filesystem::path& path) {
-  store::Checkpoint c = store::read_checkpoint(path);
-  if (c.plugin != name_)
-    throw Error(cat("checkpoint ", path.string(), " was written by surrogate '", c.plugin,
-                    "', not '", name_, "'"));
-  try {
-    plugin_->load_state(c.blob);
-  } catch (const std::exception& e) {
-    throw Error(cat("checkpoint ", path.string(), ": ", e.what()));
-  }
+  store::load_checkpoint(path, name_, *plugin_);
   retag();
 }
 

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include <hypernas/error.h>
+#include <hypernas/surrogate.h>
 
 #include "kernel/graph/serialize.h"
 
@@ -107,6 +108,19 @@ Checkpoint read_checkpoint(const fs::path& path) {
   HYPERNAS_CHECK(hex64(graph::fnv1a64(c.blob)) == sum, "checkpoint ", file,
                  " is corrupt: checksum ", hex64(graph::fnv1a64(c.blob)), " does not match ", sum);
   return c;
+}
+
+void load_checkpoint(const std::filesystem::path& path, const std::string& name,
+                     Surrogate& surrogate) {
+  Checkpoint c = read_checkpoint(path);
+  if (c.plugin != name)
+    throw Error(cat("checkpoint ", path.string(), " was written by surrogate '", c.plugin,
+                    "', not '", name, "'"));
+  try {
+    surrogate.load_state(c.blob);
+  } catch (const std::exception& e) {
+    throw Error(cat("checkpoint ", path.string(), ": ", e.what()));
+  }
 }
 
 }  // namespace hypernas::store

@@ -10,6 +10,10 @@
 #include <filesystem>
 #include <string>
 
+namespace hypernas {
+class Surrogate;
+}
+
 namespace hypernas::store {
 
 /// Format version written by this build; files of a newer version are refused.
@@ -29,5 +33,12 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& check
 /// Reads a checkpoint. Throws Error naming the file and the fault: missing, not a checkpoint,
 /// newer format, truncated (with the byte counts), checksum mismatch.
 Checkpoint read_checkpoint(const std::filesystem::path& path);
+
+/// Reads the checkpoint at `path` and restores its blob into `surrogate`, created as plugin
+/// `name`. Throws Error naming the file when it cannot be read (read_checkpoint()), was
+/// written by another plugin, or the surrogate refuses the blob (with its reason); the
+/// surrogate is unchanged then, as far as its load_state() keeps that promise.
+void load_checkpoint(const std::filesystem::path& path, const std::string& name,
+                     Surrogate& surrogate);
 
 }  // namespace hypernas::store

@@ -31,7 +31,7 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   auto compile = run({HYPERNAS_CMAKE, "--build", build.string()});
   ASSERT_EQ(compile.exit_code, 0) << compile.output;
   for (const char* lib : {"libhypernas_depth.so", "libhypernas_naswot_example.so",
-                          "libhypernas_exhaustive_example.so"})
+                          "libhypernas_exhaustive_example.so", "libhypernas_penalised_example.so"})
     ASSERT_TRUE(fs::exists(build / lib)) << lib;
 
   const std::map<std::string, std::string> env{{"HYPERNAS_PLUGIN_PATH", build.string()}};
@@ -48,7 +48,7 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
       EXPECT_EQ(p["build_id"], hypernas::build_id());
     }
   EXPECT_TRUE(found) << listed.output;
-  for (const char* name : {"naswot_example", "exhaustive_example"}) {
+  for (const char* name : {"naswot_example", "exhaustive_example", "penalised_example"}) {
     bool listed_too = false;
     for (const auto& p : j["plugins"]) listed_too = listed_too || p["name"] == name;
     EXPECT_TRUE(listed_too) << name << "\n" << listed.output;
@@ -68,5 +68,8 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   // left the key alone, so the second search reused every score.
   EXPECT_NE(searched.output.find("exhaustive |"), std::string::npos) << searched.output;
   EXPECT_NE(searched.output.find("reused true"), std::string::npos) << searched.output;
+  // The surrogate built from another by name (ABI 1.2) scored through its inner `depth`.
+  EXPECT_NE(searched.output.find("penalised 3 scores, below depth: true"), std::string::npos)
+      << searched.output;
   fs::remove_all(work);
 }

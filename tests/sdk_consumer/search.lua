@@ -25,3 +25,11 @@ local again = nas.strategy("exhaustive_example", { count = 12, keep = 1 }):run{
   surrogate = quiet, space = small, data = data }
 print(string.format("reused %s", tostring(again[1].reused)))
 print("stored " .. #nas.evaluations(naswot:key{ data = data }))
+-- A surrogate built from another by name (ABI 1.2): the kernel creates the inner `depth`.
+local pen = nas.surrogate("penalised_example", { inner = "depth", penalty = 0.5 })
+local three = space:sample(3)
+local p = pen:score{ space = space, archs = three }
+local plain = nas.surrogate("depth"):score{ space = space, archs = three }
+local below = true
+for i = 1, 3 do below = below and p[i] < plain[i] end
+print(string.format("penalised %d scores, below depth: %s", #p, tostring(below)))

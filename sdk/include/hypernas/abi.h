@@ -18,8 +18,10 @@
 /// 1.1: evaluation service (SearchRequest::evaluations), per-evaluation seeds
 /// (ScoreRequest::seeds), declared evaluation inputs (Capability bits), score-neutral options,
 /// Executor::forward_capture / parameter roles / init_weights, Dataset::identity and
-/// unshuffled batches without an Rng. See docs/sdk.md, "ABI history".
-#define HYPERNAS_ABI_MINOR 1
+/// unshuffled batches without an Rng.
+/// 1.2: surrogates built from other surrogates (SurrogateFactory, Surrogate::attach).
+/// See docs/sdk.md, "ABI history".
+#define HYPERNAS_ABI_MINOR 2
 
 /// @cond INTERNAL
 #define HYPERNAS_STR2(x) #x

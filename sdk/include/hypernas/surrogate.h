@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,26 @@ struct Score {
   std::map<std::string, double> extra;  ///< Named side values (loss, accuracy, ...).
 };
 
+class Surrogate;
+
+/// ABI 1.2: makes other surrogates, for a surrogate built from others (the `ensemble`). The
+/// kernel implements it and hands it to Surrogate::attach().
+/// NOTE: the kernel implements this class; its virtual functions are only ever appended.
+class SurrogateFactory {
+ public:
+  virtual ~SurrogateFactory() = default;
+  /// Surrogate `name` created with `options` (checked against its declared options: a
+  /// UsageError names an unknown name or a bad option), attached in turn when it is built with
+  /// ABI >= 1.2. Its library stays loaded while the object lives.
+  virtual std::shared_ptr<Surrogate> create(const std::string& name,
+                                            const Options& options) const = 0;
+  /// Loads a checkpoint file (written by `surrogate:save()` or `hypernas fit`) into
+  /// `surrogate`, which was created as `name`. Throws Error naming the file when it cannot be
+  /// read, was written by another plugin, or the surrogate refuses its state.
+  virtual void load_checkpoint(Surrogate& surrogate, const std::string& name,
+                               const std::string& path) const = 0;
+};
+
 /// A surrogate plugin.
 class Surrogate : public Plugin {
  public:
@@ -111,6 +132,13 @@ class Surrogate : public Plugin {
   virtual std::string save_state() const { return {}; }
   /// Restores a state written by save_state(); throws Error on a malformed blob.
   virtual void load_state(const std::string& blob) { (void)blob; }
+  // NOTE: virtual functions below were appended in later minors; the kernel calls each only
+  // on plugins built with that minor or a later one.
+  /// ABI 1.2: called once by the kernel right after the factory made this object, before any
+  /// other call, with a factory for other surrogates. `factory` is valid only during the call:
+  /// create what is needed here. Throw Error (or UsageError) to refuse the options; the
+  /// creation then fails with that message. Default: nothing to attach.
+  virtual void attach(const SurrogateFactory& factory) { (void)factory; }
 };
 
 }  // namespace hypernas

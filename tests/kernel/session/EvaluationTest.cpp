@@ -30,8 +30,8 @@ class Evaluation : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root);
     const fs::path fixtures = HYPERNAS_TEST_FIXTURE_DIR;
-    registry.scan(
-        {fs::path(HYPERNAS_BINARY_DIR) / "plugins", fixtures / "eval", fixtures / "abi_1_0"});
+    registry.scan({fs::path(HYPERNAS_BINARY_DIR) / "plugins", fixtures / "eval",
+                   fixtures / "abi_1_0", fixtures / "abi_1_1"});
     ASSERT_TRUE(registry.refusals().empty())
         << registry.refusals().front().path << ": " << registry.refusals().front().reason;
   }
@@ -341,6 +341,38 @@ TEST_F(Evaluation, APluginBuiltAgainstAbi10StillLoadsAndScores) {
         << c.arch.text;
     EXPECT_EQ(c.score.extra.at("logits"), 10.0);
     EXPECT_EQ(c.score.extra.at("hash_length"), 16.0);
+  }
+}
+
+TEST_F(Evaluation, APluginBuiltAgainstAbi11LoadsScoresAndJoinsAnEnsemble) {
+  auto s = open();
+  const auto* info = registry.find(PluginKind::Surrogate, "legacy_1_1");
+  ASSERT_NE(info, nullptr) << "the ABI 1.1 fixture was refused";
+  EXPECT_EQ(info->abi_minor, 1u);
+  // Created without Surrogate::attach() (a 1.2 slot its vtable lacks), directly and as an
+  // ensemble member (the ensemble is 1.2 and is attached; its member is not).
+  Options verbose;
+  verbose.set("verbose", true);
+  auto h = s->make_surrogate("legacy_1_1", verbose);
+  EXPECT_EQ(h->abi_minor(), 1u);
+  // Its score-neutral option stays out of the key; it declared the seed.
+  EXPECT_EQ(h->evaluation_key(nullptr, {}, 5), "legacy_1_1{scale=1}[seed=5]");
+  auto space = nb201(*s);
+  const auto top = random_search(*s, h, 6);
+  ASSERT_EQ(top.size(), 6u);
+  for (const auto& c : top) {
+    EXPECT_GT(c.score.extra.at("weights"), 0.0) << c.arch.text;
+    EXPECT_GT(c.score.extra.at("fan_in"), 0.0) << c.arch.text;
+  }
+  Options e;
+  e.set("members", std::string("legacy_1_1;params")).set("reference", std::int64_t{16});
+  auto ensemble = s->make_surrogate("ensemble", e);
+  const auto mixed = random_search(*s, ensemble, 6);
+  ASSERT_EQ(mixed.size(), 6u);
+  for (const auto& c : mixed) {
+    EXPECT_GE(c.score.value, 0.0);
+    EXPECT_LE(c.score.value, 1.0);
+    EXPECT_EQ(c.score.extra.count("1.legacy_1_1"), 1u);
   }
 }
 
