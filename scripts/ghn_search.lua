@@ -14,12 +14,18 @@ local data = nas.dataset{ name = data_name }
 local space = nas.space{ name = nas.arg("space", "nb201"), cells_per_stage = nas.arg("cells", 1),
                          channels = nas.arg("channels", 8), data = data }
 
-local ghn = nas.surrogate("ghn", {
-  hidden = nas.arg("hidden", 32), steps = nas.arg("propagation_steps", 5),
-  propagation = nas.arg("propagation", "forward-backward"), stacked = nas.arg("stacked", true),
-  meta_batch = nas.arg("meta_batch", 1), fan_in_norm = nas.arg("fan_in_norm", false),
-  layer_norm = nas.arg("layer_norm", false), virtual_edges = nas.arg("virtual_edges", false),
-})
+-- The GHN with the plugin's defaults (the best setting measured on NAS-Bench-201's labels,
+-- docs/benchmarks.md); any of its options can be given with --set (`propagation_steps` for its
+-- `steps`), e.g. --set preset=paper for the paper's setting.
+local ghn_options = {}
+for _, key in ipairs{ "preset", "hidden", "hyper_hidden", "propagation", "stacked", "handoff",
+                      "meta_batch", "fan_in_norm", "layer_norm", "virtual_edges", "lr",
+                      "weight_decay", "grad_clip", "lr_schedule", "score_metric",
+                      "finetune_steps", "finetune_lr", "init_seed" } do
+  if nas.args[key] ~= nil then ghn_options[key] = nas.args[key] end
+end
+if nas.args.propagation_steps ~= nil then ghn_options.steps = nas.args.propagation_steps end
+local ghn = nas.surrogate("ghn", ghn_options)
 
 -- 1. The GHN.
 local checkpoint = nas.arg("checkpoint", "")
@@ -71,9 +77,15 @@ local px, py = {}, {}
 for _, row in ipairs(nas.evaluations()) do
   if row.surrogate:find("^ghn{") and row.params then px[#px + 1] = row.params; py[#py + 1] = row.score end
 end
-if #px > 0 then
-  plots[#plots + 1] = nas.plot{ file = "score_vs_params.png", title = "GHN score of every candidate",
-    xlabel = "parameters", ylabel = "validation accuracy with generated weights", logx = true,
+-- How much of the GHN's ranking parameter count alone would give: the rank correlation
+-- between the two over every candidate (1: the GHN adds nothing to counting parameters).
+local vs_params = "-"
+if #px > 1 then
+  vs_params = string.format("Spearman %.3f, Kendall %.3f", nas.metrics.spearman(px, py),
+    nas.metrics.kendall(px, py))
+  plots[#plots + 1] = nas.plot{ file = "score_vs_params.png",
+    title = "GHN score against parameter count (" .. vs_params .. ")",
+    xlabel = "parameters", ylabel = "GHN score (generated weights)", logx = true,
     series = { { name = "candidates", x = px, y = py, style = "points" } } }
 end
 local epochs = {}
@@ -88,6 +100,8 @@ local report = {
   string.format("Data %s, space %s (%d candidates, seed %d).", data_name, space:name(), #px, nas.seed), "",
   string.format("- GHN training: %.0f s%s", fit_seconds, checkpoint ~= "" and (" (loaded " .. checkpoint .. ")") or ""),
   string.format("- scoring: %.0f s for %d candidates (%.3f s each)", search_seconds, #px, search_seconds / math.max(1, #px)),
+  string.format("- GHN score against parameter count over the candidates: %s", vs_params),
+  string.format("- GHN options: `%s`", ghn:key{}:match("^ghn(%b{})") or ""),
   string.format("- winner: `%s`, %d parameters, **test accuracy %.2f%%** after %d epochs",
     final.arch, final.params, 100 * final.test_accuracy, #final.train_loss), "",
   "## Top-Best", "", "| rank | architecture | GHN score | valid accuracy after brief training |",

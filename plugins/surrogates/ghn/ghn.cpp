@@ -744,9 +744,9 @@ const ParamTable& GhnSurrogate::params() noexcept {
                "stacked GHN: propagate per cell (OpNode::module), passing each cell's mean "
                "embedding to the next");
     t.add_real("lr", 1e-3, "Adam learning rate", 0.0, 10.0);
-    t.add_real("weight_decay", 0.0, "Adam L2 weight decay", 0.0, 1.0);
+    t.add_real("weight_decay", 1e-5, "Adam L2 weight decay (ppuda: 1e-5)", 0.0, 1.0);
     t.add_int("meta_batch", 1, "architectures per image batch in fit (GHN-2 meta-batch)", 1, 64);
-    t.add_bool("fan_in_norm", false, "GHN-2: scale predicted weights by fan-in (ppuda)");
+    t.add_bool("fan_in_norm", true, "GHN-2: scale predicted weights by fan-in (ppuda)");
     t.add_bool("layer_norm", false, "GHN-2: layer norm on the final node embeddings");
     t.add_bool("virtual_edges", false,
                "GHN-2: extra messages from nodes up to max_shortest_path edges away, "
@@ -757,11 +757,11 @@ const ParamTable& GhnSurrogate::params() noexcept {
     t.add_int("max_kernel", 3, "kernel size of the maximal predicted tensor", 1, 11);
     t.add_int("init_seed", 0, "seed of the GHN's initial weights", 0);
     t.add_int("log_every", 50, "fit: log the mean loss every this many steps", 1).score_neutral();
-    t.add_real("grad_clip", 0.0,
+    t.add_real("grad_clip", 5.0,
                "fit: clip the gradients' global norm to this before each Adam step (0: off; "
                "ppuda: 5)",
                0.0, 1e6);
-    t.add_string("lr_schedule", "constant",
+    t.add_string("lr_schedule", "cosine",
                  "fit: constant, or cosine (from lr to 0 over the steps of each fit call)",
                  {"constant", "cosine"});
     t.add_string("handoff", "input",

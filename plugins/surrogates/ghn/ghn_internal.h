@@ -21,9 +21,9 @@ struct Config {
   Propagation propagation = Propagation::ForwardBackward;  ///< Scheme.
   bool stacked = true;                                     ///< Stacked GHN.
   double lr = 1e-3;                                        ///< Adam learning rate.
-  double weight_decay = 0;                                 ///< Adam L2 weight decay.
+  double weight_decay = 1e-5;                              ///< Adam L2 weight decay.
   std::int64_t meta_batch = 1;                             ///< Architectures per fit step.
-  bool fan_in_norm = false;                                ///< GHN-2 fan-in normalisation.
+  bool fan_in_norm = true;                                 ///< GHN-2 fan-in normalisation.
   bool layer_norm = false;                                 ///< GHN-2 layer norm.
   bool virtual_edges = false;                              ///< GHN-2 virtual edges.
   std::int64_t max_shortest_path = 50;                     ///< Virtual edges' reach.
@@ -31,8 +31,8 @@ struct Config {
   std::int64_t max_kernel = 3;                             ///< K of the maximal tensor.
   std::int64_t init_seed = 0;                              ///< Seed of the initial weights.
   std::int64_t log_every = 50;                             ///< Fit log period in steps.
-  double grad_clip = 0;                                    ///< Max gradient norm (0: none).
-  bool cosine = false;                                     ///< Cosine lr schedule per fit.
+  double grad_clip = 5;                                    ///< Max gradient norm (0: none).
+  bool cosine = true;                                      ///< Cosine lr schedule per fit.
   bool handoff_all = false;  ///< Stacked: the mean also enters every node of the next module.
   bool score_loss = false;   ///< Score = -cross-entropy (else accuracy).
   std::int64_t finetune_steps = 0;  ///< SGD steps before scoring.
