@@ -42,12 +42,32 @@ local methods = {
   { label = "ghn, GHN-2: meta-batch 4", name = "ghn", options = { meta_batch = 4 }, fit = true },
   { label = "ghn, GHN-2: virtual edges", name = "ghn", options = { virtual_edges = true }, fit = true },
 }
+-- --set ghn_options=key=value,key=value adds a GHN with those options (an ablation row; with
+-- no --set methods, only that row runs). Values: true/false, numbers, or text.
+local ghn_options = nas.arg("ghn_options", "")
+local only = nas.arg("methods", "")
+if ghn_options ~= "" then
+  local o = {}
+  for key, value in ghn_options:gmatch("([%w_]+)=([^,]+)") do
+    if value == "true" then o[key] = true
+    elseif value == "false" then o[key] = false
+    else o[key] = tonumber(value) or value end
+  end
+  -- --set ghn_checkpoint=FILE loads a fitted GHN (saved by an earlier run of this script, with
+  -- the same model options) instead of fitting one: for options that change only the scoring
+  -- (score_metric, finetune_steps, ...) and for eval_images.
+  local checkpoint = nas.arg("ghn_checkpoint", "")
+  methods[#methods + 1] = { label = "ghn, " .. ghn_options, name = "ghn", options = o,
+                            fit = checkpoint == "", checkpoint = checkpoint ~= "" and checkpoint or nil }
+end
+local only_extra = ghn_options ~= "" and only == ""
 -- --set methods=a,b,... keeps the methods whose plugin name is listed, or whose label
 -- contains the text given (e.g. --set methods=GHN-2: for the single GHN-2 options).
-local only = nas.arg("methods", "")
 local selected = {}
 for _, m in ipairs(methods) do
-  if only == "" or only:find(m.name, 1, true) or m.label:find(only, 1, true) then
+  if only_extra then
+    if m.label == "ghn, " .. ghn_options then selected[#selected + 1] = m end
+  elseif only == "" or only:find(m.name, 1, true) or m.label:find(only, 1, true) then
     selected[#selected + 1] = m
   end
 end
@@ -107,16 +127,29 @@ local function interval(metric, scores)
 end
 local top = math.max(1, math.floor(#pool / 10 + 0.5))
 
+-- Each fitted GHN is also combined with `ensemble_with` (default params; "" for none) by the
+-- `ensemble` surrogate's rank averaging, from the GHN's checkpoint (no second fit).
+local ensemble_with = nas.arg("ensemble_with", real and "params" or "")
+local function member_spec(m, checkpoint)
+  local keys = {}
+  for k in pairs(m.options or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(m.options[k]) end
+  return m.name .. (#parts > 0 and (":" .. table.concat(parts, ",")) or "") .. "@" .. checkpoint
+end
+
 local rows, csv = {}, { "method,arch,score,truth" }
-for _, m in ipairs(selected) do
+local function run_method(m)
   local s = nas.surrogate(m.name, m.options)
-  local fit_seconds = 0
+  local fit_seconds, ckpt = m.fit_seconds or 0, m.checkpoint
   if m.fit then
-    local ckpt = "checkpoints/" .. m.label:gsub("[^%w]+", "_") .. ".ckpt"
     local t = nas.clock()
     s:fit{ space = space, data = data, epochs = 1000, steps = ghn_steps, batch = 64 }
     fit_seconds = nas.clock() - t
-    s:save(ckpt)
+    ckpt = s:save("checkpoints/" .. m.label:gsub("[^%w]+", "_") .. ".ckpt")
+  elseif m.checkpoint then
+    s:load(m.checkpoint)
   end
   local t = nas.clock()
   local scores, failed = s:score{ space = space, data = data, archs = pool, images = eval_images }
@@ -131,6 +164,15 @@ for _, m in ipairs(selected) do
   print(rows[#rows])
   for i, arch in ipairs(pool) do
     csv[#csv + 1] = string.format("%q,%q,%.9g,%.9g", m.label, arch, scores[i], truth[i])
+  end
+  return ckpt, fit_seconds
+end
+for _, m in ipairs(selected) do
+  local ckpt, fit_seconds = run_method(m)
+  if m.name == "ghn" and ckpt and ensemble_with ~= "" then
+    run_method{ label = m.label .. " + " .. ensemble_with .. " (ensemble, rank average)",
+                name = "ensemble", fit_seconds = fit_seconds,
+                options = { members = member_spec(m, ckpt) .. ";" .. ensemble_with } }
   end
 end
 
