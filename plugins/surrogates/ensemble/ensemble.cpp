@@ -179,20 +179,23 @@ std::vector<Score> EnsembleSurrogate::score(Context& ctx, const ScoreRequest& re
                  "nas.surrogate, hypernas score)");
   HYPERNAS_CHECK(req.space != nullptr,
                  "ensemble: score needs the search space (its reference sample is drawn from it)");
-  // The reference sample: the same architectures for every call on this space.
+  // The reference sample is the same for every call on this space: the first draw (and its
+  // counts, which tell two sizes of one space apart) names it, and the rest of it is drawn and
+  // scored only when no call has done so yet with these data and settings.
   Rng rng(static_cast<std::uint64_t>(reference_seed_));
-  std::vector<Architecture> reference;
-  reference.reserve(static_cast<std::size_t>(reference_));
-  std::uint64_t sample_hash = kFnvOffset;
-  for (std::int64_t i = 0; i < reference_; ++i) {
-    reference.push_back(req.space->sample(rng));
-    sample_hash = fnv1a64(reference.back().text + "\n", sample_hash);
-  }
-  const std::string key = cat(req.space->name(), "#", hex64(sample_hash), "@",
-                              req.data ? req.data->identity() : std::string("-"), "[",
-                              req.batch_size, ",", req.max_images, "]");
+  Architecture first = req.space->sample(rng);
+  const ArchStats first_stats = req.space->stats(first);
+  const std::string key =
+      cat(req.space->name(), "#", hex64(fnv1a64(first.text)), ":", first_stats.params, ":",
+          first_stats.flops, "@", req.data ? req.data->identity() : std::string("-"), "[",
+          req.batch_size, ",", req.max_images, "]");
   auto cached = cache_.find(key);
   if (cached == cache_.end()) {
+    std::vector<Architecture> reference;
+    reference.reserve(static_cast<std::size_t>(reference_));
+    reference.push_back(std::move(first));
+    while (static_cast<std::int64_t>(reference.size()) < reference_)
+      reference.push_back(req.space->sample(rng));
     ScoreRequest rr = req;
     rr.archs.clear();
     rr.seeds.clear();

@@ -8,7 +8,9 @@
 /// failed batch one architecture at a time, and reuses stored scores). So each member's score
 /// is turned into its QUANTILE among the member's scores of a fixed reference sample: `reference`
 /// architectures drawn from the request's space with `reference_seed`, scored once per member
-/// (with the request's data and settings) and kept until the members change (fit, load). The
+/// (with the request's data and settings) and kept until the members change (fit, load); a
+/// later call recognises the sample by its first draw and that draw's parameter and FLOPs
+/// counts, so it draws one architecture, not the whole sample. The
 /// quantile is (#reference below + #equal / 2) / reference, in [0, 1]; the ensemble's score is
 /// the weighted mean of its members' quantiles. Over a pool, ranking by it is rank averaging
 /// with each member's ranks read off the reference sample instead of the pool.

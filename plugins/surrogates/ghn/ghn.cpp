@@ -19,6 +19,7 @@
 #include <c10/core/GradMode.h>
 #include <hypernas/hash.h>
 
+#include "../common/optim.h"
 #include "ghn_internal.h"
 
 namespace hypernas {
@@ -688,21 +689,11 @@ struct GhnSurrogate::Impl {
   // ----- optimiser -----------------------------------------------------------------------
 
   /// One Adam step at learning rate cfg.lr * lr_factor, after clipping the gradients' global
-  /// norm to cfg.grad_clip (when > 0, as torch.nn.utils.clip_grad_norm_). Returns that norm
-  /// before clipping (0 when not clipping: it is not computed).
-  double adam_update(double lr_factor = 1.0) {
+  /// norm to cfg.grad_clip (when > 0, as torch.nn.utils.clip_grad_norm_).
+  void adam_update(double lr_factor = 1.0) {
+    plugins::clip_grad_norm(params, cfg.grad_clip);
     c10::NoGradGuard no_grad;
     constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    double norm2 = 0;
-    if (cfg.grad_clip > 0)
-      for (const Tensor& p : params)
-        if (p.grad().defined()) norm2 += p.grad().pow(2).sum().item<double>();
-    const double norm = std::sqrt(norm2);
-    if (cfg.grad_clip > 0 && norm > cfg.grad_clip) {
-      const double scale = cfg.grad_clip / (norm + 1e-6);
-      for (Tensor& p : params)
-        if (p.grad().defined()) p.mutable_grad().mul_(scale);
-    }
     const double lr = cfg.lr * lr_factor;
     ++adam_step;
     const double bc1 = 1.0 - std::pow(b1, static_cast<double>(adam_step));
@@ -723,7 +714,6 @@ struct GhnSurrogate::Impl {
     }
     for (Tensor& p : params)
       if (p.grad().defined()) p.mutable_grad() = Tensor();
-    return norm;
   }
 };
 
@@ -953,8 +943,11 @@ namespace {
 void finetune(Context& ctx, const Executor& exec, const Architecture& arch, WeightMap& weights,
               const Dataset& data, std::int64_t steps, double lr) {
   at::AutoGradMode grad(true);
-  std::map<std::string, Tensor> velocity;
-  for (auto& [name, w] : weights) w = w.detach().clone().requires_grad_(true);
+  std::vector<Tensor> params, velocity;
+  for (auto& [name, w] : weights) {
+    w = w.detach().clone().requires_grad_(true);
+    params.push_back(w);  // the same tensor: the steps update the map's entries in place
+  }
   BatchOptions bo;
   bo.batch_size = 64;
   std::int64_t done = 0;
@@ -974,14 +967,7 @@ void finetune(Context& ctx, const Executor& exec, const Architecture& arch, Weig
       HYPERNAS_CHECK(std::isfinite(value), "ghn: fine-tuning step ", done + 1, " of '",
                      abbreviate(arch.text), "': the loss is ", value);
       loss.backward();
-      c10::NoGradGuard no_grad;
-      for (auto& [name, w] : weights) {
-        if (!w.grad().defined()) continue;
-        Tensor& v = velocity[name];
-        v = v.defined() ? v.mul_(0.9).add_(w.grad()) : w.grad().clone();
-        w.sub_(v, lr);
-        w.mutable_grad() = Tensor();
-      }
+      plugins::sgd_step(params, velocity, {lr, 0.9, false, 0.0});
       ++done;
     }
     HYPERNAS_CHECK(any, "ghn: dataset '", data.name(), "' has an empty train split");

@@ -13,30 +13,31 @@
 
 namespace hypernas::ghn::detail {
 
-/// The resolved options, typed (see GhnSurrogate::params() for their meaning).
+/// The resolved options, typed (see GhnSurrogate::params() for their meaning and defaults:
+/// the table is the one place that declares them).
 struct Config {
-  std::int64_t hidden = 32;                                ///< Embedding size.
-  std::int64_t hyper_hidden = 64;                          ///< H's hidden width.
-  std::int64_t steps = 5;                                  ///< Propagation phases T.
-  Propagation propagation = Propagation::ForwardBackward;  ///< Scheme.
-  bool stacked = true;                                     ///< Stacked GHN.
-  double lr = 1e-3;                                        ///< Adam learning rate.
-  double weight_decay = 1e-5;                              ///< Adam L2 weight decay.
-  std::int64_t meta_batch = 1;                             ///< Architectures per fit step.
-  bool fan_in_norm = true;                                 ///< GHN-2 fan-in normalisation.
-  bool layer_norm = false;                                 ///< GHN-2 layer norm.
-  bool virtual_edges = false;                              ///< GHN-2 virtual edges.
-  std::int64_t max_shortest_path = 50;                     ///< Virtual edges' reach.
-  std::int64_t max_channels = 64;                          ///< C of the maximal tensor.
-  std::int64_t max_kernel = 3;                             ///< K of the maximal tensor.
-  std::int64_t init_seed = 0;                              ///< Seed of the initial weights.
-  std::int64_t log_every = 50;                             ///< Fit log period in steps.
-  double grad_clip = 5;                                    ///< Max gradient norm (0: none).
-  bool cosine = true;                                      ///< Cosine lr schedule per fit.
-  bool handoff_all = false;  ///< Stacked: the mean also enters every node of the next module.
-  bool score_loss = false;   ///< Score = -cross-entropy (else accuracy).
-  std::int64_t finetune_steps = 0;  ///< SGD steps before scoring.
-  double finetune_lr = 0.02;        ///< Their learning rate.
+  std::int64_t hidden;             ///< Embedding size.
+  std::int64_t hyper_hidden;       ///< H's hidden width.
+  std::int64_t steps;              ///< Propagation phases T.
+  Propagation propagation;         ///< Scheme.
+  bool stacked;                    ///< Stacked GHN.
+  double lr;                       ///< Adam learning rate.
+  double weight_decay;             ///< Adam L2 weight decay.
+  std::int64_t meta_batch;         ///< Architectures per fit step.
+  bool fan_in_norm;                ///< GHN-2 fan-in normalisation.
+  bool layer_norm;                 ///< GHN-2 layer norm.
+  bool virtual_edges;              ///< GHN-2 virtual edges.
+  std::int64_t max_shortest_path;  ///< Virtual edges' reach.
+  std::int64_t max_channels;       ///< C of the maximal tensor.
+  std::int64_t max_kernel;         ///< K of the maximal tensor.
+  std::int64_t init_seed;          ///< Seed of the initial weights.
+  std::int64_t log_every;          ///< Fit log period in steps.
+  double grad_clip;                ///< Max gradient norm (0: none).
+  bool cosine;                     ///< Cosine lr schedule per fit.
+  bool handoff_all;                ///< Stacked: the mean also enters every node of the next module.
+  bool score_loss;                 ///< Score = -cross-entropy (else accuracy).
+  std::int64_t finetune_steps;     ///< SGD steps before scoring.
+  double finetune_lr;              ///< Their learning rate.
 
   /// From options resolved by GhnSurrogate::params().
   explicit Config(const Options& o)

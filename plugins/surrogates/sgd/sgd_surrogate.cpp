@@ -24,6 +24,8 @@
 
 #include <hypernas/surrogate.h>
 
+#include "../common/optim.h"
+
 namespace {
 
 using namespace hypernas;
@@ -175,30 +177,8 @@ class SgdSurrogate final : public Surrogate {
 
   /// One torch.optim.SGD step (dampening 0) after clipping the global gradient norm.
   void update(std::vector<at::Tensor>& params, std::vector<at::Tensor>& momentum) const {
-    c10::NoGradGuard no_grad;
-    if (grad_clip_ > 0) {
-      std::vector<at::Tensor> norms;
-      for (const auto& p : params)
-        if (p.grad().defined()) norms.push_back(p.grad().norm().reshape({1}));
-      if (!norms.empty()) {
-        const at::Tensor coef = (grad_clip_ / (at::cat(norms).norm() + 1e-6)).clamp_max(1.0);
-        for (auto& p : params)
-          if (p.grad().defined()) p.mutable_grad().mul_(coef);
-      }
-    }
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      at::Tensor& p = params[i];
-      if (!p.grad().defined()) continue;
-      at::Tensor d = p.grad();
-      if (weight_decay_ != 0) d = d.add(p, weight_decay_);
-      if (momentum_ != 0) {
-        if (!momentum[i].defined()) momentum[i] = d.clone();
-        else momentum[i].mul_(momentum_).add_(d);
-        d = nesterov_ ? d.add(momentum[i], momentum_) : momentum[i];
-      }
-      p.add_(d, -lr_);
-      p.mutable_grad() = at::Tensor();
-    }
+    plugins::clip_grad_norm(params, grad_clip_);
+    plugins::sgd_step(params, momentum, {lr_, momentum_, nesterov_, weight_decay_});
   }
 
   /// Accuracy of the last exit on the first `limit` validation images, and how many were read.

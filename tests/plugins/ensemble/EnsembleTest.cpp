@@ -123,12 +123,20 @@ TEST_F(Ensemble, ScoreIsTheWeightedMeanOfQuantilesAndIndependentOfTheBatch) {
   for (const Score& x : s)
     EXPECT_NEAR(x.value, (3 * x.extra.at("1.params.quantile") + x.extra.at("2.flops.quantile")) / 4,
                 1e-12);
-  // One architecture alone gets the score it got among the others.
+  // One architecture alone gets the score it got among the others, and the reference sample
+  // is not scored again (one "scoring the reference sample" line per member, from the first call).
+  auto reference_lines = [&] {
+    return std::count_if(ctx.lines.begin(), ctx.lines.end(), [](const std::string& l) {
+      return l.find("scoring the reference sample") != std::string::npos;
+    });
+  };
+  EXPECT_EQ(reference_lines(), 2);
   ScoreRequest one;
   one.space = space.get();
   one.archs = {&archs[7]};
   one.seeds = {1};
   EXPECT_EQ(both->score(ctx, one).at(0).value, s[7].value);
+  EXPECT_EQ(reference_lines(), 2);
   // A zero weight drops a member.
   auto only = make("params;flops", "1,0");
   const auto p = score(*make("params")), q = score(*only);
