@@ -3,12 +3,11 @@
 genotype at C=16 with 8 cells (CIFAR-10 input, 10 classes): the reference beside
 `hypernas_bench_ghn_timing --mode=darts`, which times HyperNAS's `ghn` on the same network.
 
-ppuda is not part of HyperNAS: bring its source here and point --ppuda at the folder that holds
-its `ppuda` package, e.g. with the search tool's fetch and
-    git -C /work/.mirror/facebookresearch+ppuda/repo archive HEAD ppuda | tar -x -C /tmp/ppuda
-It runs on Debian's python3-torch (apt-get install python3-torch python3-torchvision
-python3-matplotlib python3-tqdm python3-networkx python3-h5py) with einops from PyPI (Debian 12
-has no package: pip install --target DIR einops, and put DIR on PYTHONPATH).
+ppuda is not part of HyperNAS: bring a git copy of facebookresearch/ppuda here (e.g. the
+search tool's fetch) and set it up with bench/setup_ppuda.sh, which installs Debian's
+python3-torch and the packages ppuda imports, einops from PyPI, and unpacks ppuda's source:
+    bash bench/setup_ppuda.sh /work/.mirror/facebookresearch+ppuda/repo /tmp/ppuda
+    PYTHONPATH=/tmp/ppuda/pylib /usr/bin/python3 bench/ppuda_timing.py --ppuda /tmp/ppuda/src
 
 The GHNs are built with random weights (the timing does not depend on them): GHN-1 as ppuda
 configures it (hid 32, ConvDecoder, max_shape 64x64x3x3) and GHN-2 (the same with virtual edges,
@@ -16,7 +15,7 @@ layer norm and weight normalisation). Each figure is the minimum wall time over 
 after one warm-up, in eval mode, called as ppuda's README calls it: with the graph built from
 the network each call (what `ghn(model)` does) and with the graph built once.
 
-Usage: /usr/bin/python3 bench/ppuda_timing.py --ppuda /tmp/ppuda [--threads 2] [--reps 8]
+Usage: /usr/bin/python3 bench/ppuda_timing.py --ppuda DIR [--threads 2] [--reps 8]
 """
 import argparse
 import sys
