@@ -93,7 +93,8 @@ if real then
     "%s needs the columns 'arch' and '%s'", truth_file, column))
   -- A seeded subset (Fisher-Yates on a copy), the same for every method and every rerun.
   local subset = nas.arg("subset", 0)
-  math.randomseed(nas.seed)
+  local subset_seed = nas.arg("subset_seed", nas.seed)  -- another --seed, the same cells
+  math.randomseed(subset_seed)
   local order = {}
   for i = 1, #rows do order[i] = i end
   for i = #order, 2, -1 do
@@ -107,7 +108,7 @@ if real then
     truth[k] = row[column]
   end
   truth_note = string.format("ground truth: %s, column %s (NAS-Bench-201, 200 epochs), %d of its %d cells (seed %d).",
-    truth_file, column, n, #rows, nas.seed)
+    truth_file, column, n, #rows, subset_seed)
 else
   local train_steps = nas.arg("train_steps", 400)
   pool = space:sample(nas.arg("pool", 50))

@@ -41,12 +41,15 @@ using ghn::detail::StepBuild;
 const char* const kModelKeys[] = {"hidden",       "hyper_hidden",  "steps",
                                   "propagation",  "stacked",       "fan_in_norm",
                                   "layer_norm",   "virtual_edges", "max_shortest_path",
-                                  "max_channels", "max_kernel",    "handoff"};
+                                  "max_channels", "max_kernel",    "handoff",
+                                  "shape_embed",  "prune"};
 
 /// Model keys added after states were first written, with the value that reproduces what
 /// those older states were trained with (a signature without the key means that value).
 const std::map<std::string, std::string>& legacy_model_values() {
-  static const std::map<std::string, std::string> values = {{"handoff", "input"}};
+  static const std::map<std::string, std::string> values = {{"handoff", "input"},
+                                                            {"shape_embed", "false"},
+                                                            {"prune", "false"}};
   return values;
 }
 
@@ -70,6 +73,8 @@ const std::vector<std::pair<std::string, Value>>& paper_values() {
       {"virtual_edges", false},
       {"score_metric", std::string("accuracy")},
       {"finetune_steps", std::int64_t{0}},
+      {"shape_embed", false},
+      {"prune", false},
   };
   return values;
 }
@@ -402,6 +407,7 @@ struct GhnSurrogate::Impl {
   int gru_w_ih = -1, gru_w_hh, gru_b_ih, gru_b_hh;
   int ln_w = -1, ln_b;
   int hyp_w1 = -1, hyp_b1, hyp_w2, hyp_b2;
+  int shape_tab[4] = {-1, -1, -1, -1};
 
   /// Propagate with ATen ops even on the CPU (tests; other devices always do).
   bool aten_propagation = false;
@@ -450,6 +456,17 @@ struct GhnSurrogate::Impl {
       ln_w = add("layer_norm.weight", {h}, -1);  // ones
       ln_b = add("layer_norm.bias", {h}, 0);     // zeros
     }
+    if (cfg.shape_embed) {
+      // Embedding tables, N(0, 0.1^2) (the one-hot type has norm 1; four rows of norm ~0.1
+      // sqrt(hidden) each start as a perturbation of it, not in place of it).
+      const char* const tables[] = {"shape.c_out", "shape.c_in", "shape.kernel", "shape.stride"};
+      for (std::size_t k = 0; k < 4; ++k) {
+        Tensor t = at::empty({ghn::kShapeTableSizes[k], h}, at::kFloat).normal_(0.0, 0.1, gen);
+        names.push_back(tables[k]);
+        params.push_back(t.requires_grad_(true));
+        shape_tab[k] = static_cast<int>(params.size() - 1);
+      }
+    }
     linear("hyper.fc1", h, hh, hyp_w1, hyp_b1);
     linear("hyper.fc2", hh, cfg.outputs(), hyp_w2, hyp_b2);
     adam_m.resize(params.size());
@@ -496,29 +513,78 @@ struct GhnSurrogate::Impl {
     return out;
   }
 
-  /// Final embeddings of the GHN nodes of a batch of graphs (input nodes included; after layer
-  /// norm, when on) and the plan.
-  std::pair<Tensor, std::shared_ptr<const PlanData>> embed(
-      const std::vector<const ArchGraph*>& graphs, bool one_at_a_time) const {
+  /// Final embeddings of a batch of graphs and where each architecture vertex is in them.
+  struct Embedded {
+    Tensor H;  ///< [total, hidden]: the GHN nodes (input nodes included; after layer norm).
+    std::shared_ptr<const PlanData> plan;
+    std::vector<std::vector<std::int64_t>> vertex_of;  ///< Per graph (empty: the identity).
+
+    /// Row of H of graph k's vertex v.
+    std::int64_t row(std::size_t k, std::int64_t v) const {
+      return plan->base[k] + (vertex_of[k].empty() ? v : vertex_of[k][static_cast<std::size_t>(v)]);
+    }
+  };
+
+  /// The shape embeddings of every GHN node of `data` (zero for input nodes), [total, hidden].
+  Tensor shape_embedding(const std::vector<const ArchGraph*>& graphs, const PlanData& data) const {
+    std::vector<std::int64_t> idx[4];
+    std::vector<float> mask(static_cast<std::size_t>(data.total), 0.0f);
+    for (auto& v : idx) v.assign(static_cast<std::size_t>(data.total), 0);
+    for (std::size_t k = 0; k < graphs.size(); ++k) {
+      const ArchGraph& g = *graphs[k];
+      for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(g)); ++v) {
+        const std::size_t row = static_cast<std::size_t>(data.base[k] + v);
+        const std::array<std::int64_t, 4> key = ghn::shape_key(g[v]);
+        for (std::size_t t = 0; t < 4; ++t) idx[t][row] = key[t];
+        mask[row] = 1.0f;
+      }
+    }
+    Tensor sum;
+    for (std::size_t t = 0; t < 4; ++t) {
+      Tensor e = P(shape_tab[t]).index_select(0, index_tensor(idx[t], device));
+      sum = sum.defined() ? sum + e : e;
+    }
+    return sum * float_tensor(mask, device).unsqueeze(1);
+  }
+
+  /// Final embeddings of the GHN nodes of a batch of architecture graphs (prune: of their
+  /// simplified graphs, see ghn::prune_graph()).
+  Embedded embed(const std::vector<const ArchGraph*>& arch_graphs, bool one_at_a_time) const {
+    Embedded out;
+    std::vector<ghn::GraphView> views;
+    std::vector<const ArchGraph*> graphs = arch_graphs;
+    out.vertex_of.resize(graphs.size());
+    if (cfg.prune) {
+      views.reserve(graphs.size());
+      for (std::size_t k = 0; k < graphs.size(); ++k) {
+        views.push_back(ghn::prune_graph(*graphs[k]));
+        graphs[k] = &views.back().graph;
+        out.vertex_of[k] = views.back().vertex_of;
+      }
+    }
     auto data =
         std::make_shared<const PlanData>(ghn::detail::build_plan(graphs, cfg, one_at_a_time));
+    const Tensor init_add = cfg.shape_embed ? shape_embedding(graphs, *data) : Tensor();
     Tensor H;
     if (device.is_cpu() && !aten_propagation) {
       std::vector<Tensor> ps = {P(msg_w1),   P(msg_b1),   P(msg_w2),   P(msg_b2),
                                 P(gru_w_ih), P(gru_w_hh), P(gru_b_ih), P(gru_b_hh)};
       if (cfg.virtual_edges)
         for (int i : {ve_w1, ve_b1, ve_w2, ve_b2}) ps.push_back(P(i));
-      H = ghn::detail::propagate_cpu(data, cfg, ps);
+      H = ghn::detail::propagate_cpu(data, cfg, ps, init_add);
     } else {
-      H = propagate_aten(to_plan(*data, cfg, device));
+      H = propagate_aten(to_plan(*data, cfg, device), init_add);
     }
     if (cfg.layer_norm) H = at::layer_norm(H, {cfg.hidden}, P(ln_w), P(ln_b), 1e-5);
-    return {H, data};
+    out.H = H;
+    out.plan = std::move(data);
+    return out;
   }
 
   /// The propagation as ATen ops (other devices than the CPU; the CPU engine's reference).
-  Tensor propagate_aten(const Plan& plan) const {
-    Tensor H = plan.init.clone();
+  /// `init_add`: undefined, or added to the initial states.
+  Tensor propagate_aten(const Plan& plan, const Tensor& init_add) const {
+    Tensor H = init_add.defined() ? plan.init + init_add : plan.init.clone();
     const auto opts = H.options();
     const Prepared w = prepare();
     Tensor buf = at::zeros({plan.total, cfg.hidden}, opts);
@@ -620,7 +686,8 @@ struct GhnSurrogate::Impl {
                      "' of space '", a->space, "' has an empty graph");
       graphs.push_back(&a->graph);
     }
-    const auto [H, plan] = embed(graphs, one_at_a_time);
+    const Embedded embedded = embed(graphs, one_at_a_time);
+    const Tensor& H = embedded.H;
 
     // Which node each parameter belongs to, grouped by (slot, shape).
     struct Target {
@@ -642,7 +709,7 @@ struct GhnSurrogate::Impl {
                        p.node, "', which architecture '", archs[a]->text, "' does not have");
         for (std::int64_t d : p.shape)
           HYPERNAS_CHECK(d > 0, "ghn: parameter '", p.name, "' has shape ", shape_text(p.shape));
-        const std::int64_t global = plan->base[a] + it->second;
+        const std::int64_t global = embedded.row(a, it->second);
         auto [r, fresh] = prow.emplace(global, static_cast<std::int64_t>(pnodes.size()));
         if (fresh) pnodes.push_back(global);
         groups[{slot_of(p), p.shape}].push_back({a, &p.name, r->second});
@@ -766,6 +833,12 @@ const ParamTable& GhnSurrogate::params() noexcept {
               "generated weights before scoring (GHN-3's fine-tuning; 0: score them as they are)",
               0, 100000);
     t.add_real("finetune_lr", 0.02, "score: learning rate of the fine-tuning steps", 0.0, 10.0);
+    t.add_bool("shape_embed", false,
+               "GHN-2: add learned embeddings of each node's output and input channels, kernel "
+               "size and stride to its initial state");
+    t.add_bool("prune", false,
+               "propagate over a simplified graph: no dead branches (nodes that cannot reach "
+               "the output), relu and bn folded into their conv (one node per paper op)");
     t.add_string("preset", "tuned",
                  "tuned (the declared defaults), or paper (Zhang et al. 2019: no GHN-2 options, "
                  "no clipping or schedule; options left at their default take the paper's value)",
@@ -827,7 +900,10 @@ std::vector<WeightMap> GhnSurrogate::generate_batch(
 at::Tensor GhnSurrogate::node_embeddings(const Architecture& arch, bool one_at_a_time) {
   c10::NoGradGuard no_grad;
   const std::int64_t vertices = static_cast<std::int64_t>(boost::num_vertices(arch.graph));
-  return impl_->embed({&arch.graph}, one_at_a_time).first.narrow(0, 0, vertices).to(at::kCPU);
+  const auto embedded = impl_->embed({&arch.graph}, one_at_a_time);
+  std::vector<std::int64_t> rows;
+  for (std::int64_t v = 0; v < vertices; ++v) rows.push_back(embedded.row(0, v));
+  return embedded.H.index_select(0, index_tensor(rows, embedded.H.device())).to(at::kCPU);
 }
 
 void GhnSurrogate::use_aten_propagation(bool on) { impl_->aten_propagation = on; }

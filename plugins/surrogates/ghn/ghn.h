@@ -45,6 +45,7 @@
 /// score() requests) are propagated together as one disjoint union. README.md beside this
 /// file lists what is faithful to the paper and what deviates.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -152,6 +153,35 @@ std::vector<UpdateStep> propagation_order(const ArchGraph& graph, Propagation pr
                                           std::int64_t steps, bool stacked,
                                           bool one_at_a_time = false);
 
+/// The graph the GHN propagates over when option `prune` is on, and where each vertex of the
+/// architecture went. Two simplifications, neither of which changes what the network computes:
+/// - Dead branches: a vertex with no directed path to the last vertex (the network's output)
+///   cannot affect the logits (in NB201, the edges into an intermediate node whose out-edges
+///   are all `none`). It stays in the graph as an isolated vertex (its parameters still need
+///   weights; nothing reads them), with none of its edges.
+/// - Hops: a `relu` whose only out-edge goes to a `conv` that reads nothing else, and a `bn`
+///   whose only in-edge comes from a `conv` that feeds nothing else, are folded into that conv:
+///   one node per paper op (`nor_conv_3x3` = relu, conv, bn) instead of three. A folded bn's
+///   parameters are generated from the conv's embedding (H's vector rows, which the conv's
+///   weights never use).
+/// Vertices keep their order (a folded relu or bn takes the place of its conv), so the result is
+/// in topological order; OpNode fields are the kept vertex's.
+struct GraphView {
+  ArchGraph graph;                      ///< The simplified graph.
+  std::vector<std::int64_t> vertex_of;  ///< For each vertex of the architecture, its vertex here.
+};
+
+/// The simplified graph of `graph` (see GraphView).
+GraphView prune_graph(const ArchGraph& graph);
+
+/// GHN-2's shape features of a node (option `shape_embed`), each an index into its own learned
+/// embedding table: output and input channels as 1 + floor(log2(c)) (0 for none, at most 15),
+/// kernel size (at most 11; 0 for none) and stride (at most 4).
+std::array<std::int64_t, 4> shape_key(const OpNode& node);
+
+/// Sizes of the four shape tables, in shape_key() order.
+constexpr std::array<std::int64_t, 4> kShapeTableSizes = {16, 16, 12, 5};
+
 /// A virtual edge (GHN-2): `to` is reachable from `from` by a directed path of `distance`
 /// (>= 1, shortest) edges of one segment (Segment::edges; GHN ids, input nodes included).
 struct VirtualEdge {
@@ -182,9 +212,9 @@ class GhnSurrogate final : public Surrogate {
   /// Declared options: hidden, hyper_hidden, steps, propagation, stacked, lr, weight_decay,
   /// meta_batch, fan_in_norm, layer_norm, virtual_edges, max_shortest_path, max_channels,
   /// max_kernel, init_seed, log_every, grad_clip, lr_schedule, handoff, score_metric,
-  /// finetune_steps, finetune_lr, preset. The declared defaults are the tuned setting
-  /// (docs/benchmarks.md measures it); `preset=paper` gives every option left at its default
-  /// the paper's value instead.
+  /// finetune_steps, finetune_lr, shape_embed, prune, preset. The declared defaults are the tuned
+  /// setting (docs/benchmarks.md measures it); `preset=paper` gives every option left at its
+  /// default the paper's value instead.
   static const ParamTable& params() noexcept;
   /// Builds and initialises the GHN from resolved options (on the CPU; it moves to the
   /// context's device at the first call). Initial weights come from `init_seed`.
@@ -225,6 +255,7 @@ class GhnSurrogate final : public Surrogate {
                                         const std::vector<std::vector<ParamShape>>& shapes,
                                         bool with_grad = false);
   /// Final node embeddings [vertices, hidden] of `arch`'s vertices (after layer norm, when on;
+  /// with prune, a folded vertex has its conv's row and a dead one its isolated node's;
   /// the stacked GHN's virtual input nodes are left out), on the CPU.
   /// With `one_at_a_time`, forward-backward updates one node per GRU call (the literal
   /// schedule) instead of one level group per call: the results agree to rounding.

@@ -71,11 +71,19 @@ inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 class CpuPropagation {
  public:
   /// `params`: message MLP w1 b1 w2 b2, GRU w_ih w_hh b_ih b_hh, then (virtual edges) the
-  /// second MLP w1 b1 w2 b2. With `record`, the forward keeps what backward() needs.
+  /// second MLP w1 b1 w2 b2; `init_add`: undefined, or added to the initial states. With
+  /// `record`, the forward keeps what backward() needs.
   CpuPropagation(std::shared_ptr<const PlanData> plan, const Config& cfg,
-                 const std::vector<Tensor>& params, bool record)
+                 const std::vector<Tensor>& params, const Tensor& init_add, bool record)
       : plan_(std::move(plan)), cfg_(cfg), h_(cfg.hidden), record_(record) {
     for (const Tensor& p : params) w_.push_back(p.detach().to(at::kCPU, at::kFloat).contiguous());
+    if (init_add.defined()) {
+      HYPERNAS_CHECK(init_add.dim() == 2 && init_add.size(0) == plan_->total &&
+                         init_add.size(1) == h_,
+                     "ghn: internal error: initial-state term of shape ", init_add.sizes(), " for ",
+                     plan_->total, " nodes");
+      init_add_ = init_add.detach().to(at::kCPU, at::kFloat).contiguous();
+    }
   }
 
   /// Final embeddings [total, hidden] (a new CPU tensor without history).
@@ -84,6 +92,10 @@ class CpuPropagation {
     H_.assign(static_cast<std::size_t>(n * h_), 0.0f);
     for (std::int64_t v = 0; v < n; ++v)
       if (plan_->types[v] >= 0) H_[v * h_ + plan_->types[v]] = 1.0f;  // input nodes: zeros
+    if (init_add_.defined()) {
+      const float* a = init_add_.data_ptr<float>();
+      for (std::size_t i = 0; i < H_.size(); ++i) H_[i] += a[i];
+    }
     buf_.assign(H_.size(), 0.0f);
     if (cfg_.virtual_edges) vbuf_.assign(H_.size(), 0.0f);
     for (std::size_t s = 0; s < plan_->steps.size(); ++s) {
@@ -109,7 +121,8 @@ class CpuPropagation {
     return out;
   }
 
-  /// Gradients of the parameters (in the constructor's order) for output gradient `grad`.
+  /// Gradients of the parameters (in the constructor's order), then of `init_add` when it is
+  /// defined, for output gradient `grad`.
   std::vector<Tensor> backward(const Tensor& grad) {
     HYPERNAS_CHECK(record_, "ghn: internal error: backward through an unrecorded propagation");
     const Tensor g = grad.to(at::kCPU, at::kFloat).contiguous();
@@ -129,6 +142,11 @@ class CpuPropagation {
     for (std::size_t i = 0; i < w_.size(); ++i) {
       Tensor t = at::empty(w_[i].sizes(), at::kFloat);
       std::memcpy(t.data_ptr<float>(), gw_[i].data(), gw_[i].size() * sizeof(float));
+      out.push_back(grad.device().is_cpu() ? t : t.to(grad.device()));
+    }
+    if (init_add_.defined()) {  // what is left in dH_ is the gradient of the initial states
+      Tensor t = at::empty({plan_->total, h_}, at::kFloat);
+      std::memcpy(t.data_ptr<float>(), dH_.data(), dH_.size() * sizeof(float));
       out.push_back(grad.device().is_cpu() ? t : t.to(grad.device()));
     }
     return out;
@@ -377,6 +395,7 @@ class CpuPropagation {
   std::int64_t h_;
   bool record_;
   std::vector<Tensor> w_;
+  Tensor init_add_;
   std::vector<float> H_, buf_, vbuf_;
   std::vector<Entry> tape_;
   std::vector<float> data_;
@@ -411,16 +430,18 @@ c10::intrusive_ptr<T> make_node(c10::intrusive_ptr<torch::autograd::Node>*) {
 }  // namespace
 
 at::Tensor propagate_cpu(std::shared_ptr<const PlanData> plan, const Config& cfg,
-                         const std::vector<at::Tensor>& params) {
+                         const std::vector<at::Tensor>& params, const at::Tensor& init_add) {
+  std::vector<Tensor> inputs = params;
+  if (init_add.defined()) inputs.push_back(init_add);
   bool grad = false;
-  for (const Tensor& p : params) grad = grad || p.requires_grad();
+  for (const Tensor& p : inputs) grad = grad || p.requires_grad();
   grad = grad && c10::GradMode::is_enabled();
-  auto engine = std::make_shared<CpuPropagation>(std::move(plan), cfg, params, grad);
+  auto engine = std::make_shared<CpuPropagation>(std::move(plan), cfg, params, init_add, grad);
   Tensor H = engine->forward();
   if (grad) {
     auto node = make_node<CpuPropagationBackward>(static_cast<NodePtr*>(nullptr));
     node->engine = std::move(engine);
-    node->set_next_edges(torch::autograd::collect_next_edges(at::ArrayRef<Tensor>(params)));
+    node->set_next_edges(torch::autograd::collect_next_edges(at::ArrayRef<Tensor>(inputs)));
     torch::autograd::create_gradient_edge(H, node);
   }
   return H;

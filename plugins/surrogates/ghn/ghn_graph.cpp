@@ -236,6 +236,61 @@ std::vector<UpdateStep> propagation_order(const ArchGraph& graph, Propagation pr
   return order;
 }
 
+GraphView prune_graph(const ArchGraph& graph) {
+  check_topological(graph);
+  const std::int64_t n = static_cast<std::int64_t>(boost::num_vertices(graph));
+  GraphView view;
+  if (n == 0) return view;
+  // Live: a directed path to the output (the last vertex).
+  std::vector<char> live(static_cast<std::size_t>(n), 0);
+  live[n - 1] = 1;
+  for (std::int64_t v = n - 1; v-- > 0;)
+    for (auto [it, end] = boost::out_edges(v, graph); it != end && !live[v]; ++it)
+      live[v] = live[boost::target(*it, graph)];
+  // Folds: rep[v] is the vertex v's node becomes (itself, or its conv).
+  std::vector<std::int64_t> rep(static_cast<std::size_t>(n));
+  for (std::int64_t v = 0; v < n; ++v) rep[v] = v;
+  for (std::int64_t v = 0; v < n; ++v) {
+    const std::string& op = graph[v].op;
+    if (op == "relu" && boost::out_degree(v, graph) == 1) {
+      const auto c =
+          static_cast<std::int64_t>(boost::target(*boost::out_edges(v, graph).first, graph));
+      if (graph[c].op == "conv" && boost::in_degree(c, graph) == 1) rep[v] = c;
+    } else if (op == "bn" && boost::in_degree(v, graph) == 1) {
+      const auto c =
+          static_cast<std::int64_t>(boost::source(*boost::in_edges(v, graph).first, graph));
+      if (graph[c].op == "conv" && boost::out_degree(c, graph) == 1) rep[v] = c;
+    }
+  }
+  // Kept vertices in order; every vertex maps to its representative's new id.
+  std::vector<std::int64_t> fresh(static_cast<std::size_t>(n), -1);
+  for (std::int64_t v = 0; v < n; ++v)
+    if (rep[v] == v) fresh[v] = static_cast<std::int64_t>(boost::add_vertex(graph[v], view.graph));
+  view.vertex_of.resize(static_cast<std::size_t>(n));
+  for (std::int64_t v = 0; v < n; ++v) view.vertex_of[v] = fresh[rep[v]];
+  // Edges between live vertices, between different nodes, in the graph's order per target.
+  for (std::int64_t v = 0; v < n; ++v)
+    for (auto [it, end] = boost::in_edges(v, graph); it != end; ++it) {
+      const auto u = static_cast<std::int64_t>(boost::source(*it, graph));
+      if (!live[u] || !live[v]) continue;
+      const std::int64_t a = view.vertex_of[u], b = view.vertex_of[v];
+      if (a != b) boost::add_edge(a, b, view.graph);
+    }
+  return view;
+}
+
+std::array<std::int64_t, 4> shape_key(const OpNode& node) {
+  auto channels = [](std::int64_t c) -> std::int64_t {
+    if (c <= 0) return 0;
+    std::int64_t bits = 0;
+    while ((c >> (bits + 1)) > 0) ++bits;  // floor(log2(c))
+    return std::min<std::int64_t>(1 + bits, kShapeTableSizes[0] - 1);
+  };
+  return {channels(node.c_out), channels(node.c_in),
+          std::clamp<std::int64_t>(node.kernel, 0, kShapeTableSizes[2] - 1),
+          std::clamp<std::int64_t>(node.stride, 0, kShapeTableSizes[3] - 1)};
+}
+
 std::vector<VirtualEdge> virtual_edges(const ArchGraph& graph, const Segment& segment,
                                        std::int64_t max_distance) {
   (void)graph;  // the segment carries its edges

@@ -38,6 +38,8 @@ struct Config {
   bool score_loss;                 ///< Score = -cross-entropy (else accuracy).
   std::int64_t finetune_steps;     ///< SGD steps before scoring.
   double finetune_lr;              ///< Their learning rate.
+  bool shape_embed;                ///< GHN-2 shape embeddings added to the initial states.
+  bool prune;                      ///< Propagate over prune_graph()'s simplified graph.
 
   /// From options resolved by GhnSurrogate::params().
   explicit Config(const Options& o)
@@ -62,7 +64,9 @@ struct Config {
         handoff_all(o.get_string("handoff") == "all"),
         score_loss(o.get_string("score_metric") == "loss"),
         finetune_steps(o.get_int("finetune_steps")),
-        finetune_lr(o.get_real("finetune_lr")) {}
+        finetune_lr(o.get_real("finetune_lr")),
+        shape_embed(o.get_bool("shape_embed")),
+        prune(o.get_bool("prune")) {}
 
   /// Size of the maximal 4-D block [C, C, K, K] of H's output.
   std::int64_t block4() const { return max_channels * max_channels * max_kernel * max_kernel; }
@@ -120,9 +124,11 @@ PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& c
 /// Propagation of `plan` on the CPU as plain loops (ghn_engine.cpp): the final node
 /// embeddings [total, hidden] (input nodes included), before layer norm. `params`: the message
 /// MLP's w1 b1 w2 b2, the GRU's w_ih w_hh b_ih b_hh, then (virtual edges) the second MLP's w1 b1 w2
-/// b2. When grad mode is on and a parameter requires grad, the result carries one autograd node
-/// whose backward is hand-written; it computes what the ATen propagation computes.
+/// b2. `init_add` (undefined, or [total, hidden]) is added to the initial states (the shape
+/// embeddings). When grad mode is on and a parameter or `init_add` requires grad, the result
+/// carries one autograd node whose backward is hand-written; it computes what the ATen
+/// propagation computes.
 at::Tensor propagate_cpu(std::shared_ptr<const PlanData> plan, const Config& cfg,
-                         const std::vector<at::Tensor>& params);
+                         const std::vector<at::Tensor>& params, const at::Tensor& init_add);
 
 }  // namespace hypernas::ghn::detail

@@ -4,6 +4,7 @@
 // synthetic data. Timings are in bench/ghn_timing.cpp.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -485,6 +486,10 @@ TEST(Ghn, CpuEngineEqualsAtenPropagation) {
       {{"propagation", std::string("synchronous")}, {"virtual_edges", true}, {"stacked", false}},
       {{"handoff", std::string("all")}},
       {{"handoff", std::string("all")}, {"propagation", std::string("synchronous")}},
+      {{"shape_embed", true}},
+      {{"prune", true}},
+      {{"shape_embed", true}, {"prune", true}, {"propagation", std::string("synchronous")}},
+      {{"shape_embed", true}, {"handoff", std::string("all")}, {"virtual_edges", true}},
   };
   for (const auto& given : variants) {
     auto o = given;
@@ -506,6 +511,117 @@ TEST(Ghn, CpuEngineEqualsAtenPropagation) {
       EXPECT_LE(diff, 1e-4 * std::max(scale, 1.0)) << what << name << ": max |grad| " << scale;
     }
   }
+}
+
+TEST(Ghn, ShapeEmbeddingsAreLearnedAndTellStagesApart) {
+  // shape_key: channels as 1 + floor(log2 c), kernel and stride as they are (clamped).
+  OpNode conv;
+  conv.op = "conv";
+  conv.c_out = 16;
+  conv.c_in = 8;
+  conv.kernel = 3;
+  conv.stride = 2;
+  EXPECT_EQ(ghn::shape_key(conv), (std::array<std::int64_t, 4>{5, 4, 3, 2}));
+  OpNode add;
+  add.op = "add";
+  add.c_out = 100000;
+  EXPECT_EQ(ghn::shape_key(add), (std::array<std::int64_t, 4>{15, 0, 0, 1}));
+  // Unstacked, the same op in cells of different stages (8, 16, 32 channels) gets the same
+  // embedding without shape embeddings, different ones with them.
+  const Nb201Space space = nb201_space(1, 8);
+  const Architecture a = space.parse(kExample);
+  std::map<std::string, std::int64_t> id;
+  for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(a.graph)); ++v)
+    id[a.graph[v].name] = v;
+  auto stage_gap = [&](bool shape_embed) {
+    GhnSurrogate ghn(ghn_options(
+        {{"stacked", false}, {"shape_embed", shape_embed}, {"steps", std::int64_t{0}}}));
+    const at::Tensor e = ghn.node_embeddings(a);
+    return (e[id.at("s1.c0.n1.e0.conv")] - e[id.at("s3.c0.n1.e0.conv")]).abs().max().item<double>();
+  };
+  EXPECT_EQ(stage_gap(false), 0.0);
+  EXPECT_GT(stage_gap(true), 1e-3);
+  // The tables are parameters, they get gradients, and they are part of the model's options
+  // (a state saved with them does not load into a GHN without them).
+  GhnSurrogate with(ghn_options({{"shape_embed", true}}));
+  const auto grads = ghn_gradients(with, {&a});
+  for (const char* table : {"shape.c_out", "shape.c_in", "shape.kernel", "shape.stride"}) {
+    ASSERT_TRUE(grads.count(table)) << table;
+    EXPECT_GT(grads.at(table).abs().sum().item<double>(), 0.0) << table;
+  }
+  GhnSurrogate without(ghn_options());
+  const std::string e = error_of([&] { without.load_state(with.save_state()); });
+  EXPECT_NE(e.find("shape_embed"), std::string::npos) << e;
+}
+
+TEST(Ghn, PruneFoldsHopsAndDropsDeadBranches) {
+  const Nb201Space space = nb201_space(1, 8);
+  // Cell node 1 reads a conv from node 0 but feeds nothing (edges 1->2 and 1->3 are none):
+  // that conv branch is dead. Node 2 has no inputs but feeds node 3 by a skip: live.
+  const Architecture a =
+      space.parse("|nor_conv_3x3~0|+|none~0|none~1|+|avg_pool_3x3~0|none~1|skip_connect~2|");
+  const ArchGraph& g = a.graph;
+  const ghn::GraphView view = ghn::prune_graph(g);
+  const std::int64_t n = static_cast<std::int64_t>(boost::num_vertices(g));
+  ASSERT_EQ(static_cast<std::int64_t>(view.vertex_of.size()), n);
+  std::map<std::string, std::int64_t> id;
+  for (std::int64_t v = 0; v < n; ++v) id[g[v].name] = v;
+  auto node = [&](const std::string& name) { return view.vertex_of.at(id.at(name)); };
+  // relu -> conv -> bn of one op is one node, the conv's.
+  for (const char* cell : {"s1.c0", "s2.c0", "s3.c0"}) {
+    const std::string e = cat(cell, ".n1.e0.");
+    EXPECT_EQ(node(e + "relu"), node(e + "conv")) << e;
+    EXPECT_EQ(node(e + "bn"), node(e + "conv")) << e;
+    EXPECT_EQ(view.graph[node(e + "conv")].op, "conv") << e;
+    // Dead: the branch into node 1, and node 1 itself, keep no edge.
+    for (const std::string& v : {e + "conv", cat(cell, ".n1")}) {
+      EXPECT_EQ(boost::in_degree(node(v), view.graph), 0u) << v;
+      EXPECT_EQ(boost::out_degree(node(v), view.graph), 0u) << v;
+    }
+    // Live: node 2 (no inputs) feeds node 3, which reads the pool from the cell input too.
+    EXPECT_EQ(boost::in_degree(node(cat(cell, ".n3")), view.graph), 2u) << cell;
+  }
+  // Every vertex maps to a vertex of the same module; the simplified graph is topological and
+  // every node of it is a kept vertex; no edge joins a node to itself.
+  for (std::int64_t v = 0; v < n; ++v) {
+    ASSERT_GE(view.vertex_of[v], 0);
+    ASSERT_LT(view.vertex_of[v], static_cast<std::int64_t>(boost::num_vertices(view.graph)));
+    EXPECT_EQ(view.graph[view.vertex_of[v]].module, g[v].module) << g[v].name;
+  }
+  for (auto [it, end] = boost::edges(view.graph); it != end; ++it)
+    EXPECT_LT(boost::source(*it, view.graph), boost::target(*it, view.graph));
+  // On whole spaces: the simplified graphs propagate (stacked segments need topological order)
+  // and every parameter is generated with the executor's shapes.
+  TestContext ctx(1, graph_executor());
+  const exec::GraphExecutor exec;
+  GhnSurrogate ghn(ghn_options({{"prune", true}, {"shape_embed", true}}));
+  Rng rng(3);
+  for (int i = 0; i < 5; ++i) {
+    const Architecture s = space.sample(rng);
+    expect_matches(ghn.generate(ctx, s, space), exec.parameters(s), s.text);
+  }
+  for (bool macro : {false, true}) {
+    const DartsSpace darts = darts_space(macro);
+    const Architecture d = darts.sample(rng);
+    const ghn::GraphView dv = ghn::prune_graph(d.graph);
+    EXPECT_LT(boost::num_vertices(dv.graph), boost::num_vertices(d.graph)) << d.text;
+    expect_matches(ghn.generate(ctx, d, darts), exec.parameters(d), d.text);
+  }
+  // The dead branch no longer reaches the live nodes: the cell with the dead conv and the one
+  // with a dead pool in its place give node 3 the same embedding (unstacked, so that the
+  // modules' means, which count dead nodes, do not enter).
+  const Architecture b =
+      space.parse("|avg_pool_3x3~0|+|none~0|none~1|+|avg_pool_3x3~0|none~1|skip_connect~2|");
+  GhnSurrogate flat(ghn_options({{"prune", true}, {"stacked", false}}));
+  const at::Tensor ea = flat.node_embeddings(a), eb = flat.node_embeddings(b);
+  std::map<std::string, std::int64_t> idb;
+  for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(b.graph)); ++v)
+    idb[b.graph[v].name] = v;
+  for (const char* v : {"s1.c0.n3", "s2.c0.n3", "s3.c0.n3", "s3.c0.n2"})
+    EXPECT_TRUE(at::allclose(ea[id.at(v)], eb[idb.at(v)], 1e-6, 1e-7)) << v;
+  GhnSurrogate unpruned(ghn_options({{"stacked", false}}));
+  EXPECT_FALSE(at::allclose(unpruned.node_embeddings(a)[id.at("s2.c0.n3")],
+                            unpruned.node_embeddings(b)[idb.at("s2.c0.n3")], 1e-6, 1e-7));
 }
 
 TEST(Ghn, PropagationSchemesAndStackingChangeEmbeddings) {
