@@ -42,6 +42,10 @@ local methods = {
   { label = "ghn, GHN-2: meta-batch 4", name = "ghn", options = { meta_batch = 4 }, fit = true },
   { label = "ghn, GHN-2: virtual edges", name = "ghn", options = { virtual_edges = true }, fit = true },
 }
+-- The training-free proxies (plugins/surrogates/zero_cost), each at its defaults. Not among the
+-- methods run without --set methods (they are compared by scripts/compare.lua); name them, e.g.
+-- --set methods=synflow,naswot.
+local proxies = { "synflow", "naswot", "jacob_cov", "snip", "grad_norm", "grasp", "fisher", "zen" }
 -- --set ghn_options=key=value,key=value adds a GHN with those options (an ablation row; with
 -- no --set methods, only that row runs). Values: true/false, numbers, or text.
 local ghn_options = nas.arg("ghn_options", "")
@@ -64,6 +68,9 @@ local only_extra = ghn_options ~= "" and only == ""
 -- --set methods=a,b,... keeps the methods whose plugin name is listed, or whose label
 -- contains the text given (e.g. --set methods=GHN-2: for the single GHN-2 options).
 local selected = {}
+if only ~= "" then
+  for _, p in ipairs(proxies) do methods[#methods + 1] = { label = p, name = p } end
+end
 for _, m in ipairs(methods) do
   if only_extra then
     if m.label == "ghn, " .. ghn_options then selected[#selected + 1] = m end
