@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -13,6 +14,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
+#include <hypernas/hash.h>
 #include <torch/csrc/autograd/autograd.h>
 
 namespace hypernas::zero_cost {
@@ -314,6 +316,128 @@ double zen(const Executor& exec, const Architecture& arch, const WeightMap& weig
   return score;
 }
 
+std::vector<std::string> aznas_features(const ArchGraph& graph) {
+  const auto n = static_cast<std::int64_t>(boost::num_vertices(graph));
+  std::vector<std::string> out;
+  std::int64_t start = 0;
+  for (std::int64_t v = 0; v < n; ++v) {
+    if (v + 1 < n && graph[v + 1].module == graph[v].module) continue;
+    bool head = false;  // the run [start, v]
+    for (std::int64_t u = start; u <= v; ++u) head = head || graph[u].op == "gap";
+    if (!head && graph[v].op != "input") out.push_back(graph[v].name);
+    start = v + 1;
+  }
+  return out;
+}
+
+namespace {
+
+/// Entropy of the normalised eigenvalues of the channel covariance of a feature [B, C, H, W].
+double covariance_entropy(const Tensor& feature) {
+  const std::int64_t c = feature.size(1);
+  Tensor f = feature.detach().to(at::kDouble).permute({0, 2, 3, 1}).reshape({-1, c});
+  f = f - f.mean(0, /*keepdim=*/true);
+  const Tensor sigma = f.t().mm(f) / static_cast<double>(f.size(0));
+  const Tensor s = at::linalg_eigvalsh(sigma).clamp_min(0.0);
+  const double total = s.sum().item<double>();
+  if (!(total > 0)) return 0.0;  // a constant feature (a cell of `none` edges): no spread at all
+  const Tensor p = s / total;
+  return (-p * at::log(p + 1e-8)).sum().item<double>();
+}
+
+}  // namespace
+
+AzMetrics aznas_metrics(const Executor& exec, const Architecture& arch, const WeightMap& weights,
+                        const Tensor& images, std::uint64_t seed, double flops) {
+  c10::AutoGradMode on(true);
+  CaptureOptions capture;
+  capture.nodes = aznas_features(arch.graph);
+  HYPERNAS_CHECK(capture.nodes.size() >= 2, "aznas: architecture '", abbreviate(arch.text),
+                 "' has ", capture.nodes.size(),
+                 " layer features (cells or blocks outside the head); AZ-NAS needs two");
+  const CaptureResult r = exec.forward_capture(arch, weights, images, capture);
+  std::vector<Tensor> feats;
+  for (const NodeOutput& o : r.captured) feats.push_back(o.value);
+  AzMetrics m;
+  m.complexity = flops;
+  std::vector<double> e;
+  for (const Tensor& f : feats) e.push_back(covariance_entropy(f));
+  m.progressivity = std::numeric_limits<double>::infinity();
+  for (std::size_t i = 0; i < e.size(); ++i) {
+    m.expressivity += e[i];
+    if (i > 0) m.progressivity = std::min(m.progressivity, e[i] - e[i - 1]);
+  }
+  // Trainability, from the last pair of features to the first, as AZ-NAS walks them.
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  constexpr double kIdentity = -1e12;  // the paper's -inf for a pair the network copies
+  double sum = 0;
+  for (std::size_t i = feats.size() - 1; i >= 1; --i) {
+    const Tensor& out = feats[i];
+    const Tensor& in = feats[i - 1];
+    const Tensor g_out =
+        (at::bernoulli(at::full(out.sizes(), 0.5, at::TensorOptions().dtype(at::kFloat)), gen) -
+         0.5)
+            .mul_(2.0)
+            .to(out.device());
+    Tensor g_in;
+    if (out.requires_grad() && in.requires_grad())
+      g_in = torch::autograd::grad({out}, {in}, {g_out}, /*retain_graph=*/true, false, true)[0];
+    double s_max = 0;  // the later feature does not depend on the earlier one: s = 0
+    if (g_in.defined()) {
+      if (g_in.sizes() == g_out.sizes() && at::equal(g_in, g_out)) {
+        sum += kIdentity;
+        continue;
+      }
+      Tensor gi = g_in.detach();
+      if (gi.size(2) != g_out.size(2) || gi.size(3) != g_out.size(3))
+        gi = at::pixel_unshuffle(gi, gi.size(2) / g_out.size(2));
+      const std::int64_t rows = g_out.size(0) * g_out.size(2) * g_out.size(3);
+      const Tensor a = gi.permute({0, 2, 3, 1}).reshape({rows, -1}).to(at::kDouble);
+      const Tensor b = g_out.permute({0, 2, 3, 1}).reshape({rows, -1}).to(at::kDouble);
+      Tensor mat = a.t().mm(b) / static_cast<double>(rows);
+      if (mat.size(0) < mat.size(1)) mat = mat.t();
+      s_max = at::linalg_svdvals(mat).max().item<double>();
+    }
+    sum += -s_max - 1.0 / (s_max + 1e-6) + 2.0;
+  }
+  m.trainability = sum / static_cast<double>(feats.size() - 1);
+  return m;
+}
+
+double aznas_aggregate(const std::vector<AzMetrics>& reference, const AzMetrics& m) {
+  auto log_rank = [&](double AzMetrics::*field) {
+    double below = 0;
+    for (const AzMetrics& r : reference) {
+      const double x = r.*field;
+      below += x < m.*field ? 1.0 : (x == m.*field ? 0.5 : 0.0);
+    }
+    return std::log((1.0 + below) / (static_cast<double>(reference.size()) + 1.0));
+  };
+  return log_rank(&AzMetrics::expressivity) + log_rank(&AzMetrics::progressivity) +
+         log_rank(&AzMetrics::trainability) + log_rank(&AzMetrics::complexity);
+}
+
+WeightMap kaiming_fan_in_weights(const Executor& exec, const Architecture& arch, std::uint64_t seed,
+                                 c10::Device device) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  WeightMap out;
+  for (const ParamShape& p : exec.parameters(arch)) {
+    Tensor t = at::empty(p.shape, at::kFloat);
+    switch (p.role) {
+      case ParamRole::ConvWeight:
+      case ParamRole::LinearWeight:
+        t.normal_(0.0, std::sqrt(2.0 / static_cast<double>(std::max<std::int64_t>(p.fan_in, 1))),
+                  gen);
+        break;
+      case ParamRole::BnWeight: t.fill_(1.0); break;
+      case ParamRole::BnBias:
+      case ParamRole::LinearBias: t.zero_(); break;
+    }
+    out[p.name] = t.to(device).requires_grad_(true);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The plugins
 
@@ -457,5 +581,92 @@ template class ProxySurrogate<Proxy::GradNorm>;
 template class ProxySurrogate<Proxy::Grasp>;
 template class ProxySurrogate<Proxy::Fisher>;
 template class ProxySurrogate<Proxy::Zen>;
+
+// ---------------------------------------------------------------------------------------------
+// aznas
+
+const ParamTable& AznasSurrogate::params() noexcept {
+  static const ParamTable table = [] {
+    ParamTable t;
+    t.add_int("batch", 64, "images in the mini-batch (the first of the train split)", 2, 4096);
+    t.add_int("reference", 128,
+              "architectures of the reference sample the four metrics are ranked against", 1,
+              100000);
+    t.add_int("reference_seed", 0, "seed of the reference sample", 0);
+    t.add_string("init", "fan_in",
+                 "initial weights: fan_in (AZ-NAS: Kaiming normal with fan-in) or sdk (the "
+                 "kernel's initialiser, as nas.train)",
+                 {"fan_in", "sdk"});
+    return t;
+  }();
+  return table;
+}
+
+AznasSurrogate::AznasSurrogate(const Options& o)
+    : batch_(o.get_int("batch")),
+      reference_(o.get_int("reference")),
+      reference_seed_(static_cast<std::uint64_t>(o.get_int("reference_seed"))),
+      fan_in_(o.get_string("init") == "fan_in") {}
+
+std::uint32_t AznasSurrogate::capabilities() const { return kNeedsData | kUsesSeed; }
+
+void AznasSurrogate::fit(Context&, const FitRequest&) {}
+
+AzMetrics AznasSurrogate::metrics(Context& ctx, const Executor& exec, const SearchSpace& space,
+                                  const Architecture& arch, const Tensor& images,
+                                  std::uint64_t seed) const {
+  const WeightMap w = fan_in_ ? kaiming_fan_in_weights(exec, arch, seed, ctx.device())
+                              : exec.init_weights(arch, seed, ctx.device());
+  const AzMetrics m = aznas_metrics(exec, arch, w, images, seed ^ 0x415a4e4153ull,
+                                    static_cast<double>(space.stats(arch).flops));
+  for (double v : {m.expressivity, m.progressivity, m.trainability})
+    HYPERNAS_CHECK(std::isfinite(v), "aznas: architecture '", abbreviate(arch.text),
+                   "' got a non-finite metric ", v);
+  return m;
+}
+
+std::vector<Score> AznasSurrogate::score(Context& ctx, const ScoreRequest& r) {
+  const Executor* exec = ctx.executor();
+  HYPERNAS_CHECK(exec != nullptr, "aznas: this kernel has no graph executor");
+  HYPERNAS_CHECK(r.data != nullptr, "aznas: needs a dataset (its first images)");
+  HYPERNAS_CHECK(r.space != nullptr, "aznas: needs the search space (reference sample, FLOPs)");
+  HYPERNAS_CHECK(r.seeds.size() == r.archs.size(), "aznas: needs one seed per architecture");
+  const Batch batch = first_batch(*r.data, batch_, "aznas");
+  // The reference sample: drawn and scored once (recognised by its first draw and the counts).
+  Rng rng(reference_seed_);
+  const Architecture first = r.space->sample(rng);
+  const std::string key = cat(first.text, "|", reference_, "|", batch_);
+  if (key != reference_key_) {
+    reference_metrics_.clear();
+    ctx.log().info(cat("scoring the reference sample of ", reference_, " architectures"));
+    Rng again(reference_seed_);
+    for (std::int64_t k = 0; k < reference_; ++k) {
+      ctx.check_cancelled();
+      const Architecture a = r.space->sample(again);
+      reference_metrics_.push_back(
+          metrics(ctx, *exec, *r.space, a, batch.images, fnv1a64(a.text) ^ reference_seed_));
+    }
+    reference_key_ = key;
+  }
+  std::vector<Score> out;
+  for (std::size_t i = 0; i < r.archs.size(); ++i) {
+    ctx.check_cancelled();
+    Architecture storage;
+    const Architecture* arch = r.archs[i];
+    if (boost::num_vertices(arch->graph) == 0) {
+      storage = r.space->parse(arch->text);
+      arch = &storage;
+    }
+    const AzMetrics m = metrics(ctx, *exec, *r.space, *arch, batch.images, r.seeds[i]);
+    Score s;
+    s.value = aznas_aggregate(reference_metrics_, m);
+    s.extra["expressivity"] = m.expressivity;
+    s.extra["progressivity"] = m.progressivity;
+    s.extra["trainability"] = m.trainability;
+    s.extra["complexity"] = m.complexity;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
 
 }  // namespace hypernas::zero_cost

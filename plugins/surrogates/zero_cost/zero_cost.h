@@ -3,7 +3,8 @@
 /// @brief Training-free ("zero-cost") proxies: each scores an architecture from one mini-batch
 /// at its initial weights, without training. One implementation (zero_cost.cpp), one run-time
 /// plugin per proxy (the *_plugin.cpp files): `synflow`, `naswot`, `jacob_cov`, `snip`,
-/// `grad_norm`, `grasp`, `fisher`, `zen`.
+/// `grad_norm`, `grasp`, `fisher`, `zen`, and `aznas` (AZ-NAS's four metrics and their rank
+/// aggregation).
 ///
 /// The definitions follow the papers' public code (README.md beside this file names each
 /// source and every deviation). Weights come from Executor::init_weights() (the initialiser
@@ -63,6 +64,70 @@ double synflow(const Executor& exec, const Architecture& arch, const WeightMap& 
 double zen(const Executor& exec, const Architecture& arch, const WeightMap& weights,
            const at::Tensor& x, const at::Tensor& e, double gamma);
 /// @}
+
+/// AZ-NAS's four metrics of one network (Lee and Ham, CVPR 2024), on its layer features
+/// (aznas_features(): the outputs of the stem and of every cell and reduction block).
+struct AzMetrics {
+  /// Sum over features of the entropy of the normalised eigenvalues of the feature's channel
+  /// covariance (over images and positions).
+  double expressivity = 0;
+  /// The smallest increase of that entropy from one feature to the next.
+  double progressivity = 0;
+  /// Mean over consecutive features of 2 - s - 1/s, s the largest singular value of the
+  /// channel-wise mean of g_in g_out^T, g_out a Rademacher gradient on the later feature and
+  /// g_in its backpropagation to the earlier one (pixel-unshuffled where the resolution halves).
+  double trainability = 0;
+  /// FLOPs (the space's count).
+  double complexity = 0;
+};
+
+/// The names of the nodes whose outputs are AZ-NAS's layer features: for every maximal run of
+/// vertices with the same OpNode::module (a cell, or a stretch outside cells: stem, reduction
+/// block), its last vertex; the run holding the global pooling (the head) is left out.
+std::vector<std::string> aznas_features(const ArchGraph& graph);
+
+/// The metrics of `arch` with `weights` on `images`; `seed` draws the Rademacher gradients,
+/// `flops` is the complexity. Degenerate cases are defined (README.md).
+AzMetrics aznas_metrics(const Executor& exec, const Architecture& arch, const WeightMap& weights,
+                        const at::Tensor& images, std::uint64_t seed, double flops);
+
+/// AZ-NAS's non-linear rank aggregation against a reference sample: the sum over the four
+/// metrics of log(rank / (R + 1)), rank = 1 + (reference values below) + half the ties.
+/// Over a pool that is its own reference this is the paper's sum of log(rank / N).
+double aznas_aggregate(const std::vector<AzMetrics>& reference, const AzMetrics& m);
+
+/// Kaiming-normal initialisation with fan-in (AZ-NAS's `kaiming_norm_fanin`): conv and linear
+/// weights N(0, 2 / fan_in), biases 0, bn 1/0.
+WeightMap kaiming_fan_in_weights(const Executor& exec, const Architecture& arch, std::uint64_t seed,
+                                 c10::Device device);
+
+/// The `aznas` surrogate: AZ-NAS's four metrics of each architecture, aggregated by ranks
+/// against a fixed reference sample of the space (`reference` architectures drawn with
+/// `reference_seed`, scored once per instance), so that a score never depends on which other
+/// architectures are scored with it. Score::extra: "expressivity", "progressivity",
+/// "trainability", "complexity".
+class AznasSurrogate final : public Surrogate {
+ public:
+  /// Options: batch (64), reference (128), reference_seed (0), init (fan_in | sdk).
+  static const ParamTable& params() noexcept;
+  /// From resolved options.
+  explicit AznasSurrogate(const Options& options);
+  /// kNeedsData | kUsesSeed.
+  std::uint32_t capabilities() const override;
+  /// Nothing to train.
+  void fit(Context& ctx, const FitRequest& request) override;
+  /// The aggregated score (higher is better) and the raw metrics.
+  std::vector<Score> score(Context& ctx, const ScoreRequest& request) override;
+
+ private:
+  AzMetrics metrics(Context& ctx, const Executor& exec, const SearchSpace& space,
+                    const Architecture& arch, const at::Tensor& images, std::uint64_t seed) const;
+  std::int64_t batch_, reference_;
+  std::uint64_t reference_seed_;
+  bool fan_in_;
+  std::string reference_key_;           ///< First reference architecture and the counts.
+  std::vector<AzMetrics> reference_metrics_;
+};
 
 /// @name Pieces, for tests
 /// @{

@@ -280,6 +280,7 @@ TEST_F(Plugins, EveryProxyScoresEveryCellIncludingDegenerateOnes) {
                    "nor_conv_3x3~1|nor_conv_3x3~2|")};
   for (const char* name : kProxies) {
     Options o;
+    if (std::string(name) == "aznas") o.set("reference", std::int64_t{8});
     auto s = registry.create_surrogate(name, o);
     EXPECT_EQ(s->capabilities(), static_cast<std::uint32_t>(kNeedsData | kUsesSeed)) << name;
     const std::vector<Score> a = score(*s, archs), b = score(*s, archs);
@@ -317,6 +318,69 @@ TEST_F(Plugins, OptionsAndErrors) {
   // Another seed, other initial weights.
   auto g = registry.create_surrogate("grad_norm", Options{});
   EXPECT_NE(score(*g, one, 1)[0].value, score(*g, one, 2)[0].value);
+}
+
+
+TEST(Aznas, AggregationIsTheSumOfLogRanks) {
+  std::vector<AzMetrics> ref(3);
+  for (int i = 0; i < 3; ++i) ref[i] = {1.0 + i, 1.0 + i, 1.0 + i, 1.0 + i};
+  // 2 against {1, 2, 3}: one below, one tie: rank 1 + 1 + 1/2 of 4.
+  EXPECT_NEAR(aznas_aggregate(ref, {2, 2, 2, 2}), 4 * std::log(2.5 / 4), 1e-12);
+  // Above everything: log(4/4) = 0, the best; below everything: log(1/4) per metric.
+  EXPECT_NEAR(aznas_aggregate(ref, {9, 9, 9, 9}), 0.0, 1e-12);
+  EXPECT_NEAR(aznas_aggregate(ref, {0, 9, 9, 9}), std::log(0.25), 1e-12);
+}
+
+TEST_F(Plugins, AznasFeaturesMetricsAndScores) {
+  // NB201 (N = 1): the stem, three cells and two reduction blocks; not the head.
+  const Architecture a = space->parse(
+      "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|"
+      "avg_pool_3x3~2|");
+  const std::vector<std::string> f = aznas_features(a.graph);
+  ASSERT_EQ(f.size(), 6u);
+  for (const std::string& name : f) {
+    std::int64_t v = -1;
+    for (std::int64_t u = 0; u < static_cast<std::int64_t>(boost::num_vertices(a.graph)); ++u)
+      if (a.graph[u].name == name) v = u;
+    ASSERT_GE(v, 0) << name;
+    EXPECT_NE(a.graph[v].op, "linear") << name;
+    EXPECT_NE(a.graph[v].op, "gap") << name;
+  }
+  // Expressivity: the entropies of the features' covariance spectra, computed here directly.
+  const WeightMap w = kaiming_fan_in_weights(exec, a, 3, c10::kCPU);
+  const Batch b = *data.batches(Split::Train, BatchOptions{}).get()->next();
+  const AzMetrics m = aznas_metrics(exec, a, w, b.images, 5, 123.0);
+  CaptureOptions capture;
+  capture.nodes = f;
+  double e = 0;
+  std::vector<double> each;
+  for (const NodeOutput& o : exec.forward_capture(a, w, b.images, capture).captured) {
+    Tensor x = o.value.detach().to(at::kDouble).permute({0, 2, 3, 1}).reshape({-1, o.value.size(1)});
+    x = x - x.mean(0, true);
+    const Tensor sv = at::linalg_eigvalsh(x.t().mm(x) / static_cast<double>(x.size(0))).clamp_min(0);
+    const Tensor p = sv / sv.sum();
+    each.push_back((-p * at::log(p + 1e-8)).sum().item<double>());
+    e += each.back();
+  }
+  EXPECT_NEAR(m.expressivity, e, 1e-9 * e);
+  double prog = 1e300;
+  for (std::size_t i = 1; i < each.size(); ++i) prog = std::min(prog, each[i] - each[i - 1]);
+  EXPECT_NEAR(m.progressivity, prog, 1e-9);
+  EXPECT_LE(m.trainability, 0.0);  // 2 - s - 1/s is at most 0 (at s = 1)
+  EXPECT_TRUE(std::isfinite(m.trainability));
+  EXPECT_EQ(m.complexity, 123.0);
+  // The plugin: raw metrics in extra, and a score independent of the request.
+  Options o;
+  o.set("reference", std::int64_t{6});
+  auto s = registry.create_surrogate("aznas", o);
+  std::vector<Architecture> pool;
+  Rng rng(9);
+  for (int i = 0; i < 4; ++i) pool.push_back(space->sample(rng));
+  const std::vector<Score> all = score(*s, pool);
+  for (const char* k : {"expressivity", "progressivity", "trainability", "complexity"})
+    EXPECT_TRUE(all[2].extra.count(k)) << k;
+  EXPECT_EQ(score(*s, {pool[2]})[0].value, all[2].value);
+  EXPECT_LE(all[2].value, 0.0);
 }
 
 }  // namespace
