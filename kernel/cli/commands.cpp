@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -90,6 +91,138 @@ std::size_t parse_lua_memory(const std::string& size) {
       !(bytes >= 0x1p20) || bytes >= 0x1p63)
     throw bad();
   return static_cast<std::size_t>(bytes);
+}
+
+// One argument as a POSIX shell reads it back: bare when it holds only safe characters,
+// otherwise in single quotes. The recorded command line can then be pasted into a shell.
+std::string shell_word(const std::string& word) {
+  const bool safe = !word.empty() && word.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789_-+=/.,:@%^") == std::string::npos;
+  if (safe) return word;
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string command_line(int argc, char** argv) {
+  std::string out = "hypernas";
+  for (int i = 0; i < argc; ++i) out += " " + shell_word(argv[i]);
+  return out;
+}
+
+// -v / -q and --progress, shared by the commands that run a script.
+void set_output_modes(const cxxopts::ParseResult& r) {
+  if (r.count("verbose")) core::set_log_level(LogLevel::Debug);
+  if (r.count("quiet")) core::set_log_level(LogLevel::Warn);
+  const std::string progress = r["progress"].as<std::string>();
+  if (progress == "auto") core::set_progress_mode(core::ProgressMode::Auto);
+  else if (progress == "bar") core::set_progress_mode(core::ProgressMode::Bar);
+  else if (progress == "lines") core::set_progress_mode(core::ProgressMode::Lines);
+  else if (progress == "off") core::set_progress_mode(core::ProgressMode::Off);
+  else throw UsageError(cat("--progress expects auto, bar, lines or off, got '", progress, "'"));
+}
+
+// Loads the plugins (warning about refused files) and runs `script` with `config`.
+int run_script(lua::HostConfig config, const std::filesystem::path& script) {
+  plugin::Registry registry;
+  registry.scan(plugin::Registry::default_search_path());
+  for (const auto& refusal : registry.refusals())
+    core::write_log(LogLevel::Warn, "plugins",
+                    cat("refused ", refusal.path.string(), ": ", refusal.reason));
+  config.registry = &registry;
+  core::install_interrupt_handler();
+  lua::Host host(config);
+  host.run_file(script);
+  return 0;
+}
+
+// A script shipped with HyperNAS: the installed copy (<prefix>/share/hypernas/scripts, beside
+// <prefix>/bin/hypernas, where CMake installs scripts/), else the source tree's scripts/.
+std::filesystem::path shipped_script(const std::string& name) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> tried;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    tried.push_back(exe.parent_path().parent_path() / "share" / "hypernas" / "scripts" / name);
+  tried.push_back(fs::path(HYPERNAS_SOURCE_SCRIPT_DIR) / name);
+  std::string list;
+  for (const auto& p : tried) {
+    if (fs::is_regular_file(p, ec)) return p;
+    list += "\n  " + p.string();
+  }
+  throw Error(cat("cannot find ", name, "; looked for:", list, "\n(give its path with --script)"));
+}
+
+// Checks the syntax of `hypernas compare --surrogates` (the script checks it again, with the
+// plugins' options): ';'-separated specs, each members joined by '+', each member
+// name[:key=value,...][@checkpoint] with an optional fit=N. Returns the number of specs.
+std::size_t check_surrogate_specs(const std::string& specs, const plugin::Registry& registry) {
+  const auto trim = [](const std::string& t) {
+    const auto b = t.find_first_not_of(" \t");
+    return b == std::string::npos ? std::string() : t.substr(b, t.find_last_not_of(" \t") - b + 1);
+  };
+  const auto split = [](const std::string& t, char sep) {
+    std::vector<std::string> out;
+    std::stringstream ss(t);
+    std::string item;
+    while (std::getline(ss, item, sep)) out.push_back(item);
+    if (!t.empty() && t.back() == sep) out.emplace_back();
+    if (t.empty()) out.emplace_back();
+    return out;
+  };
+  const auto word = [](const std::string& t, const char* extra) {
+    if (t.empty()) return false;
+    for (char c : t)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && std::strchr(extra, c) == nullptr)
+        return false;
+    return true;
+  };
+  std::size_t count = 0;
+  for (const std::string& raw : split(specs, ';')) {
+    const std::string spec = trim(raw);
+    if (spec.empty())
+      throw UsageError(cat("--surrogates: empty spec in '", specs, "' (specs are ';'-separated)"));
+    const auto fail = [&spec](const std::string& why) {
+      return UsageError(
+          cat("--surrogates: spec '", spec, "': ", why, " (see hypernas compare --help)"));
+    };
+    for (const std::string& part : split(spec, '+')) {
+      std::string member = trim(part);
+      if (member.empty()) throw fail("empty member (members are '+'-separated)");
+      const auto at = member.find('@');
+      if (at != std::string::npos) {
+        if (trim(member.substr(at + 1)).empty()) throw fail("'@' but no checkpoint file");
+        member = trim(member.substr(0, at));
+      }
+      const auto colon = member.find(':');
+      const std::string name = trim(member.substr(0, colon));
+      if (!word(name, "_.-"))
+        throw fail(cat("expected name[:key=value,...][@checkpoint], got '", trim(part), "'"));
+      if (!registry.find(PluginKind::Surrogate, name)) {
+        std::string known;
+        for (const auto& p : registry.plugins())
+          if (p.kind == PluginKind::Surrogate) known += (known.empty() ? "" : ", ") + p.name;
+        throw fail(cat("no surrogate plugin named '", name, "' (loaded: ", known, ")"));
+      }
+      if (colon == std::string::npos) continue;
+      for (const std::string& kv : split(member.substr(colon + 1), ',')) {
+        const auto eq = kv.find('=');
+        const std::string key = trim(kv.substr(0, eq));
+        if (eq == std::string::npos || !word(key, "_"))
+          throw fail(cat("expected key=value, got '", trim(kv), "'"));
+        if (key == "fit") {
+          const std::string n = trim(kv.substr(eq + 1));
+          if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos ||
+              std::stoll(n.substr(0, 18)) < 1)
+            throw fail(cat("fit=", n, " is not a number of steps >= 1"));
+        }
+      }
+    }
+    ++count;
+  }
+  return count;
 }
 
 }  // namespace
@@ -228,7 +361,7 @@ int cmd_score(int argc, char** argv) {
   sc.seed = r["seed"].as<std::uint64_t>();
   sc.experiment = r["experiment"].as<std::string>();
   sc.results_root = r["results"].as<std::string>();
-  for (int i = 0; i < argc; ++i) sc.command_line += (i ? " " : "hypernas ") + std::string(argv[i]);
+  sc.command_line = command_line(argc, argv);
   session::RunSession run(sc);
 
   session::EvalSettings settings;
@@ -437,14 +570,7 @@ int cmd_run(int argc, char** argv) {
     return 0;
   }
   if (!r.count("script")) throw UsageError("missing SCRIPT.lua (see hypernas run --help)");
-  if (r.count("verbose")) core::set_log_level(LogLevel::Debug);
-  if (r.count("quiet")) core::set_log_level(LogLevel::Warn);
-  const std::string progress = r["progress"].as<std::string>();
-  if (progress == "auto") core::set_progress_mode(core::ProgressMode::Auto);
-  else if (progress == "bar") core::set_progress_mode(core::ProgressMode::Bar);
-  else if (progress == "lines") core::set_progress_mode(core::ProgressMode::Lines);
-  else if (progress == "off") core::set_progress_mode(core::ProgressMode::Off);
-  else throw UsageError(cat("--progress expects auto, bar, lines or off, got '", progress, "'"));
+  set_output_modes(r);
 
   lua::HostConfig config;
   config.device = device::select(r["device"].as<std::string>());
@@ -462,20 +588,113 @@ int cmd_run(int argc, char** argv) {
     config.time_limit_s = t;
   }
   config.lua_memory_bytes = parse_lua_memory(r["lua-memory"].as<std::string>());
-  for (int i = 0; i < argc; ++i)
-    config.command_line += (i ? " " : "hypernas ") + std::string(argv[i]);
+  config.command_line = command_line(argc, argv);
+  return run_script(config, r["script"].as<std::string>());
+}
 
-  plugin::Registry registry;
-  registry.scan(plugin::Registry::default_search_path());
-  for (const auto& refusal : registry.refusals())
-    core::write_log(LogLevel::Warn, "plugins",
-                    cat("refused ", refusal.path.string(), ": ", refusal.reason));
-  config.registry = &registry;
+int cmd_compare(int argc, char** argv) {
+  cxxopts::Options o(
+      "hypernas compare",
+      cat("Every surrogate side by side on one pool: each scores the same architectures, and its "
+          "ranking is compared with a ground truth (Pearson, Spearman, Kendall with bootstrap "
+          "intervals, precision of the top 10 %, fit and scoring cost). Runs the script "
+          "compare.lua and writes report.md (table, plots, the command), compare.csv and "
+          "compare_costs.csv into results/<experiment>/; prints the table.\n\n"
+          "  hypernas compare --truth ../shared/data/nb201/dev-1000.csv --subset 200 \\\n"
+          "    --surrogates \"params;flops;ghn:fit=300;ghn:fit=300+params\"\n\n"
+          "Ground truth: --truth FILE, a CSV with the columns 'arch' and --column (default "
+          "cifar10_test); or, without --truth, --pool architectures sampled and trained from "
+          "scratch on --data (default fashion-mnist) with one fixed recipe.\n\n"
+          "--surrogates: ';'-separated specs, each name[:key=value,...][@checkpoint]\n"
+          "  params                 a surrogate plugin with its default options\n"
+          "  sgd:steps=10,lr=0.1    with options\n"
+          "  ghn@ghn.ckpt           its state loaded from a checkpoint (a path from here)\n"
+          "  ghn:hidden=32,fit=300  fit=N: fit it for N steps (batch 64) on the space and data "
+          "first (fit is not passed to the plugin)\n"
+          "  ghn:fit=300+params     specs joined by '+': one 'ensemble' surrogate of them "
+          "(members \"ghn...;params\", rank averaging)\n"
+          "Quote the list in a shell (';' ends a command). Checkpoint paths must not contain ';' "
+          "or '+'. A rerun of the same experiment reuses the stored scores and the fitted "
+          "checkpoints, and reports the costs recorded when they were made.",
+          kPluginPathNote));
+  // clang-format off
+  o.add_options()
+    ("truth", "ground-truth CSV (columns arch and --column)", cxxopts::value<std::string>())
+    ("column", "ground-truth column (default cifar10_test)", cxxopts::value<std::string>())
+    ("subset", "score a seeded subset of this many truth rows (0: all)", cxxopts::value<std::int64_t>())
+    ("subset-seed", "seed of the subset (default --seed)", cxxopts::value<std::int64_t>())
+    ("pool", "without --truth: architectures to sample and train (default 50)", cxxopts::value<std::int64_t>())
+    ("surrogates", "';'-separated specs (default \"params;flops;params+flops\")", cxxopts::value<std::string>())
+    ("labels", "';'-separated names for the surrogates (default: the specs)", cxxopts::value<std::string>())
+    ("space", "search space (default nb201)", cxxopts::value<std::string>())
+    ("data", "dataset (default cifar10 with --truth, fashion-mnist without)", cxxopts::value<std::string>())
+    ("images", "validation images per architecture for surrogates that read data", cxxopts::value<std::int64_t>())
+    ("set", "another argument of compare.lua, key=value (cells, channels, space_options, "
+            "batch, bootstrap, train_steps, ...); repeatable; the flags above win", cxxopts::value<std::vector<std::string>>())
+    ("device", "cpu, cuda, cuda:N or auto", cxxopts::value<std::string>()->default_value("cpu"))
+    ("threads", "CPU threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+    ("seed", "seed of every random draw", cxxopts::value<std::uint64_t>()->default_value("0"))
+    ("experiment", "experiment name", cxxopts::value<std::string>()->default_value("compare"))
+    ("results", "folder holding experiments", cxxopts::value<std::string>()->default_value("results"))
+    ("script", "the comparison script (default: the compare.lua shipped with HyperNAS)", cxxopts::value<std::string>())
+    ("progress", "auto, bar, lines or off", cxxopts::value<std::string>()->default_value("auto"))
+    ("v,verbose", "debug messages")
+    ("q,quiet", "warnings and errors only")
+    ("h,help", "this text");
+  // clang-format on
+  auto r = o.parse(argc, argv);
+  if (r.count("help")) {
+    std::cout << o.help();
+    return 0;
+  }
+  if (!r.unmatched().empty())
+    throw UsageError(cat("unexpected argument '", r.unmatched().front(), "'"));
+  set_output_modes(r);
 
-  core::install_interrupt_handler();
-  lua::Host host(config);
-  host.run_file(r["script"].as<std::string>());
-  return 0;
+  lua::HostConfig config;
+  if (r.count("set")) config.args = parse_sets(r["set"].as<std::vector<std::string>>());
+  for (const char* flag : {"truth", "column", "surrogates", "labels", "space", "data"})
+    if (r.count(flag)) config.args[flag] = r[flag].as<std::string>();
+  for (const auto& [flag, key] :
+       std::vector<std::pair<const char*, const char*>>{{"subset", "subset"},
+                                                        {"subset-seed", "subset_seed"},
+                                                        {"pool", "pool"},
+                                                        {"images", "images"}}) {
+    if (!r.count(flag)) continue;
+    const std::int64_t v = r[flag].as<std::int64_t>();
+    if (v < 0) throw UsageError(cat("--", flag, " must be >= 0, got ", v));
+    config.args[key] = std::to_string(v);
+  }
+  if (config.args.count("truth") && config.args.at("truth").empty())
+    throw UsageError("--truth needs a file");
+  if (config.args.count("truth") && !std::filesystem::is_regular_file(config.args.at("truth")))
+    throw UsageError(cat("--truth: no file ", config.args.at("truth")));
+  {
+    plugin::Registry registry;
+    registry.scan(plugin::Registry::default_search_path());
+    const auto specs = config.args.count("surrogates") ? config.args.at("surrogates")
+                                                       : std::string("params;flops;params+flops");
+    const std::size_t n = check_surrogate_specs(specs, registry);
+    if (config.args.count("labels")) {
+      const std::string& labels = config.args.at("labels");
+      const auto count =
+          static_cast<std::size_t>(std::count(labels.begin(), labels.end(), ';')) + 1;
+      if (count != n)
+        throw UsageError(
+            cat("--labels: ", count, " labels for ", n, " surrogates ('", labels, "')"));
+    }
+  }
+  config.device = device::select(r["device"].as<std::string>());
+  config.threads = device::set_threads(r["threads"].as<int>());
+  config.seed = r["seed"].as<std::uint64_t>();
+  config.experiment = r["experiment"].as<std::string>();
+  session::check_experiment_name(config.experiment);
+  config.results_root = r["results"].as<std::string>();
+  config.command_line = command_line(argc, argv);
+  const std::filesystem::path script = r.count("script")
+                                           ? std::filesystem::path(r["script"].as<std::string>())
+                                           : shipped_script("compare.lua");
+  return run_script(config, script);
 }
 
 }  // namespace hypernas::cli

@@ -13,6 +13,8 @@ int cmd_plugins(int argc, char** argv);
 int cmd_score(int argc, char** argv);
 /// `hypernas runs [--experiment NAME] [--results DIR] [--json]`
 int cmd_runs(int argc, char** argv);
+/// `hypernas compare [--truth FILE] [--surrogates SPECS] ...`: runs scripts/compare.lua
+int cmd_compare(int argc, char** argv);
 /// `hypernas arch info --space NAME [--set k=v ...] ARCH [--json] [--dot FILE]`
 int cmd_arch(int argc, char** argv);
 

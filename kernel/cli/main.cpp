@@ -27,6 +27,7 @@ const char* kUsage =
     "  plugins          list loaded and refused plugins (hypernas plugins --help)\n"
     "  arch info ARCH   nodes, edges, parameters and FLOPs of one architecture\n"
     "  score            score a list of architectures with a surrogate, to CSV\n"
+    "  compare          every surrogate side by side on one pool, against a ground truth\n"
     "  runs             list the runs of an experiment, with their state\n"
     "\n"
     "  --version        print the version, ABI and build id\n"
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
     if (command == "plugins") return cli::cmd_plugins(sub_argc, sub_argv.data());
     if (command == "arch") return cli::cmd_arch(sub_argc, sub_argv.data());
     if (command == "score") return cli::cmd_score(sub_argc, sub_argv.data());
+    if (command == "compare") return cli::cmd_compare(sub_argc, sub_argv.data());
     if (command == "runs") return cli::cmd_runs(sub_argc, sub_argv.data());
     std::cerr << "hypernas: unknown command '" << command << "'\n\n" << kUsage;
     return 2;

@@ -369,6 +369,8 @@ void bind_core(lua_State* L) {
   lua_setfield(L, -2, "device");
   lua_pushinteger(L, s.config.threads);
   lua_setfield(L, -2, "threads");
+  lua_pushstring(L, s.config.command_line.c_str());  // as recorded in the store ("" if none)
+  lua_setfield(L, -2, "command");
   lua_pushcfunction(L, l_results_dir);
   lua_setfield(L, -2, "results_dir");
   lua_createtable(L, 0, static_cast<int>(s.config.args.size()));

@@ -161,41 +161,182 @@ HYPERNAS_LUA_FN(l_bootstrap) {
   return 3;
 }
 
-/// nas.plot{ file = "loss.png", title =, xlabel =, ylabel =, logx =, logy =,
-///   series = { { name =, x = {...}, y = {...}, style = "lines"|"points"|"linespoints" }, ... } }
-/// Draws a PNG inside the experiment folder (data and gnuplot script beside it); returns its path.
-HYPERNAS_LUA_FN(l_plot) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  report::Plot p;
-  const std::string file = opt_string_field(L, 1, "file", "");
-  if (file.empty()) throw UsageError("nas.plot{...} needs file = \"name.png\"");
-  p.title = opt_string_field(L, 1, "title", "");
-  p.xlabel = opt_string_field(L, 1, "xlabel", "");
-  p.ylabel = opt_string_field(L, 1, "ylabel", "");
-  lua_getfield(L, 1, "logx");
-  p.logx = lua_toboolean(L, -1);
-  lua_getfield(L, 1, "logy");
-  p.logy = lua_toboolean(L, -1);
-  lua_pop(L, 2);
-  lua_getfield(L, 1, "series");
-  if (!lua_istable(L, -1)) throw UsageError("nas.plot{...} needs series = { { x =, y = }, ... }");
-  const int series = lua_gettop(L);
-  for (lua_Integer i = 1, n = luaL_len(L, series); i <= n; ++i) {
-    lua_rawgeti(L, series, i);
+/// The list of series at stack index `list`: { { name =, x =, y =, style = }, ... }. `where`
+/// prefixes the messages ("series", "panels[2].series").
+std::vector<report::Series> read_series(lua_State* L, int list, const std::string& where) {
+  std::vector<report::Series> out;
+  for (lua_Integer i = 1, n = luaL_len(L, list); i <= n; ++i) {
+    lua_rawgeti(L, list, i);
     const int t = lua_gettop(L);
-    if (!lua_istable(L, t)) throw UsageError(cat("series[", i, "] is not a table"));
+    const std::string at = cat(where, "[", i, "]");
+    if (!lua_istable(L, t)) throw UsageError(cat(at, " is not a table"));
+    check_keys(L, t, at.c_str(), {"name", "x", "y", "style"});
     report::Series s;
     s.name = opt_string_field(L, t, "name", cat("series ", i));
     s.style = opt_string_field(L, t, "style", "lines");
     lua_getfield(L, t, "x");
-    s.x = check_numbers(L, lua_gettop(L), "x");
+    if (!lua_istable(L, -1)) throw UsageError(cat(at, " needs x = { numbers }"));
+    s.x = check_numbers(L, lua_gettop(L), cat(at, ".x").c_str());
     lua_getfield(L, t, "y");
-    s.y = check_numbers(L, lua_gettop(L), "y");
-    lua_settop(L, series);
-    p.series.push_back(std::move(s));
+    if (!lua_istable(L, -1)) throw UsageError(cat(at, " needs y = { numbers }"));
+    s.y = check_numbers(L, lua_gettop(L), cat(at, ".y").c_str());
+    lua_settop(L, list);
+    out.push_back(std::move(s));
   }
+  return out;
+}
+
+/// The axes of one figure or panel (title, xlabel, ylabel, logx, logy) and its `series` list,
+/// from the table at `t`.
+report::Plot read_figure(lua_State* L, int t, const std::string& where) {
+  report::Plot p;
+  p.title = opt_string_field(L, t, "title", "");
+  p.xlabel = opt_string_field(L, t, "xlabel", "");
+  p.ylabel = opt_string_field(L, t, "ylabel", "");
+  lua_getfield(L, t, "logx");
+  p.logx = lua_toboolean(L, -1);
+  lua_getfield(L, t, "logy");
+  p.logy = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  lua_getfield(L, t, "series");
+  if (!lua_istable(L, -1)) throw UsageError(cat(where, " needs series = { { x =, y = }, ... }"));
+  p.series = read_series(L, lua_gettop(L), where == "nas.plot{...}" ? "series" : where + ".series");
+  lua_pop(L, 1);
+  return p;
+}
+
+/// nas.plot{ file = "loss.png", title =, <one of:>
+///   series = { { name =, x = {...}, y = {...}, style = "lines"|"points"|"linespoints" }, ... },
+///     xlabel =, ylabel =, logx =, logy =                       (one figure)
+///   panels = { { title =, xlabel =, ylabel =, logx =, logy =, series = {...} }, ... },
+///     columns =                                                (a grid of figures)
+///   matrix = { {...}, ... }, labels = { "a", ... }, digits = 2, range = { low, high }
+///                                                              (a heat map of a square matrix)
+/// }
+/// Draws a PNG inside the experiment folder (data and gnuplot script beside it); returns its path.
+HYPERNAS_LUA_FN(l_plot) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char* what = "nas.plot{...}";
+  check_keys(L, 1, what,
+             {"file", "title", "series", "xlabel", "ylabel", "logx", "logy", "panels", "columns",
+              "matrix", "labels", "digits", "range"});
+  const std::string file = opt_string_field(L, 1, "file", "");
+  if (file.empty()) throw UsageError("nas.plot{...} needs file = \"name.png\"");
+  int modes = 0;
+  for (const char* key : {"series", "panels", "matrix"}) {
+    lua_getfield(L, 1, key);
+    modes += lua_isnil(L, -1) ? 0 : 1;
+    lua_pop(L, 1);
+  }
+  if (modes > 1)
+    throw UsageError(
+        "nas.plot{...}: give one of series = (a figure), panels = (a grid) or matrix = (a heat "
+        "map), not several");
+  const auto refuse_keys = [&](const char* mode, std::initializer_list<const char*> keys) {
+    for (const char* key : keys) {
+      lua_getfield(L, 1, key);
+      const bool given = !lua_isnil(L, -1);
+      lua_pop(L, 1);
+      if (given) throw UsageError(cat("nas.plot{...}: key '", key, "' does not go with ", mode));
+    }
+  };
+  lua_getfield(L, 1, "panels");
+  const bool grid = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "matrix");
+  const bool matrix = !lua_isnil(L, -1);
+  lua_pop(L, 1);
   const auto path = experiment_file(L, file);
-  report::plot(p, path);
+  if (grid) {
+    refuse_keys("panels =", {"labels", "digits", "range", "xlabel", "ylabel", "logx", "logy"});
+    lua_getfield(L, 1, "panels");
+    if (!lua_istable(L, -1))
+      throw UsageError("nas.plot{...}: panels must be a list of { title =, series = { ... } }");
+    const int panels = lua_gettop(L);
+    report::Grid g;
+    g.title = opt_string_field(L, 1, "title", "");
+    const std::int64_t columns = opt_int_field(L, 1, "columns", 0);
+    if (columns < 0 || columns > 100)
+      throw UsageError(cat("nas.plot{...}: columns must be 0 (automatic) to 100, got ", columns));
+    g.columns = static_cast<int>(columns);
+    const lua_Integer n = luaL_len(L, panels);
+    if (n == 0) throw UsageError("nas.plot{...}: panels is empty (give at least one panel)");
+    for (lua_Integer i = 1; i <= n; ++i) {
+      lua_rawgeti(L, panels, i);
+      const int t = lua_gettop(L);
+      const std::string at = cat("panels[", i, "]");
+      if (!lua_istable(L, t)) throw UsageError(cat("nas.plot{...}: ", at, " is not a table"));
+      check_keys(L, t, cat("nas.plot{...}: ", at).c_str(),
+                 {"title", "xlabel", "ylabel", "logx", "logy", "series"});
+      g.panels.push_back(read_figure(L, t, at));
+      if (g.panels.back().series.empty())
+        throw UsageError(cat("nas.plot{...}: ", at, ".series is empty"));
+      lua_settop(L, panels);
+    }
+    lua_pop(L, 1);
+    report::plot_grid(g, path);
+  } else if (matrix) {
+    refuse_keys("matrix =", {"columns", "xlabel", "ylabel", "logx", "logy"});
+    report::Heatmap m;
+    m.title = opt_string_field(L, 1, "title", "");
+    const std::int64_t digits = opt_int_field(L, 1, "digits", 2);
+    if (digits < 0 || digits > 6)
+      throw UsageError(cat("nas.plot{...}: digits must be 0 to 6, got ", digits));
+    m.digits = static_cast<int>(digits);
+    lua_getfield(L, 1, "matrix");
+    if (!lua_istable(L, -1))
+      throw UsageError("nas.plot{...}: matrix must be a list of rows, each a list of numbers");
+    const int rows = lua_gettop(L);
+    const lua_Integer n = luaL_len(L, rows);
+    if (n == 0) throw UsageError("nas.plot{...}: matrix is empty");
+    for (lua_Integer i = 1; i <= n; ++i) {
+      lua_rawgeti(L, rows, i);
+      const std::string at = cat("nas.plot{...}: matrix[", i, "]");
+      if (!lua_istable(L, -1)) throw UsageError(cat(at, " is not a list of numbers"));
+      m.values.push_back(check_numbers(L, lua_gettop(L), at.c_str()));
+      if (static_cast<lua_Integer>(m.values.back().size()) != n)
+        throw UsageError(cat(at, " has ", m.values.back().size(), " values, expected ", n,
+                             " (matrix must be square: it has ", n, " rows)"));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "labels");
+    if (!lua_istable(L, -1))
+      throw UsageError(
+          cat("nas.plot{...}: matrix = needs labels = { ", n, " names }, one per row and column"));
+    const int labels = lua_gettop(L);
+    const lua_Integer count = luaL_len(L, labels);
+    if (count != n)
+      throw UsageError(cat("nas.plot{...}: labels has ", count, " names for a ", n, "x", n,
+                           " matrix (one per row and column)"));
+    for (lua_Integer i = 1; i <= n; ++i) {
+      lua_rawgeti(L, labels, i);
+      if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+        throw UsageError(cat("nas.plot{...}: labels[", i, "] is not a string"));
+      m.labels.emplace_back(lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "range");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_istable(L, -1))
+        throw UsageError("nas.plot{...}: range must be { low, high }, e.g. { -1, 1 }");
+      const auto r = check_numbers(L, lua_gettop(L), "nas.plot{...}: range");
+      if (r.size() != 2 || !(r[0] < r[1]))
+        throw UsageError("nas.plot{...}: range must be { low, high } with low < high");
+      m.low = r[0];
+      m.high = r[1];
+    }
+    lua_pop(L, 1);
+    report::heatmap(m, path);
+  } else {
+    if (modes == 0)
+      throw UsageError(
+          "nas.plot{...} needs series = { { x =, y = }, ... } (a figure), panels = { ... } (a "
+          "grid) or matrix = { ... } (a heat map)");
+    refuse_keys("series =", {"labels", "digits", "range", "columns"});
+    report::plot(read_figure(L, 1, what), path);
+  }
   lua_pushstring(L, path.string().c_str());
   return 1;
 }
