@@ -125,7 +125,7 @@ class AznasSurrogate final : public Surrogate {
   std::int64_t batch_, reference_;
   std::uint64_t reference_seed_;
   bool fan_in_;
-  std::string reference_key_;           ///< First reference architecture and the counts.
+  std::string reference_key_;  ///< First reference architecture and the counts.
   std::vector<AzMetrics> reference_metrics_;
 };
 

@@ -320,7 +320,6 @@ TEST_F(Plugins, OptionsAndErrors) {
   EXPECT_NE(score(*g, one, 1)[0].value, score(*g, one, 2)[0].value);
 }
 
-
 TEST(Aznas, AggregationIsTheSumOfLogRanks) {
   std::vector<AzMetrics> ref(3);
   for (int i = 0; i < 3; ++i) ref[i] = {1.0 + i, 1.0 + i, 1.0 + i, 1.0 + i};
@@ -355,9 +354,11 @@ TEST_F(Plugins, AznasFeaturesMetricsAndScores) {
   double e = 0;
   std::vector<double> each;
   for (const NodeOutput& o : exec.forward_capture(a, w, b.images, capture).captured) {
-    Tensor x = o.value.detach().to(at::kDouble).permute({0, 2, 3, 1}).reshape({-1, o.value.size(1)});
+    Tensor x =
+        o.value.detach().to(at::kDouble).permute({0, 2, 3, 1}).reshape({-1, o.value.size(1)});
     x = x - x.mean(0, true);
-    const Tensor sv = at::linalg_eigvalsh(x.t().mm(x) / static_cast<double>(x.size(0))).clamp_min(0);
+    const Tensor sv =
+        at::linalg_eigvalsh(x.t().mm(x) / static_cast<double>(x.size(0))).clamp_min(0);
     const Tensor p = sv / sv.sum();
     each.push_back((-p * at::log(p + 1e-8)).sum().item<double>());
     e += each.back();
