@@ -21,7 +21,8 @@
 --   surrogates   ';'-separated specs, each name[:key=value,...][@checkpoint]. `fit=N` among the
 --                options fits it for N steps (batch 64) on the space and data before scoring.
 --                Specs joined by '+' (a+b) are one `ensemble` surrogate of those members (rank
---                averaging). Default "params;flops;params+flops".
+--                averaging). preset:NAME is the `spec` of configs/NAME.lua (e.g.
+--                preset:best-evaluator). Default "params;flops;params+flops".
 --   labels       ';'-separated names for the surrogates (default: the specs)
 --   bootstrap    resamples of the bootstrap intervals (default 1000)
 --
@@ -123,7 +124,16 @@ for _, raw in ipairs(split(surrogates_arg, ";")) do
   if text == "" then
     error(string.format("surrogates: empty spec in '%s' (specs are ';'-separated)", surrogates_arg), 0)
   end
-  local spec = { text = text, label = text, members = {} }
+  local label = text
+  -- preset:NAME stands for the spec of a preset evaluator (configs/NAME.lua, its `spec`).
+  local preset_name = text:match("^preset:([%w_%-]+)$")
+  if preset_name then
+    local ok, p = pcall(nas.preset, preset_name)
+    if not ok then bad(text, tostring(p)) end
+    if type(p.spec) ~= "string" then bad(text, "preset '" .. preset_name .. "' has no `spec` string") end
+    text = p.spec
+  end
+  local spec = { text = text, label = label, members = {} }
   for _, part in ipairs(split(text, "+")) do
     if trim(part) == "" then bad(text, "empty member (members are '+'-separated)") end
     spec.members[#spec.members + 1] = parse_member(trim(part), text)

@@ -188,6 +188,7 @@ std::size_t check_surrogate_specs(const std::string& specs, const plugin::Regist
       return UsageError(
           cat("--surrogates: spec '", spec, "': ", why, " (see hypernas compare --help)"));
     };
+    if (spec.rfind("preset:", 0) == 0) continue;  // configs/<name>.lua: compare.lua expands it
     for (const std::string& part : split(spec, '+')) {
       std::string member = trim(part);
       if (member.empty()) throw fail("empty member (members are '+'-separated)");
@@ -613,6 +614,8 @@ int cmd_compare(int argc, char** argv) {
           "first (fit is not passed to the plugin)\n"
           "  ghn:fit=300+params     specs joined by '+': one 'ensemble' surrogate of them "
           "(members \"ghn...;params\", rank averaging)\n"
+          "  preset:best-evaluator  the spec a preset names (configs/best-evaluator.lua, its "
+          "'spec')\n"
           "Quote the list in a shell (';' ends a command). Checkpoint paths must not contain ';' "
           "or '+'. A rerun of the same experiment reuses the stored scores and the fitted "
           "checkpoints, and reports the costs recorded when they were made.",

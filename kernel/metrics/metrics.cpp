@@ -70,22 +70,65 @@ double spearman(const std::vector<double>& x, const std::vector<double>& y) {
   return pearson_unchecked(average_ranks(x), average_ranks(y));
 }
 
+namespace {
+
+/// Pairs among runs of equal values of `v` (sorted): the sum of t (t - 1) / 2 over the runs.
+template <typename Equal>
+double tied_pairs(std::size_t n, Equal equal) {
+  double ties = 0, run = 1;
+  for (std::size_t i = 1; i <= n; ++i) {
+    if (i < n && equal(i - 1, i)) {
+      ++run;
+    } else {
+      ties += run * (run - 1) / 2;
+      run = 1;
+    }
+  }
+  return ties;
+}
+
+}  // namespace
+
 double kendall(const std::vector<double>& x, const std::vector<double>& y) {
   check_pair(x, y, "kendall");
-  double concordant = 0, discordant = 0, ties_x = 0, ties_y = 0;
-  for (std::size_t i = 0; i < x.size(); ++i)
-    for (std::size_t j = i + 1; j < x.size(); ++j) {
-      const double dx = x[i] - x[j], dy = y[i] - y[j];
-      if (dx == 0 && dy == 0) continue;  // tied in both: counts in neither denominator term
-      if (dx == 0) ++ties_x;
-      else if (dy == 0) ++ties_y;
-      else if ((dx > 0) == (dy > 0)) ++concordant;
-      else ++discordant;
+  // Knight's O(n log n) tau-b: sort by (x, y), count the exchanges a stable merge sort by y
+  // makes (the discordant pairs), and correct for ties in x, in y and in both.
+  const std::size_t n = x.size();
+  std::vector<std::size_t> idx(n);
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(),
+            [&](std::size_t a, std::size_t b) { return x[a] != x[b] ? x[a] < x[b] : y[a] < y[b]; });
+  const double tx =
+      tied_pairs(n, [&](std::size_t i, std::size_t j) { return x[idx[i]] == x[idx[j]]; });
+  const double txy = tied_pairs(n, [&](std::size_t i, std::size_t j) {
+    return x[idx[i]] == x[idx[j]] && y[idx[i]] == y[idx[j]];
+  });
+  // Bottom-up merge sort by y, counting the elements each one jumps over.
+  double swaps = 0;
+  std::vector<std::size_t> buf(n);
+  for (std::size_t width = 1; width < n; width *= 2) {
+    for (std::size_t lo = 0; lo < n; lo += 2 * width) {
+      const std::size_t mid = std::min(lo + width, n), hi = std::min(lo + 2 * width, n);
+      std::size_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) {
+        if (y[idx[j]] < y[idx[i]]) {
+          swaps += static_cast<double>(mid - i);
+          buf[k++] = idx[j++];
+        } else {
+          buf[k++] = idx[i++];
+        }
+      }
+      while (i < mid) buf[k++] = idx[i++];
+      while (j < hi) buf[k++] = idx[j++];
     }
-  const double denom =
-      std::sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y));
+    idx.swap(buf);
+  }
+  const double ty =
+      tied_pairs(n, [&](std::size_t i, std::size_t j) { return y[idx[i]] == y[idx[j]]; });
+  const double n0 = static_cast<double>(n) * static_cast<double>(n - 1) / 2;
+  const double denom = std::sqrt((n0 - tx) * (n0 - ty));
   if (denom == 0) return std::numeric_limits<double>::quiet_NaN();
-  return (concordant - discordant) / denom;
+  return (n0 - tx - ty + txy - 2 * swaps) / denom;
 }
 
 double top_k_overlap(const std::vector<double>& x, const std::vector<double>& y, std::size_t k) {

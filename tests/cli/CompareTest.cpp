@@ -371,6 +371,11 @@ TEST_F(Compare, MalformedOrUnknownSpecsFailNamingTheSpec) {
                           "trainable"),
             std::string::npos)
       << r.output;
+  r = compare("params;preset:no-such-evaluator");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("surrogate spec 'preset:no-such-evaluator': "), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("no-such-evaluator"), std::string::npos) << r.output;
   r = compare("params;params");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("'params' names two of them"), std::string::npos) << r.output;

@@ -1,7 +1,8 @@
-#include <gtest/gtest.h>
-
+#include <algorithm>
 #include <cmath>
 #include <random>
+
+#include <gtest/gtest.h>
 
 #include <hypernas/error.h>
 
@@ -59,13 +60,33 @@ TEST(Metrics, BadInputIsRefusedWithReason) {
   EXPECT_THROW(top_k_overlap({1, 2}, {1, 2}, 3), hypernas::Error);
 }
 
+/// Kendall's tau-b by counting every pair (the definition; O(n^2)).
+double naive_kendall(const std::vector<double>& x, const std::vector<double>& y) {
+  double c = 0, d = 0, tx = 0, ty = 0;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    for (std::size_t j = i + 1; j < x.size(); ++j) {
+      const double dx = x[i] - x[j], dy = y[i] - y[j];
+      if (dx == 0 && dy == 0) continue;
+      if (dx == 0) ++tx;
+      else if (dy == 0) ++ty;
+      else if ((dx > 0) == (dy > 0)) ++c;
+      else ++d;
+    }
+  return (c - d) / std::sqrt((c + d + tx) * (c + d + ty));
+}
+
 TEST(Metrics, KendallMatchesANaiveCountOverRandomData) {
   std::mt19937 rng(3);
-  for (int trial = 0; trial < 20; ++trial) {
-    std::vector<double> x(30), y(30);
-    for (auto& v : x) v = static_cast<double>(rng() % 10);  // many ties
-    for (auto& v : y) v = static_cast<double>(rng() % 10);
+  for (int trial = 0; trial < 40; ++trial) {
+    const std::size_t n = 2 + rng() % 60;
+    const int levels = trial % 2 ? 5 : 1000;  // many ties, or few
+    std::vector<double> x(n), y(n);
+    for (auto& v : x) v = static_cast<double>(rng() % levels);
+    for (auto& v : y) v = static_cast<double>(rng() % levels);
+    if (std::all_of(x.begin(), x.end(), [&](double v) { return v == x[0]; })) x[0] += 1;
+    if (std::all_of(y.begin(), y.end(), [&](double v) { return v == y[0]; })) y[0] += 1;
     const double tau = kendall(x, y);
+    EXPECT_NEAR(tau, naive_kendall(x, y), 1e-12) << "n " << n << " trial " << trial;
     EXPECT_GE(tau, -1.0);
     EXPECT_LE(tau, 1.0);
     EXPECT_NEAR(kendall(x, x), 1.0, 1e-12);
