@@ -188,7 +188,10 @@ std::size_t check_surrogate_specs(const std::string& specs, const plugin::Regist
       return UsageError(
           cat("--surrogates: spec '", spec, "': ", why, " (see hypernas compare --help)"));
     };
-    if (spec.rfind("preset:", 0) == 0) continue;  // configs/<name>.lua: compare.lua expands it
+    if (spec.rfind("preset:", 0) == 0) {  // configs/<name>.lua: compare.lua expands it
+      ++count;
+      continue;
+    }
     for (const std::string& part : split(spec, '+')) {
       std::string member = trim(part);
       if (member.empty()) throw fail("empty member (members are '+'-separated)");

@@ -15,6 +15,7 @@
 
 #include "kernel/store/store.h"
 #include "tests/support/process.h"
+#include "tests/support/reference_metrics.h"
 
 namespace fs = std::filesystem;
 using hypernas::test::run;
@@ -65,57 +66,10 @@ std::vector<std::string> md_cells(const std::string& row) {
   return out;
 }
 
-// The metrics, computed here independently of kernel/metrics.
-double pearson(const std::vector<double>& x, const std::vector<double>& y) {
-  const double n = static_cast<double>(x.size());
-  const double mx = std::accumulate(x.begin(), x.end(), 0.0) / n;
-  const double my = std::accumulate(y.begin(), y.end(), 0.0) / n;
-  double sxy = 0, sxx = 0, syy = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    sxy += (x[i] - mx) * (y[i] - my);
-    sxx += (x[i] - mx) * (x[i] - mx);
-    syy += (y[i] - my) * (y[i] - my);
-  }
-  return sxy / std::sqrt(sxx * syy);
-}
-std::vector<double> ranks(const std::vector<double>& v) {  // ties: their average rank
-  std::vector<double> r(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    double below = 0, equal = 0;
-    for (double w : v) below += w < v[i], equal += w == v[i];
-    r[i] = below + (equal + 1) / 2;
-  }
-  return r;
-}
-double spearman(const std::vector<double>& x, const std::vector<double>& y) {
-  return pearson(ranks(x), ranks(y));
-}
-double kendall_b(const std::vector<double>& x, const std::vector<double>& y) {
-  double c = 0, d = 0, tx = 0, ty = 0;
-  for (std::size_t i = 0; i < x.size(); ++i)
-    for (std::size_t j = i + 1; j < x.size(); ++j) {
-      const double a = x[i] - x[j], b = y[i] - y[j];
-      if (a == 0 && b == 0) continue;
-      if (a == 0) ++tx;
-      else if (b == 0) ++ty;
-      else if ((a > 0) == (b > 0)) ++c;
-      else ++d;
-    }
-  return (c - d) / std::sqrt((c + d + tx) * (c + d + ty));
-}
-double top_overlap(const std::vector<double>& x, const std::vector<double>& y, std::size_t k) {
-  auto order = [](const std::vector<double>& v) {
-    std::vector<std::size_t> idx(v.size());
-    std::iota(idx.begin(), idx.end(), 0);
-    std::stable_sort(idx.begin(), idx.end(), [&](auto a, auto b) { return v[a] > v[b]; });
-    return idx;
-  };
-  const auto ox = order(x), oy = order(y);
-  std::size_t both = 0;
-  for (std::size_t i = 0; i < k; ++i)
-    both += std::count(oy.begin(), oy.begin() + static_cast<long>(k), ox[i]);
-  return static_cast<double>(both) / static_cast<double>(k);
-}
+using hypernas::test::reference::kendall_b;
+using hypernas::test::reference::pearson;
+using hypernas::test::reference::spearman;
+using hypernas::test::reference::top_overlap;
 
 const char* kOps[] = {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"};
 
@@ -371,7 +325,8 @@ TEST_F(Compare, MalformedOrUnknownSpecsFailNamingTheSpec) {
                           "trainable"),
             std::string::npos)
       << r.output;
-  r = compare("params;preset:no-such-evaluator");
+  // (A preset counts as one surrogate for --labels; the preset itself is looked up by the script.)
+  r = compare("params;preset:no-such-evaluator", {"--labels", "one;two"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("surrogate spec 'preset:no-such-evaluator': "), std::string::npos)
       << r.output;

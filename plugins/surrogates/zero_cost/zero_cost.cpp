@@ -216,22 +216,34 @@ Architecture without_bn(const Architecture& arch) {
   return out;
 }
 
-WeightMap gaussian_weights(const Executor& exec, const Architecture& arch, std::uint64_t seed,
-                           c10::Device device) {
+namespace {
+
+/// Weights of `arch` with conv and linear weights N(0, std(p)^2), biases 0, bn gain 1 and
+/// shift 0, drawn from one generator seeded with `seed` in parameters() order on the CPU.
+template <typename Std>
+WeightMap normal_weights(const Executor& exec, const Architecture& arch, std::uint64_t seed,
+                         c10::Device device, Std std_of) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   WeightMap out;
   for (const ParamShape& p : exec.parameters(arch)) {
     Tensor t = at::empty(p.shape, at::kFloat);
     switch (p.role) {
       case ParamRole::ConvWeight:
-      case ParamRole::LinearWeight: t.normal_(0.0, 1.0, gen); break;
+      case ParamRole::LinearWeight: t.normal_(0.0, std_of(p), gen); break;
       case ParamRole::BnWeight: t.fill_(1.0); break;
       case ParamRole::BnBias:
       case ParamRole::LinearBias: t.zero_(); break;
     }
-    out[p.name] = t.to(device);
+    out[p.name] = t.to(device).requires_grad_(true);
   }
   return out;
+}
+
+}  // namespace
+
+WeightMap gaussian_weights(const Executor& exec, const Architecture& arch, std::uint64_t seed,
+                           c10::Device device) {
+  return normal_weights(exec, arch, seed, device, [](const ParamShape&) { return 1.0; });
 }
 
 double synflow(const Executor& exec, const Architecture& arch, const WeightMap& weights,
@@ -419,23 +431,9 @@ double aznas_aggregate(const std::vector<AzMetrics>& reference, const AzMetrics&
 
 WeightMap kaiming_fan_in_weights(const Executor& exec, const Architecture& arch, std::uint64_t seed,
                                  c10::Device device) {
-  at::Generator gen = at::detail::createCPUGenerator(seed);
-  WeightMap out;
-  for (const ParamShape& p : exec.parameters(arch)) {
-    Tensor t = at::empty(p.shape, at::kFloat);
-    switch (p.role) {
-      case ParamRole::ConvWeight:
-      case ParamRole::LinearWeight:
-        t.normal_(0.0, std::sqrt(2.0 / static_cast<double>(std::max<std::int64_t>(p.fan_in, 1))),
-                  gen);
-        break;
-      case ParamRole::BnWeight: t.fill_(1.0); break;
-      case ParamRole::BnBias:
-      case ParamRole::LinearBias: t.zero_(); break;
-    }
-    out[p.name] = t.to(device).requires_grad_(true);
-  }
-  return out;
+  return normal_weights(exec, arch, seed, device, [](const ParamShape& p) {
+    return std::sqrt(2.0 / static_cast<double>(std::max<std::int64_t>(p.fan_in, 1)));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

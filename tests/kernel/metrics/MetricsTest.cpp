@@ -7,6 +7,7 @@
 #include <hypernas/error.h>
 
 #include "kernel/metrics/metrics.h"
+#include "tests/support/reference_metrics.h"
 
 using namespace hypernas::metrics;
 
@@ -60,21 +61,6 @@ TEST(Metrics, BadInputIsRefusedWithReason) {
   EXPECT_THROW(top_k_overlap({1, 2}, {1, 2}, 3), hypernas::Error);
 }
 
-/// Kendall's tau-b by counting every pair (the definition; O(n^2)).
-double naive_kendall(const std::vector<double>& x, const std::vector<double>& y) {
-  double c = 0, d = 0, tx = 0, ty = 0;
-  for (std::size_t i = 0; i < x.size(); ++i)
-    for (std::size_t j = i + 1; j < x.size(); ++j) {
-      const double dx = x[i] - x[j], dy = y[i] - y[j];
-      if (dx == 0 && dy == 0) continue;
-      if (dx == 0) ++tx;
-      else if (dy == 0) ++ty;
-      else if ((dx > 0) == (dy > 0)) ++c;
-      else ++d;
-    }
-  return (c - d) / std::sqrt((c + d + tx) * (c + d + ty));
-}
-
 TEST(Metrics, KendallMatchesANaiveCountOverRandomData) {
   std::mt19937 rng(3);
   for (int trial = 0; trial < 40; ++trial) {
@@ -86,7 +72,8 @@ TEST(Metrics, KendallMatchesANaiveCountOverRandomData) {
     if (std::all_of(x.begin(), x.end(), [&](double v) { return v == x[0]; })) x[0] += 1;
     if (std::all_of(y.begin(), y.end(), [&](double v) { return v == y[0]; })) y[0] += 1;
     const double tau = kendall(x, y);
-    EXPECT_NEAR(tau, naive_kendall(x, y), 1e-12) << "n " << n << " trial " << trial;
+    EXPECT_NEAR(tau, hypernas::test::reference::kendall_b(x, y), 1e-12)
+        << "n " << n << " trial " << trial;
     EXPECT_GE(tau, -1.0);
     EXPECT_LE(tau, 1.0);
     EXPECT_NEAR(kendall(x, x), 1.0, 1e-12);
