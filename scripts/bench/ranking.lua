@@ -45,7 +45,7 @@ local methods = {
 -- The training-free proxies (plugins/surrogates/zero_cost), each at its defaults. Not among the
 -- methods run without --set methods (they are compared by scripts/compare.lua); name them, e.g.
 -- --set methods=synflow,naswot.
-local proxies = { "synflow", "naswot", "jacob_cov", "snip", "grad_norm", "grasp", "fisher", "zen" }
+local proxies = { "synflow", "naswot", "jacob_cov", "snip", "grad_norm", "grasp", "fisher", "zen", "aznas" }
 -- --set ghn_options=key=value,key=value adds a GHN with those options (an ablation row; with
 -- no --set methods, only that row runs). Values: true/false, numbers, or text.
 local ghn_options = nas.arg("ghn_options", "")

@@ -637,13 +637,16 @@ std::vector<Score> AznasSurrogate::score(Context& ctx, const ScoreRequest& r) {
   if (key != reference_key_) {
     reference_metrics_.clear();
     ctx.log().info(cat("scoring the reference sample of ", reference_, " architectures"));
+    auto progress = ctx.progress("aznas reference sample", reference_);
     Rng again(reference_seed_);
     for (std::int64_t k = 0; k < reference_; ++k) {
       ctx.check_cancelled();
       const Architecture a = r.space->sample(again);
       reference_metrics_.push_back(
           metrics(ctx, *exec, *r.space, a, batch.images, fnv1a64(a.text) ^ reference_seed_));
+      progress->advance();
     }
+    progress->finish();
     reference_key_ = key;
   }
   std::vector<Score> out;
