@@ -20,6 +20,7 @@
 #include <hypernas/hash.h>
 
 #include "../common/optim.h"
+#include "../common/with_graph.h"
 #include "ghn_internal.h"
 
 namespace hypernas {
@@ -877,16 +878,6 @@ const Executor& need_executor(Context& ctx) {
   return *e;
 }
 
-/// `arch` itself, or, when it carries only its text (read back from a store), re-parsed.
-const Architecture& with_graph(const Architecture& arch, const SearchSpace* space,
-                               Architecture& storage) {
-  if (boost::num_vertices(arch.graph) > 0) return arch;
-  HYPERNAS_CHECK(space != nullptr, "ghn: architecture '", abbreviate(arch.text),
-                 "' has no graph and no search space was given to rebuild it");
-  storage = space->parse(arch.text);
-  return storage;
-}
-
 }  // namespace
 
 std::vector<WeightMap> GhnSurrogate::generate_batch(
@@ -919,7 +910,7 @@ WeightMap GhnSurrogate::generate(Context& ctx, const Architecture& arch, const S
   const Executor& exec = need_executor(ctx);
   impl_->to_device(ctx.device());
   Architecture storage;
-  const Architecture& a = with_graph(arch, &space, storage);
+  const Architecture& a = plugins::with_graph(arch, &space, storage, "ghn");
   return generate_batch({&a}, {exec.parameters(a)}, false)[0];
 }
 
@@ -1087,7 +1078,7 @@ std::vector<Score> GhnSurrogate::score(Context& ctx, const ScoreRequest& req) {
     std::vector<std::vector<ParamShape>> shapes;
     for (std::size_t i = start; i < end; ++i) {
       HYPERNAS_CHECK(req.archs[i] != nullptr, "ghn: score got a null architecture");
-      archs.push_back(&with_graph(*req.archs[i], req.space, storage[i - start]));
+      archs.push_back(&plugins::with_graph(*req.archs[i], req.space, storage[i - start], "ghn"));
       shapes.push_back(exec.parameters(*archs.back()));
     }
     std::vector<WeightMap> weights = m.generate(archs, shapes);

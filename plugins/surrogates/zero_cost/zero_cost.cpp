@@ -3,6 +3,8 @@
 
 #include "zero_cost.h"
 
+#include "../common/with_graph.h"
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -532,13 +534,7 @@ std::vector<Score> ProxySurrogate<P>::score(Context& ctx, const ScoreRequest& r)
   for (std::size_t i = 0; i < r.archs.size(); ++i) {
     ctx.check_cancelled();
     Architecture storage;
-    const Architecture* arch = r.archs[i];
-    if (boost::num_vertices(arch->graph) == 0) {  // read back from a store: text only
-      HYPERNAS_CHECK(r.space != nullptr, proxy, ": architecture '", abbreviate(arch->text),
-                     "' has no graph and no search space was given to rebuild it");
-      storage = r.space->parse(arch->text);
-      arch = &storage;
-    }
+    const Architecture* arch = &plugins::with_graph(*r.archs[i], r.space, storage, proxy);
     const std::uint64_t seed = r.seeds[i];
     const WeightMap w = gaussian_ ? gaussian_weights(*exec, *arch, seed, ctx.device())
                                   : exec->init_weights(*arch, seed, ctx.device());
@@ -653,11 +649,7 @@ std::vector<Score> AznasSurrogate::score(Context& ctx, const ScoreRequest& r) {
   for (std::size_t i = 0; i < r.archs.size(); ++i) {
     ctx.check_cancelled();
     Architecture storage;
-    const Architecture* arch = r.archs[i];
-    if (boost::num_vertices(arch->graph) == 0) {
-      storage = r.space->parse(arch->text);
-      arch = &storage;
-    }
+    const Architecture* arch = &plugins::with_graph(*r.archs[i], r.space, storage, "aznas");
     const AzMetrics m = metrics(ctx, *exec, *r.space, *arch, batch.images, r.seeds[i]);
     Score s;
     s.value = aznas_aggregate(reference_metrics_, m);

@@ -18,6 +18,7 @@
 #include "kernel/plugin/registry.h"
 #include "plugins/surrogates/zero_cost/zero_cost.h"
 #include "tests/kernel/train/FakeDataset.h"
+#include "tests/support/arch_builder.h"
 #include "tests/support/context.h"
 #include "tests/support/errors.h"
 
@@ -31,29 +32,17 @@ using at::Tensor;
 /// in (3 channels) -> conv 3x3 "c" (3 -> 4) -> bn "b" -> relu "r" -> gap -> linear "fc" (4 -> 3),
 /// and a second conv branch "d" (1x1) added to the bn's output before the relu.
 Architecture tiny() {
-  Architecture a;
-  a.space = "hand";
-  a.text = "tiny";
-  auto add = [&](const char* op, const char* name, std::int64_t c_in, std::int64_t c_out,
-                 std::vector<std::size_t> in, std::int64_t kernel = 0) {
-    OpNode n;
-    n.op = op;
-    n.name = name;
-    n.c_in = c_in;
-    n.c_out = c_out;
-    n.kernel = kernel;
-    const std::size_t v = boost::add_vertex(n, a.graph);
-    for (std::size_t u : in) boost::add_edge(u, v, a.graph);
-    return v;
-  };
-  const auto in = add("input", "in", 0, 3, {});
-  const auto c = add("conv", "c", 3, 4, {in}, 3);
-  const auto b = add("bn", "b", 4, 4, {c});
-  const auto d = add("conv", "d", 3, 4, {in}, 1);
-  const auto r = add("relu", "r", 4, 4, {b, d});
-  const auto g = add("gap", "g", 4, 4, {r});
-  add("linear", "fc", 4, 3, {g});
-  return a;
+  test::Builder b;
+  b.arch.space = "hand";
+  b.arch.text = "tiny";
+  const auto in = b.add("input", "in", 0, 3, {});
+  const auto c = b.add("conv", "c", 3, 4, {in}, 3);
+  const auto bn = b.add("bn", "b", 4, 4, {c});
+  const auto d = b.add("conv", "d", 3, 4, {in}, 1);
+  const auto r = b.add("relu", "r", 4, 4, {bn, d});
+  const auto g = b.add("gap", "g", 4, 4, {r});
+  b.add("linear", "fc", 4, 3, {g});
+  return b.arch;
 }
 
 /// The tiny network written out with ATen ops; `z` receives the conv and linear outputs.
@@ -194,19 +183,14 @@ TEST_F(Tiny, SynflowTakesAbsoluteWeightsAndDropsBatchNorm) {
   EXPECT_NEAR(synflow(exec, arch, w, 3, 5, 5), want, 1e-9 * want);
   EXPECT_NEAR(synflow(exec, arch, neg, 3, 5, 5), want, 1e-9 * want);
   // By hand on a 1x1 chain: in -> conv 1x1 (w) -> gap -> linear (W, b): 2 |w| sum_k |W_k|.
-  Architecture chain;
-  chain.text = "chain";
-  OpNode n;
-  n.op = "input", n.name = "in", n.c_out = 1;
-  boost::add_vertex(n, chain.graph);
-  n = OpNode{}, n.op = "conv", n.name = "c", n.c_in = 1, n.c_out = 1, n.kernel = 1;
-  boost::add_edge(0, boost::add_vertex(n, chain.graph), chain.graph);
-  n = OpNode{}, n.op = "bn", n.name = "b", n.c_in = 1, n.c_out = 1;
-  boost::add_edge(1, boost::add_vertex(n, chain.graph), chain.graph);
-  n = OpNode{}, n.op = "gap", n.name = "g", n.c_in = 1, n.c_out = 1;
-  boost::add_edge(2, boost::add_vertex(n, chain.graph), chain.graph);
-  n = OpNode{}, n.op = "linear", n.name = "fc", n.c_in = 1, n.c_out = 2;
-  boost::add_edge(3, boost::add_vertex(n, chain.graph), chain.graph);
+  test::Builder chain_builder;
+  chain_builder.arch.text = "chain";
+  chain_builder.add("input", "in", 0, 1, {});
+  chain_builder.add("conv", "c", 1, 1, {0}, 1);
+  chain_builder.add("bn", "b", 1, 1, {1});
+  chain_builder.add("gap", "g", 1, 1, {2});
+  chain_builder.add("linear", "fc", 1, 2, {3});
+  const Architecture& chain = chain_builder.arch;
   WeightMap cw = exec.init_weights(chain, 1, c10::kCPU);
   cw["c.weight"] = at::full({1, 1, 1, 1}, -0.5);
   cw["fc.weight"] = at::tensor({2.0f, -3.0f}).view({2, 1});
