@@ -26,15 +26,16 @@ enum class OpKind : std::uint8_t {
   Add,
   Concat,
   Gap,
-  Linear
+  Linear,
+  Resample
 };
 
 bool parse_op(const std::string& op, OpKind* out) {
   static const std::pair<const char*, OpKind> kOps[] = {
-      {"input", OpKind::Input},  {"conv", OpKind::Conv},        {"bn", OpKind::Bn},
-      {"relu", OpKind::Relu},    {"avg_pool", OpKind::AvgPool}, {"max_pool", OpKind::MaxPool},
-      {"add", OpKind::Add},      {"concat", OpKind::Concat},    {"gap", OpKind::Gap},
-      {"linear", OpKind::Linear}};
+      {"input", OpKind::Input},   {"conv", OpKind::Conv},        {"bn", OpKind::Bn},
+      {"relu", OpKind::Relu},     {"avg_pool", OpKind::AvgPool}, {"max_pool", OpKind::MaxPool},
+      {"add", OpKind::Add},       {"concat", OpKind::Concat},    {"gap", OpKind::Gap},
+      {"linear", OpKind::Linear}, {"resample", OpKind::Resample}};
   for (const auto& [name, kind] : kOps) {
     if (op == name) {
       *out = kind;
@@ -204,6 +205,11 @@ std::shared_ptr<const Plan> GraphExecutor::compile(const Architecture& arch) con
       case OpKind::MaxPool:
         if (s.kernel < 1) throw fail(cat("a pool needs kernel >= 1, got ", s.kernel));
         s.padding = s.kernel % 2 == 1 ? s.kernel / 2 : 0;
+        break;
+      case OpKind::Resample:
+        if (in.size() != 1)
+          throw fail(cat("a resample reads exactly one node, got ", in.size(),
+                         " (resample each input on its own, then add)"));
         break;
       case OpKind::Add:
         if (in.empty() && s.c_out < 1)
@@ -392,6 +398,20 @@ std::vector<at::Tensor> GraphExecutor::run(
                              /*momentum=*/0.1, /*eps=*/1e-5, /*cudnn_enabled=*/true);
         break;
       case OpKind::Relu: out = at::relu(x); break;
+      case OpKind::Resample: {
+        if (x.dim() != 4) throw fail(cat("expects a 4-D input, got ", shape_text(x.sizes())));
+        const std::int64_t step = std::int64_t{1} << s.scale;
+        const std::int64_t h = (height + step - 1) / step;
+        const std::int64_t w = (width + step - 1) / step;
+        if (x.size(2) == h && x.size(3) == w) out = std::move(x);
+        else if (x.size(2) >= h && x.size(3) >= w) out = at::adaptive_avg_pool2d(x, {h, w});
+        else if (x.size(2) <= h && x.size(3) <= w) out = at::upsample_nearest2d(x, {h, w});
+        else
+          throw fail(cat("cannot resample an input of shape ", shape_text(x.sizes()), " to ", h,
+                         "x", w, " (scale ", s.scale, "): one side grows, the other shrinks"));
+        if (channels_last) out = out.contiguous(format);
+        break;
+      }
       case OpKind::AvgPool:
         out = at::avg_pool2d(x, {s.kernel, s.kernel}, {s.stride, s.stride}, {s.padding, s.padding},
                              /*ceil_mode=*/false,

@@ -17,6 +17,8 @@
 /// - `add` with no in-neighbours: zeros [N, c_out, ceil(H/2^scale), ceil(W/2^scale)] (the
 ///   size a chain of stride-2 convolutions with "same" padding gives);
 /// - `gap`: mean over H and W, [N, C]; `linear` flattens a 4-D input;
+/// - `resample`: at::adaptive_avg_pool2d down, at::upsample_nearest2d up, to
+///   ceil(H/2^scale) x ceil(W/2^scale) of the images; the identity when the size already is;
 /// - outputs: the logits of every `linear` node with exit >= 0, ordered by exit index; a graph
 ///   without exits returns the output of its last vertex.
 /// The activations run in the layout ExecutorOptions::layout picks (see Layout); weights may be

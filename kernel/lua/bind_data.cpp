@@ -1,4 +1,6 @@
 // The `nas` functions for data and measurement: datasets and ranking metrics.
+#include <hypernas/anytime.h>
+
 #include "kernel/data/dataset.h"
 #include "kernel/lua/binding.h"
 #include "kernel/metrics/metrics.h"
@@ -159,6 +161,76 @@ HYPERNAS_LUA_FN(l_bootstrap) {
   lua_pushnumber(L, r.low);
   lua_pushnumber(L, r.high);
   return 3;
+}
+
+/// Reads { flops =, accuracy = } tables from the list at `list` (`what` names it in messages).
+std::vector<ExitScore> check_exit_points(lua_State* L, int list, const char* what) {
+  luaL_checktype(L, list, LUA_TTABLE);
+  std::vector<ExitScore> out;
+  for (lua_Integer i = 1, n = luaL_len(L, list); i <= n; ++i) {
+    lua_rawgeti(L, list, i);
+    const int t = lua_gettop(L);
+    if (!lua_istable(L, t))
+      throw UsageError(cat(what, "[", i, "] is not a table { flops =, accuracy = }"));
+    ExitScore e;
+    lua_getfield(L, t, "flops");
+    int ok = 0;
+    e.flops = static_cast<std::int64_t>(std::llround(lua_tonumberx(L, -1, &ok)));
+    if (!ok) throw UsageError(cat(what, "[", i, "].flops is not a number"));
+    lua_getfield(L, t, "accuracy");
+    e.accuracy = lua_tonumberx(L, -1, &ok);
+    if (!ok) throw UsageError(cat(what, "[", i, "].accuracy is not a number"));
+    lua_pop(L, 3);
+    out.push_back(e);
+  }
+  return out;
+}
+
+/// nas.metrics.anytime_auc(exits, { lo =, hi =, axis = "linear" | "log" }): the normalised area
+/// under the step curve of `exits` ({ { flops =, accuracy = }, ... }) over FLOPs [lo, hi]
+/// (hypernas/anytime.h). lo and hi default to the exits' own first and last FLOPs.
+HYPERNAS_LUA_FN(l_anytime_auc) {
+  const std::vector<ExitScore> exits = check_exit_points(L, 1, "exits");
+  if (exits.empty()) throw UsageError("nas.metrics.anytime_auc(exits): exits is empty");
+  double lo = static_cast<double>(exits.front().flops);
+  double hi = static_cast<double>(exits.front().flops);
+  for (const ExitScore& e : exits) {
+    lo = std::min(lo, static_cast<double>(e.flops));
+    hi = std::max(hi, static_cast<double>(e.flops));
+  }
+  std::string axis = "linear";
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    check_keys(L, 2, "nas.metrics.anytime_auc(exits, {})", {"lo", "hi", "axis"});
+    lo = opt_number_field(L, 2, "lo", lo);
+    hi = opt_number_field(L, 2, "hi", hi);
+    axis = opt_string_field(L, 2, "axis", axis);
+  }
+  if (axis != "linear" && axis != "log")
+    throw UsageError(
+        cat("nas.metrics.anytime_auc: axis must be \"linear\" or \"log\", got '", axis, "'"));
+  if (!(lo < hi))
+    throw UsageError(cat("nas.metrics.anytime_auc: needs lo < hi, got [", lo, ", ", hi,
+                         "] (one exit: give the range)"));
+  lua_pushnumber(L, anytime_auc(exits, lo, hi, axis == "log" ? FlopsAxis::Log : FlopsAxis::Linear));
+  return 1;
+}
+
+/// nas.metrics.pareto_front(points): the points of `points` ({ { flops =, accuracy =, ... },
+/// ... }, any other fields kept) that no other point dominates, as the same tables, by
+/// increasing FLOPs (hypernas/anytime.h).
+HYPERNAS_LUA_FN(l_pareto_front) {
+  const std::vector<ExitScore> points = check_exit_points(L, 1, "points");
+  std::vector<FrontPoint> in;
+  for (std::size_t i = 0; i < points.size(); ++i)
+    in.push_back({points[i].flops, points[i].accuracy, i, 0});
+  const std::vector<FrontPoint> front = pareto_front(std::move(in));
+  lua_createtable(L, static_cast<int>(front.size()), 0);
+  for (std::size_t i = 0; i < front.size(); ++i) {
+    lua_rawgeti(L, 1, static_cast<lua_Integer>(front[i].source + 1));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 1;
 }
 
 /// The list of series at stack index `list`: { { name =, x =, y =, style = }, ... }. `where`
@@ -354,9 +426,10 @@ void bind_data(lua_State* L) {
   lua_setfield(L, -2, "dataset");
   lua_pushcfunction(L, l_plot);
   lua_setfield(L, -2, "plot");
-  const luaL_Reg metric_fns[] = {{"pearson", l_pearson},     {"spearman", l_spearman},
-                                 {"kendall", l_kendall},     {"top_k_overlap", l_top_k},
-                                 {"bootstrap", l_bootstrap}, {nullptr, nullptr}};
+  const luaL_Reg metric_fns[] = {{"pearson", l_pearson},           {"spearman", l_spearman},
+                                 {"kendall", l_kendall},           {"top_k_overlap", l_top_k},
+                                 {"bootstrap", l_bootstrap},       {"anytime_auc", l_anytime_auc},
+                                 {"pareto_front", l_pareto_front}, {nullptr, nullptr}};
   luaL_newlib(L, metric_fns);
   lua_setfield(L, -2, "metrics");
 }

@@ -17,7 +17,9 @@ void push_numbers(lua_State* L, const std::vector<double>& v, const char* field)
 
 /// nas.train{ arch = "...", space = <space>, data = <dataset>, reuse = true, <recipe> }
 /// Trains from scratch and returns { arch, hash, test_accuracy, valid_accuracy = {...},
-/// train_loss = {...}, seconds, params, flops, reused }. The recipe keys are train::TrainOptions
+/// train_loss = {...}, seconds, params, flops, reused, recipe }, and for a multi-exit network
+/// exits = { { accuracy =, flops = }, ... } (test accuracy and FLOPs of every exit, in exit
+/// order; test_accuracy is the last one's). The recipe keys are train::TrainOptions
 /// (epochs, batch, lr, momentum, nesterov, weight_decay, label_smoothing, schedule, ...). With
 /// reuse, a training of the same architecture with the same recipe already in the experiment's
 /// store is returned instead of training again.
@@ -40,17 +42,21 @@ HYPERNAS_LUA_FN(l_train) {
   auto& store = require_store(L);
 
   TrainingRecord record;
+  std::vector<ExitScore> exits;
   bool reused = false;
   const std::string hash = store.hash(arch);
   if (reuse)
     for (const auto& row : store.trainings(hash))
       if (row.record.recipe == options.recipe()) {
         record = row.record;
+        exits = row.exits;
         reused = true;
       }
   if (!reused) {
     core::KernelContext ctx(s.services(), "train");
-    record = train::train(ctx, arch, *data, options, s.run->executor()).record;
+    train::TrainResult r = train::train(ctx, arch, *data, options, s.run->executor());
+    record = std::move(r.record);
+    exits = std::move(r.exits);
   }
   lua_createtable(L, 0, 10);
   lua_pushstring(L, arch.text.c_str());
@@ -71,6 +77,10 @@ HYPERNAS_LUA_FN(l_train) {
   lua_setfield(L, -2, "reused");
   lua_pushstring(L, record.recipe.c_str());
   lua_setfield(L, -2, "recipe");
+  if (!exits.empty()) {
+    push_exits(L, exits);
+    lua_setfield(L, -2, "exits");
+  }
   return 1;
 }
 

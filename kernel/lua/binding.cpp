@@ -208,16 +208,20 @@ void push_candidate(lua_State* L, const Candidate& c, int rank) {
     lua_setfield(L, -2, k.c_str());
   }
   if (!c.score.exits.empty()) {
-    lua_createtable(L, static_cast<int>(c.score.exits.size()), 0);
-    for (std::size_t i = 0; i < c.score.exits.size(); ++i) {
-      lua_createtable(L, 0, 2);
-      lua_pushnumber(L, c.score.exits[i].accuracy);
-      lua_setfield(L, -2, "accuracy");
-      lua_pushinteger(L, c.score.exits[i].flops);
-      lua_setfield(L, -2, "flops");
-      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
-    }
+    push_exits(L, c.score.exits);
     lua_setfield(L, -2, "exits");
+  }
+}
+
+void push_exits(lua_State* L, const std::vector<ExitScore>& exits) {
+  lua_createtable(L, static_cast<int>(exits.size()), 0);
+  for (std::size_t i = 0; i < exits.size(); ++i) {
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, exits[i].accuracy);
+    lua_setfield(L, -2, "accuracy");
+    lua_pushinteger(L, exits[i].flops);
+    lua_setfield(L, -2, "flops");
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
   }
 }
 

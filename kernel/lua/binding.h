@@ -116,6 +116,8 @@ void push_value(lua_State* L, const Value& v);
 
 /// Pushes a candidate as a table {rank, arch, hash, score, params, flops, seconds, reused, ...}.
 void push_candidate(lua_State* L, const Candidate& c, int rank);
+/// Pushes { { accuracy =, flops = }, ... }, one table per exit in order.
+void push_exits(lua_State* L, const std::vector<ExitScore>& exits);
 
 /// Stores `state` in the Lua registry (the host does this once).
 void set_host_state(lua_State* L, HostState* state);

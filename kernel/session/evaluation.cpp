@@ -20,6 +20,19 @@ std::uint64_t evaluation_seed(std::uint64_t run_seed, const std::string& arch_ha
 
 namespace {
 
+/// The per-exit scores recorded as "exit<K>_accuracy" / "exit<K>_flops" (see score_pending()),
+/// rebuilt for a reused score: exits 0, 1, ... while both keys are there.
+std::vector<ExitScore> exits_from_extra(const std::map<std::string, double>& extra) {
+  std::vector<ExitScore> exits;
+  for (std::size_t x = 0;; ++x) {
+    const auto acc = extra.find(cat("exit", x, "_accuracy"));
+    const auto flops = extra.find(cat("exit", x, "_flops"));
+    if (acc == extra.end() || flops == extra.end()) break;
+    exits.push_back({acc->second, static_cast<std::int64_t>(std::llround(flops->second))});
+  }
+  return exits;
+}
+
 bool is_allocation_failure(const std::string& message) {
   for (const char* marker :
        {"out of memory", "can't allocate", "Out of memory", "OutOfMemory", "Tried to allocate"})
@@ -189,6 +202,7 @@ Evaluated KernelEvaluationService::evaluate(Context& ctx, const std::vector<Arch
       Score s;
       s.value = prior->evaluation.score;
       s.extra = prior->evaluation.extra;
+      s.exits = exits_from_extra(s.extra);
       p.score = std::move(s);
       p.seconds = prior->evaluation.seconds;
       p.reused = true;

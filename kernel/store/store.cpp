@@ -464,6 +464,10 @@ std::vector<TrainingRow> SqliteStore::trainings(const std::string& arch_hash) co
     if (curves.is_object()) {
       r.record.train_loss = vector_from_json(curves.value("train_loss", Json::array()));
       r.record.valid_accuracy = vector_from_json(curves.value("valid_accuracy", Json::array()));
+      for (const Json& e : curves.value("exits", Json::array()))
+        if (e.is_object())
+          r.exits.push_back(
+              {number_from_json(e.value("accuracy", Json())), e.value("flops", std::int64_t{0})});
     }
     r.record.test_accuracy = s.real(5);
     r.record.seconds = s.real(6);
@@ -641,10 +645,17 @@ std::int64_t SqliteStore::mark_interrupted(double stale_after_s) {
   return static_cast<std::int64_t>(dead.size());
 }
 
-void SqliteStore::record_training(const TrainingRecord& t) {
+void SqliteStore::record_training(const TrainingRecord& t) { record_training(t, {}); }
+
+void SqliteStore::record_training(const TrainingRecord& t, const std::vector<ExitScore>& exits) {
   Json curves = Json::object();
   curves["train_loss"] = vector_to_json(t.train_loss);
   curves["valid_accuracy"] = vector_to_json(t.valid_accuracy);
+  if (!exits.empty()) {
+    Json list = Json::array();
+    for (const ExitScore& e : exits) list.push_back({{"accuracy", e.accuracy}, {"flops", e.flops}});
+    curves["exits"] = std::move(list);
+  }
   const std::string curves_json = dump(curves);
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(*this,

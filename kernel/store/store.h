@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <hypernas/context.h>
+#include <hypernas/surrogate.h>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -93,6 +94,7 @@ struct TrainingRow {
   std::int64_t id = 0;                 ///< Row id.
   std::optional<std::int64_t> run_id;  ///< The run that recorded it, if any was current.
   TrainingRecord record;               ///< What was recorded.
+  std::vector<ExitScore> exits;        ///< Per-exit test accuracy and FLOPs (multi-exit only).
   std::string created_at;              ///< ISO-8601 UTC time it was recorded.
 };
 
@@ -161,6 +163,9 @@ class SqliteStore final : public ResultStore {
                                             const std::string& surrogate) const override;
   /// Records `t` under the current run; its curves are stored as JSON.
   void record_training(const TrainingRecord& t) override;
+  /// record_training() of a multi-exit network, with every exit's test accuracy and FLOPs
+  /// (stored in the curves' JSON as "exits").
+  void record_training(const TrainingRecord& t, const std::vector<ExitScore>& exits);
   /// Stores `blob` (any bytes) for (plugin, key), replacing an older one.
   void save_state(const std::string& plugin, const std::string& key,
                   const std::string& blob) override;

@@ -9,7 +9,11 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <hypernas/anytime.h>
 #include <hypernas/error.h>
+#include <hypernas/graph_stats.h>
+
+#include "kernel/store/store.h"
 
 namespace hypernas::train {
 
@@ -21,10 +25,12 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-/// Accuracy of `forward` (images -> logits of every exit) on `split`.
+/// Accuracy of every exit of `forward` (images -> logits of every exit) on `split`, in exit
+/// order.
 template <typename Forward>
-double accuracy_of(Forward&& forward, const Dataset& data, Split split, std::int64_t batch_size,
-                   std::int64_t limit, c10::Device device) {
+std::vector<double> exit_accuracies(Forward&& forward, const Dataset& data, Split split,
+                                    std::int64_t batch_size, std::int64_t limit,
+                                    c10::Device device) {
   HYPERNAS_CHECK(batch_size >= 1, "evaluate: batch size must be >= 1, got ", batch_size);
   HYPERNAS_CHECK(limit >= 0, "evaluate: image limit must be >= 0, got ", limit);
   HYPERNAS_CHECK(data.size(split) > 0, "evaluate: dataset '", data.name(), "' has no ",
@@ -35,20 +41,37 @@ double accuracy_of(Forward&& forward, const Dataset& data, Split split, std::int
   bo.limit = limit;
   Rng unused(0);  // no shuffle, no augmentation: nothing is drawn
   auto stream = data.batches(split, bo, unused);
-  at::Tensor correct;
+  std::vector<at::Tensor> correct;
   std::int64_t seen = 0;
   while (auto batch = stream->next()) {
     at::Tensor images = batch->images;
     if (images.device() != device) images = images.to(device);
     const std::vector<at::Tensor> logits = forward(images);
     HYPERNAS_CHECK(!logits.empty(), "evaluate: the executor returned no output");
-    at::Tensor hits = logits.back().argmax(1).eq(batch->labels.to(logits.back().device())).sum();
-    correct = correct.defined() ? correct + hits : hits;
+    HYPERNAS_CHECK(correct.empty() || correct.size() == logits.size(),
+                   "evaluate: the executor returned ", logits.size(), " exits, then ",
+                   correct.size());
+    const at::Tensor labels = batch->labels.to(logits.back().device());
+    correct.resize(logits.size());
+    for (std::size_t e = 0; e < logits.size(); ++e) {
+      at::Tensor hits = logits[e].argmax(1).eq(labels).sum();
+      correct[e] = correct[e].defined() ? correct[e] + hits : hits;
+    }
     seen += batch->labels.size(0);
   }
   HYPERNAS_CHECK(seen > 0, "evaluate: no ", split_name(split), " images were read from '",
                  data.name(), "'");
-  return correct.item<double>() / static_cast<double>(seen);
+  std::vector<double> out;
+  for (const at::Tensor& c : correct) out.push_back(c.item<double>() / static_cast<double>(seen));
+  return out;
+}
+
+/// Accuracy of the network's output (its last exit) on `split`.
+template <typename Forward>
+double accuracy_of(Forward&& forward, const Dataset& data, Split split, std::int64_t batch_size,
+                   std::int64_t limit, c10::Device device) {
+  return exit_accuracies(std::forward<Forward>(forward), data, split, batch_size, limit, device)
+      .back();
 }
 
 }  // namespace
@@ -76,6 +99,9 @@ const ParamTable& TrainOptions::params() noexcept {
     t.add_int("valid_images", d.valid_images,
               "validation images evaluated after each epoch (0: the whole split)", 0);
     t.add_int("test_images", d.test_images, "test images for the final accuracy (0: all)", 0);
+    t.add_string("exit_weights", d.exit_weights,
+                 "multi-exit networks: weights of the exits' losses, comma-separated, by exit "
+                 "order, the last repeating (empty: every exit 1)");
     return t;
   }();
   return table;
@@ -98,6 +124,8 @@ TrainOptions TrainOptions::from_options(const Options& given) {
   t.grad_clip = o.get_real("grad_clip");
   t.valid_images = o.get_int("valid_images");
   t.test_images = o.get_int("test_images");
+  t.exit_weights = o.get_string("exit_weights");
+  parse_exit_weights(t.exit_weights);  // a malformed list fails here, not at the first step
   return t;
 }
 
@@ -117,7 +145,29 @@ Options TrainOptions::to_options() const {
       .set("grad_clip", grad_clip)
       .set("valid_images", valid_images)
       .set("test_images", test_images);
+  // NOTE: left out at its default so that the recipes of single-exit trainings recorded before
+  // the option existed stay equal (a rerun reuses them).
+  if (!exit_weights.empty()) o.set("exit_weights", exit_weights);
   return o;
+}
+
+std::vector<double> parse_exit_weights(const std::string& text) {
+  return hypernas::parse_exit_weights(text, "train: option 'exit_weights'");
+}
+
+at::Tensor exit_loss(const std::vector<at::Tensor>& logits, const at::Tensor& labels,
+                     const std::vector<double>& weights, double smoothing) {
+  HYPERNAS_CHECK(!logits.empty(), "exit_loss: the network returned no exit");
+  at::Tensor loss;
+  for (std::size_t e = 0; e < logits.size(); ++e) {
+    const double w = weights.empty() ? 1.0 : weights[std::min(e, weights.size() - 1)];
+    if (w == 0) continue;
+    at::Tensor l = cross_entropy(logits[e], labels, smoothing);
+    if (w != 1) l = l * w;
+    loss = loss.defined() ? loss + l : l;
+  }
+  // every weight 0: a zero that still reaches the weights (their gradients are 0)
+  return loss.defined() ? loss : logits.back().sum() * 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,6 +265,7 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
   for (const auto& p : exec::GraphExecutor::parameters(*plan))
     params.push_back(result.weights.at(p.name));
   Sgd sgd(params, Sgd::Config{o.lr, o.momentum, o.weight_decay, o.nesterov});
+  const std::vector<double> exit_weights = parse_exit_weights(o.exit_weights);
 
   // A full batch every step when the split allows it (batch-statistics BN dislikes tiny ones).
   const bool drop_last = n_train >= o.batch;
@@ -256,10 +307,7 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
       if (labels.device() != device) labels = labels.to(device);
 
       const std::vector<at::Tensor> logits = exec.forward(*plan, result.weights, images);
-      at::Tensor loss = cross_entropy(logits.back(), labels, o.label_smoothing);
-      for (std::size_t e = 0; e + 1 < logits.size(); ++e)
-        loss = loss + cross_entropy(logits[e], labels, o.label_smoothing);
-      if (logits.size() > 1) loss = loss / static_cast<double>(logits.size());
+      at::Tensor loss = exit_loss(logits, labels, exit_weights, o.label_smoothing);
       const double value = loss.item<double>();
       ++in_epoch;
       if (!std::isfinite(value))
@@ -291,15 +339,28 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
   progress->finish();
   result.steps = step;
 
-  rec.test_accuracy =
-      data.size(Split::Test) > 0
-          ? accuracy_of([&](const at::Tensor& x) { return exec.forward(*plan, result.weights, x); },
-                        data, Split::Test, o.eval_batch, o.test_images, device)
-          : std::numeric_limits<double>::quiet_NaN();
+  rec.test_accuracy = std::numeric_limits<double>::quiet_NaN();
+  if (data.size(Split::Test) > 0) {
+    const std::vector<double> acc =
+        exit_accuracies([&](const at::Tensor& x) { return exec.forward(*plan, result.weights, x); },
+                        data, Split::Test, o.eval_batch, o.test_images, device);
+    rec.test_accuracy = acc.back();
+    if (acc.size() > 1) {
+      const std::vector<std::int64_t> flops = exit_flops(arch.graph, data.spec().height);
+      HYPERNAS_INTERNAL_ASSERT(flops.size() == acc.size(), "exit_flops counts ", flops.size(),
+                               " exits, the executor ran ", acc.size());
+      for (std::size_t e = 0; e < acc.size(); ++e) result.exits.push_back({acc[e], flops[e]});
+      std::string line = "test accuracy per exit (FLOPs):";
+      for (const ExitScore& e : result.exits) line += cat(" ", e.accuracy, " (", e.flops, ")");
+      ctx.log().info(line);
+    }
+  }
   rec.seconds = seconds_since(start);
   ctx.log().info(cat("trained '", abbreviate(arch.text), "' in ", step, " steps, ", rec.seconds,
                      " s: test accuracy ", rec.test_accuracy));
-  ctx.store().record_training(rec);
+  if (auto* sqlite = dynamic_cast<store::SqliteStore*>(&ctx.store()))
+    sqlite->record_training(rec, result.exits);
+  else ctx.store().record_training(rec);
   return result;
 }
 

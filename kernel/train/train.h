@@ -19,6 +19,7 @@
 #include <hypernas/context.h>
 #include <hypernas/data.h>
 #include <hypernas/options.h>
+#include <hypernas/surrogate.h>
 
 #include "kernel/exec/executor.h"
 
@@ -41,6 +42,9 @@ struct TrainOptions {
   double grad_clip = 5.0;           ///< Clip the gradients' global L2 norm to this (0: off).
   std::int64_t valid_images = 0;    ///< Validation images per epoch (0: the whole split).
   std::int64_t test_images = 0;     ///< Test images for the final accuracy (0: the whole split).
+  /// Multi-exit networks: the weight of each exit's loss, comma-separated in exit order, the
+  /// last one repeating for further exits ("": every exit 1). Left out of recipe() when empty.
+  std::string exit_weights;
 
   /// The declared parameters, with the defaults above.
   static const ParamTable& params() noexcept;
@@ -60,6 +64,10 @@ struct TrainResult {
   std::int64_t steps = 0;    ///< Optimiser steps taken.
   std::int64_t images = 0;   ///< Training images processed.
   double train_seconds = 0;  ///< Time spent in training steps (evaluation excluded).
+  /// Multi-exit networks only (empty otherwise): test accuracy and FLOPs (exit_flops(),
+  /// graph_stats.h) of every exit, in exit order; the last one's accuracy is
+  /// record.test_accuracy. Recorded in the store with the training.
+  std::vector<ExitScore> exits;
 };
 
 /// Trains `arch` from scratch on `data` (train split) with `exec` and fresh parameters from
@@ -67,8 +75,10 @@ struct TrainResult {
 /// mean training loss and the validation accuracy (when the dataset has a validation split);
 /// at the end it evaluates the test split. Shows progress with ctx.progress(), calls
 /// ctx.check_cancelled() before every step, records the architecture in ctx.store() first and
-/// the TrainingRecord when done. The loss is the cross-entropy of the last exit (the mean over
-/// all exits for a multi-exit network). Throws hypernas::Error "training diverged: loss is NaN
+/// the TrainingRecord (and, for a multi-exit network, every exit's test accuracy and FLOPs)
+/// when done. The loss is the cross-entropy of the network's output; for a multi-exit network
+/// the sum of every exit's cross-entropy, weighted by `exit_weights` (MSDNet's loss; see
+/// exit_loss()). Throws hypernas::Error "training diverged: loss is NaN
 /// at epoch E step S (lr ...)" (or inf) on a non-finite loss.
 TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
                   const TrainOptions& options, const exec::GraphExecutor& exec);
@@ -80,6 +90,16 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
 double evaluate(const Executor& exec, const Architecture& arch, const WeightMap& weights,
                 const Dataset& data, Split split, std::int64_t batch_size = 256,
                 std::int64_t limit = 0);
+
+/// Parses TrainOptions::exit_weights ("" gives an empty list: every exit 1). Throws UsageError
+/// naming the list and the bad item.
+std::vector<double> parse_exit_weights(const std::string& text);
+
+/// The training loss of a network's exits `logits` (exit order): sum over exits e of w_e times
+/// the cross-entropy of exit e, w_e = weights[min(e, size - 1)] (1 when `weights` is empty).
+/// A single-exit network's loss is its cross-entropy.
+at::Tensor exit_loss(const std::vector<at::Tensor>& logits, const at::Tensor& labels,
+                     const std::vector<double>& weights, double smoothing = 0.0);
 
 /// Mean cross-entropy of `logits` [N, K] against `labels` [N] with label smoothing
 /// `smoothing` (PyTorch's definition: (1 - eps) * NLL + eps * mean over classes of -log p).

@@ -22,12 +22,19 @@ class FlakySurrogate final : public Surrogate {
       t.add_bool("oom", false, "throw std::bad_alloc when the first edge is nor_conv_1x1");
       t.add_bool("usage", false, "throw a UsageError on every architecture");
       t.add_int("verbosity", 0, "changes no score", 0).score_neutral();
+      t.add_int("exits", 0,
+                "per-exit scores: exit k has accuracy (k+1)/(exits+1)/seed and FLOPs "
+                "1000 (k+1) + nodes",
+                0);
       return t;
     }();
     return table;
   }
   explicit FlakySurrogate(const Options& o)
-      : always_(o.get_bool("always")), oom_(o.get_bool("oom")), usage_(o.get_bool("usage")) {}
+      : always_(o.get_bool("always")),
+        oom_(o.get_bool("oom")),
+        usage_(o.get_bool("usage")),
+        exits_(o.get_int("exits")) {}
   std::uint32_t capabilities() const override { return kUsesSeed; }
   void fit(Context&, const FitRequest&) override {}
   std::vector<Score> score(Context&, const ScoreRequest& r) override {
@@ -44,6 +51,11 @@ class FlakySurrogate final : public Surrogate {
       s.value = first == "|none" ? std::numeric_limits<double>::quiet_NaN()
                                  : static_cast<double>(boost::num_vertices(r.archs[i]->graph));
       s.extra["seed_low_bits"] = r.seeds.empty() ? -1.0 : static_cast<double>(r.seeds[i] % 1000);
+      const auto nodes = static_cast<std::int64_t>(boost::num_vertices(r.archs[i]->graph));
+      for (std::int64_t k = 0; k < exits_; ++k)
+        s.exits.push_back({static_cast<double>(k + 1) / static_cast<double>(exits_ + 1) /
+                               static_cast<double>(1 + r.seeds[i] % 7),
+                           1000 * (k + 1) + nodes});
       out.push_back(s);
     }
     return out;
@@ -51,6 +63,7 @@ class FlakySurrogate final : public Surrogate {
 
  private:
   bool always_, oom_, usage_;
+  std::int64_t exits_;
 };
 
 }  // namespace

@@ -74,6 +74,9 @@ inline void expect_consistent_shapes(const ArchGraph& g, std::int64_t input_size
     } else if (node.op == "avg_pool" || node.op == "max_pool") {
       const std::int64_t pad = node.kernel % 2 == 1 ? node.kernel / 2 : 0;
       s = (s + 2 * pad - node.kernel) / node.stride + 1;
+    } else if (node.op == "resample") {
+      ASSERT_EQ(in.size(), 1u) << "a resample reads one node";
+      s = ceil_div_pow2(input_size, node.scale);
     } else if (node.op == "gap" || node.op == "linear") {
       s = 1;
       if (node.op == "linear") c = node.c_out;

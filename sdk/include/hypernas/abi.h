@@ -20,8 +20,10 @@
 /// Executor::forward_capture / parameter roles / init_weights, Dataset::identity and
 /// unshuffled batches without an Rng.
 /// 1.2: surrogates built from other surrogates (SurrogateFactory, Surrogate::attach).
+/// 1.3: multi-scale, multi-exit networks: the `resample` primitive, exit_flops() (graph_stats.h),
+/// the anytime curve helpers (anytime.h).
 /// See docs/sdk.md, "ABI history".
-#define HYPERNAS_ABI_MINOR 2
+#define HYPERNAS_ABI_MINOR 3
 
 /// @cond INTERNAL
 #define HYPERNAS_STR2(x) #x

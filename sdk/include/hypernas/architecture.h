@@ -31,9 +31,15 @@ namespace hypernas {
 /// - `gap`: global average pooling to [N, c_out].
 /// - `linear`: fully connected, weight [c_out, c_in], bias [c_out]; `exit` >= 0 marks it as the
 ///   logits of an exit head (the highest exit is the network's output).
+/// - `resample` (ABI 1.3): one input, resized to spatial `scale`, i.e. ceil(H / 2^scale) x
+///   ceil(W / 2^scale) of the network's input (the size `add` gives its zeros): average pooling
+///   (adaptive, which is a kernel = stride = 2^k pooling when the sizes divide) to a smaller
+///   size, nearest-neighbour upsampling to a larger one, the identity at the same size. No
+///   weights, no FLOPs counted. For multi-scale networks (the `anytime` space).
 /// @{
-inline constexpr const char* kPrimitiveOps[] = {"input",    "conv", "bn",     "relu", "avg_pool",
-                                                "max_pool", "add",  "concat", "gap",  "linear"};
+inline constexpr const char* kPrimitiveOps[] = {"input",    "conv",     "bn",      "relu",
+                                                "avg_pool", "max_pool", "add",     "concat",
+                                                "gap",      "linear",   "resample"};
 /// @}
 
 /// One operator node and its attributes. An edge u -> v means v reads u's output.

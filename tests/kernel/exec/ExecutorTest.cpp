@@ -538,3 +538,165 @@ TEST(Executor, ForwardCaptureKeepsWhatWasAskedAndObservesEveryNode) {
   EXPECT_NE(error_of([&] { sdk.forward_capture(a, w, x, unknown); }).find("'no.such.node'"),
             std::string::npos);
 }
+
+// ---------------------------------------------------------------------------------------------
+// ABI 1.3: `resample` (multi-scale networks), against ATen and hand-computed references
+
+namespace {
+
+/// input (3 channels) -> resample to `scale`: returns the architecture.
+Architecture resample_of_input(std::int64_t scale) {
+  Builder b;
+  b.add("input", "in", 0, 3, {});
+  b.add("resample", "rs", 3, 3, {0}, 0, 1, 1, 1, -1, scale);
+  return b.arch;
+}
+
+const hypernas::exec::Layout kLayouts[] = {hypernas::exec::Layout::Contiguous,
+                                           hypernas::exec::Layout::ChannelsLast};
+
+TEST(Executor, ResampleDownIsAveragePoolingOverExactBlocks) {
+  const torch::Tensor x = at::randn({2, 3, 16, 16}, at::detail::createCPUGenerator(21));
+  for (const auto layout : kLayouts) {
+    const GraphExecutor exec(hypernas::exec::ExecutorOptions{layout});
+    for (std::int64_t scale = 1; scale <= 3; ++scale) {
+      SCOPED_TRACE(scale);
+      const std::int64_t k = std::int64_t{1} << scale;  // 2, 4, 8
+      const auto out = exec.forward(resample_of_input(scale), {}, x);
+      ASSERT_EQ(out.size(), 1u);
+      EXPECT_EQ(out[0].sizes(), (torch::IntArrayRef{2, 3, 16 / k, 16 / k}));
+      EXPECT_TRUE(torch::allclose(out[0], at::avg_pool2d(x, {k, k}, {k, k}), 1e-6, 1e-6));
+      // The mean of each k x k block, written out with a reshape.
+      const auto blocks = x.reshape({2, 3, 16 / k, k, 16 / k, k}).mean({3, 5});
+      EXPECT_TRUE(torch::allclose(out[0], blocks, 1e-6, 1e-6));
+    }
+  }
+}
+
+TEST(Executor, ResampleUpIsNearestNeighbour) {
+  // in -> avg_pool 4x4 stride 4 (scale 2, 4x4) -> resample to scale 1 (8x8) and 0 (16x16).
+  const torch::Tensor x = at::randn({2, 3, 16, 16}, at::detail::createCPUGenerator(22));
+  const torch::Tensor low = at::avg_pool2d(x, {4, 4}, {4, 4});
+  for (const auto layout : kLayouts) {
+    const GraphExecutor exec(hypernas::exec::ExecutorOptions{layout});
+    for (std::int64_t scale = 0; scale <= 1; ++scale) {
+      SCOPED_TRACE(scale);
+      Builder b;
+      b.add("input", "in", 0, 3, {});
+      b.add("avg_pool", "pool", 3, 3, {0}, 4, 4, 1, 1, -1, 2);
+      b.add("resample", "rs", 3, 3, {1}, 0, 1, 1, 1, -1, scale);
+      const auto out = exec.forward(b.arch, {}, x);
+      ASSERT_EQ(out.size(), 1u);
+      const std::int64_t size = 16 >> scale;
+      const std::int64_t k = 4 >> scale;  // each low-resolution pixel becomes k x k
+      EXPECT_EQ(out[0].sizes(), (torch::IntArrayRef{2, 3, size, size}));
+      EXPECT_TRUE(torch::allclose(out[0], at::upsample_nearest2d(low, {size, size}), 1e-6, 1e-6));
+      EXPECT_TRUE(
+          torch::allclose(out[0], low.repeat_interleave(k, 2).repeat_interleave(k, 3), 1e-6, 1e-6));
+    }
+  }
+}
+
+TEST(Executor, ResampleOfANonDividingSize) {
+  // 30x30 at scale 2 is ceil(30/4) = 8: adaptive average pooling, whose windows overlap.
+  const GraphExecutor exec;
+  const torch::Tensor x = at::randn({2, 3, 30, 30}, at::detail::createCPUGenerator(23));
+  const auto out = exec.forward(resample_of_input(2), {}, x)[0];
+  EXPECT_EQ(out.sizes(), (torch::IntArrayRef{2, 3, 8, 8}));
+  EXPECT_TRUE(torch::allclose(out, at::adaptive_avg_pool2d(x, {8, 8}), 1e-6, 1e-6));
+  // Window of output i: [floor(30 i / 8), ceil(30 (i + 1) / 8)): [0, 4) for i = 0, [3, 8) for
+  // i = 1, [26, 30) for i = 7.
+  using torch::indexing::Slice;
+  EXPECT_NEAR(out[1][2][1][0].item<double>(),
+              x[1][2].index({Slice(3, 8), Slice(0, 4)}).mean().item<double>(), 1e-6);
+  EXPECT_NEAR(out[0][0][7][1].item<double>(),
+              x[0][0].index({Slice(26, 30), Slice(3, 8)}).mean().item<double>(), 1e-6);
+  // Scale 1 of 30 is 15: exact 2x2 blocks again.
+  EXPECT_TRUE(torch::allclose(exec.forward(resample_of_input(1), {}, x)[0],
+                              at::avg_pool2d(x, {2, 2}, {2, 2}), 1e-6, 1e-6));
+  // Non-square 30x20 at scale 2: 8x5.
+  const torch::Tensor wide = at::randn({1, 3, 30, 20}, at::detail::createCPUGenerator(24));
+  const auto w2 = exec.forward(resample_of_input(2), {}, wide)[0];
+  EXPECT_EQ(w2.sizes(), (torch::IntArrayRef{1, 3, 8, 5}));
+  EXPECT_TRUE(torch::allclose(w2, at::adaptive_avg_pool2d(wide, {8, 5}), 1e-6, 1e-6));
+  // Back up from 8x8 to 30x30: nearest neighbour.
+  Builder b;
+  b.add("input", "in", 0, 3, {});
+  b.add("resample", "down", 3, 3, {0}, 0, 1, 1, 1, -1, 2);
+  b.add("resample", "up", 3, 3, {1}, 0, 1, 1, 1, -1, 0);
+  const auto up = exec.forward(b.arch, {}, x)[0];
+  EXPECT_EQ(up.sizes(), (torch::IntArrayRef{2, 3, 30, 30}));
+  EXPECT_TRUE(torch::allclose(up,
+                              at::upsample_nearest2d(at::adaptive_avg_pool2d(x, {8, 8}), {30, 30}),
+                              1e-6, 1e-6));
+}
+
+TEST(Executor, ResampleGradientMatchesTheReference) {
+  // in -> conv 3x3 (3 -> 4) -> resample down to scale 2 (30 -> 8) -> resample up to scale 0
+  // (8 -> 30); the same with ATen, and the gradients of the conv weight and of the images.
+  Builder b;
+  b.add("input", "in", 0, 3, {});
+  b.add("conv", "c", 3, 4, {0}, 3);
+  b.add("resample", "down", 4, 4, {1}, 0, 1, 1, 1, -1, 2);
+  b.add("resample", "up", 4, 4, {2}, 0, 1, 1, 1, -1, 0);
+  const torch::Tensor g = at::randn({2, 4, 30, 30}, at::detail::createCPUGenerator(25));
+  for (const auto layout : kLayouts) {
+    const GraphExecutor exec(hypernas::exec::ExecutorOptions{layout});
+    const WeightMap w = exec.init_weights(b.arch, 5, torch::kCPU);
+    const torch::Tensor x =
+        at::randn({2, 3, 30, 30}, at::detail::createCPUGenerator(26)).requires_grad_(true);
+    const auto out = exec.forward(b.arch, w, x)[0];
+
+    const torch::Tensor w_ref = w.at("c.weight").detach().clone().requires_grad_(true);
+    const torch::Tensor x_ref = x.detach().clone().requires_grad_(true);
+    const auto y = at::conv2d(x_ref, w_ref, {}, {1, 1}, {1, 1});
+    const auto expected = at::upsample_nearest2d(at::adaptive_avg_pool2d(y, {8, 8}), {30, 30});
+    ASSERT_EQ(out.sizes(), expected.sizes());
+    EXPECT_TRUE(torch::allclose(out, expected, 1e-5, 1e-5));
+
+    (out * g).sum().backward();
+    (expected * g).sum().backward();
+    ASSERT_TRUE(w.at("c.weight").grad().defined());
+    ASSERT_TRUE(x.grad().defined());
+    EXPECT_TRUE(torch::allclose(w.at("c.weight").grad(), w_ref.grad(), 1e-4, 1e-5));
+    EXPECT_TRUE(torch::allclose(x.grad(), x_ref.grad(), 1e-4, 1e-5));
+    // Average pooling spreads the gradient: every image pixel gets some.
+    EXPECT_GT(x.grad().abs().min().item<double>(), 0.0);
+  }
+}
+
+TEST(Executor, ResampleAtTheSameScaleIsTheIdentity) {
+  const GraphExecutor exec;
+  const torch::Tensor x = at::randn({2, 3, 15, 15}, at::detail::createCPUGenerator(27));
+  EXPECT_TRUE(torch::equal(exec.forward(resample_of_input(0), {}, x)[0], x));
+  // A stride-2 conv gives ceil(15 / 2) = 8 = the size of scale 1: resampling to scale 1 keeps it.
+  Builder b;
+  b.add("input", "in", 0, 3, {});
+  b.add("conv", "c", 3, 4, {0}, 3, /*stride=*/2, 1, 1, -1, /*scale=*/1);
+  b.add("resample", "rs", 4, 4, {1}, 0, 1, 1, 1, -1, 1);
+  const WeightMap w = exec.init_weights(b.arch, 2, torch::kCPU);
+  hypernas::CaptureOptions capture;
+  capture.nodes = {"c", "rs"};
+  const auto r = exec.forward_capture(b.arch, w, x, capture);
+  ASSERT_EQ(r.captured.size(), 2u);
+  EXPECT_EQ(r.captured[1].value.sizes(), (torch::IntArrayRef{2, 4, 8, 8}));
+  EXPECT_TRUE(torch::equal(r.captured[1].value, r.captured[0].value));
+}
+
+TEST(Executor, ResampleReadsExactlyOneNode) {
+  Builder b;
+  b.add("input", "in", 0, 3, {});
+  b.add("relu", "r1", 3, 3, {0});
+  b.add("relu", "r2", 3, 3, {0});
+  b.add("resample", "rs", 3, 3, {1, 2}, 0, 1, 1, 1, -1, 1);
+  const GraphExecutor exec;
+  const std::string msg = error_of([&] { exec.parameters(b.arch); });
+  EXPECT_NE(msg.find("'rs'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("a resample reads exactly one node, got 2"), std::string::npos) << msg;
+  EXPECT_NE(error_of([&] {
+              exec.forward(b.arch, {}, torch::zeros({1, 3, 8, 8}));
+            }).find("exactly one node"),
+            std::string::npos);
+}
+
+}  // namespace

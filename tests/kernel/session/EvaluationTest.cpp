@@ -2,6 +2,7 @@
 // and the `random` strategy that scores through it.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -31,7 +32,7 @@ class Evaluation : public ::testing::Test {
     fs::remove_all(root);
     const fs::path fixtures = HYPERNAS_TEST_FIXTURE_DIR;
     registry.scan({fs::path(HYPERNAS_BINARY_DIR) / "plugins", fixtures / "eval",
-                   fixtures / "abi_1_0", fixtures / "abi_1_1"});
+                   fixtures / "abi_1_0", fixtures / "abi_1_1", fixtures / "abi_1_2"});
     ASSERT_TRUE(registry.refusals().empty())
         << registry.refusals().front().path << ": " << registry.refusals().front().reason;
   }
@@ -203,7 +204,7 @@ TEST_F(Evaluation, TheKeyHoldsExactlyWhatChangesAScore) {
   auto s = open();
   EvalSettings settings;
   const std::string base = flaky(*s)->evaluation_key(nullptr, settings, 5);
-  EXPECT_EQ(base, "flaky{always=false,oom=false,usage=false}[seed=5]");
+  EXPECT_EQ(base, "flaky{always=false,exits=0,oom=false,usage=false}[seed=5]");
   Options neutral;
   neutral.set("verbosity", std::int64_t{3});  // marked score_neutral
   EXPECT_EQ(flaky(*s, neutral)->evaluation_key(nullptr, settings, 5), base);
@@ -308,6 +309,30 @@ TEST_F(Evaluation, RandomReusesEveryScoreOnARerunAndDrawsTheSameCandidates) {
   for (const auto& c : random_search(*s, flaky(*s), 20, 1, fresh)) EXPECT_FALSE(c.reused);
 }
 
+TEST_F(Evaluation, AReusedScoreKeepsItsPerExitScores) {
+  Options three;
+  three.set("exits", std::int64_t{3});
+  std::vector<Candidate> first;
+  {
+    auto s = open();
+    first = random_search(*s, flaky(*s, three), 12);
+    s->finish("ok");
+  }
+  auto s = open();
+  const auto second = random_search(*s, flaky(*s, three), 12);
+  ASSERT_EQ(second.size(), first.size());
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    EXPECT_FALSE(first[i].reused);
+    EXPECT_TRUE(second[i].reused);
+    ASSERT_EQ(first[i].score.exits.size(), 3u);
+    ASSERT_EQ(second[i].score.exits.size(), 3u) << second[i].arch.text;
+    for (std::size_t x = 0; x < 3; ++x) {
+      EXPECT_DOUBLE_EQ(second[i].score.exits[x].accuracy, first[i].score.exits[x].accuracy);
+      EXPECT_EQ(second[i].score.exits[x].flops, first[i].score.exits[x].flops);
+    }
+  }
+}
+
 TEST_F(Evaluation, RandomStopsWhenTheCallbackSaysSo) {
   auto s = open();
   int calls = 0;
@@ -373,6 +398,36 @@ TEST_F(Evaluation, APluginBuiltAgainstAbi11LoadsScoresAndJoinsAnEnsemble) {
     EXPECT_GE(c.score.value, 0.0);
     EXPECT_LE(c.score.value, 1.0);
     EXPECT_EQ(c.score.extra.count("1.legacy_1_1"), 1u);
+  }
+}
+
+TEST_F(Evaluation, APluginBuiltAgainstAbi12IsAttachedAndRunsNewPrimitives) {
+  auto s = open();
+  const auto* info = registry.find(PluginKind::Surrogate, "legacy_1_2");
+  ASSERT_NE(info, nullptr) << "the ABI 1.2 fixture was refused";
+  EXPECT_EQ(info->abi_minor, 2u);
+  auto h = s->make_surrogate("legacy_1_2", {});
+  EXPECT_EQ(h->abi_minor(), 2u);
+  // attach() was called (its score comes from the `params` member it created there) ...
+  const auto top = random_search(*s, h, 4);
+  ASSERT_EQ(top.size(), 4u);
+  for (const auto& c : top) {
+    EXPECT_NEAR(c.score.value, std::log10(static_cast<double>(c.stats.params)), 1e-12)
+        << c.arch.text;
+    EXPECT_EQ(c.score.extra.at("exits_run"), 1.0);
+  }
+  // ... and networks with `resample` nodes and several exits (ABI 1.3) run for it.
+  Options o;
+  o.set("nodes", std::string("3,2")).set("channels", std::int64_t{4}).set("exit_prob", 1.0);
+  auto space = s->make_space("anytime", o, nullptr);
+  Options r;
+  r.set("candidates", std::int64_t{3}).set("keep", std::int64_t{3});
+  auto strategy = registry.create_strategy("random", r);
+  const auto found = s->search(*strategy, "random", h, *space, nullptr, {});
+  ASSERT_EQ(found.size(), 3u);
+  for (const auto& c : found) {
+    EXPECT_NE(c.arch.text.find('@'), std::string::npos);
+    EXPECT_EQ(c.score.extra.at("exits_run"), 5.0) << c.arch.text;  // every node has an exit
   }
 }
 

@@ -341,6 +341,25 @@ TEST_F(StoreTest, TrainingCurvesRoundTrip) {
   EXPECT_EQ(store->trainings("ffffffffffffffff").size(), 0u);
 }
 
+TEST_F(StoreTest, PerExitTestAccuraciesRoundTrip) {
+  auto store = SqliteStore::open(db());
+  store->begin_run({"exp", "train.lua", "{}", 1, "{}"});
+  TrainingRecord t;
+  t.arch_hash = store->record_architecture(arch());
+  t.recipe = "epochs=1";
+  t.test_accuracy = 0.8;
+  store->record_training(t, {{0.5, 1200}, {0.8, 3400000000}});
+  store->record_training(t);  // single-exit: no list
+  const auto rows = store->trainings();
+  ASSERT_EQ(rows.size(), 2u);
+  ASSERT_EQ(rows[0].exits.size(), 2u);
+  EXPECT_DOUBLE_EQ(rows[0].exits[0].accuracy, 0.5);
+  EXPECT_EQ(rows[0].exits[0].flops, 1200);
+  EXPECT_DOUBLE_EQ(rows[0].exits[1].accuracy, 0.8);
+  EXPECT_EQ(rows[0].exits[1].flops, 3400000000);  // beyond 32 bits
+  EXPECT_TRUE(rows[1].exits.empty());
+}
+
 TEST_F(StoreTest, RunsBeginAndEnd) {
   auto store = SqliteStore::open(db());
   RunInfo info;

@@ -7,12 +7,14 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <hypernas/graph_stats.h>
 #include <torch/torch.h>
 
 #include "kernel/exec/executor.h"
 #include "kernel/train/train.h"
 #include "plugins/spaces/nb201/nb201.h"
 #include "tests/kernel/train/FakeDataset.h"
+#include "tests/support/arch_builder.h"
 #include "tests/support/context.h"
 #include "tests/support/errors.h"
 
@@ -264,3 +266,102 @@ TEST(Train, EvaluateHonoursTheLimitAndTheBatchSize) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Multi-exit networks
+
+/// Two exits at two scales: stem conv at full size with an exit (gap, linear) on it, then a
+/// resample to 1/2 and a second conv with the final exit.
+Architecture two_exit_arch() {
+  hypernas::test::Builder b;
+  const std::int64_t k = FakeDataset::kClasses;
+  const auto in = b.add("input", "input", 0, k, {});
+  const auto c1 = b.add("conv", "c1", k, 4, {in}, 3);
+  const auto n1 = b.add("bn", "c1.bn", 4, 4, {c1});
+  const auto r1 = b.add("relu", "c1.relu", 4, 4, {n1});
+  const auto g0 = b.add("gap", "exit0.gap", 4, 4, {r1});
+  b.add("linear", "exit0.linear", 4, k, {g0}, 0, 1, 1, 1, /*exit=*/0);
+  const auto rs = b.add("resample", "down", 4, 4, {r1}, 0, 1, 1, 1, -1, /*scale=*/1);
+  const auto c2 = b.add("conv", "c2", 4, 4, {rs}, 3, 1, 1, 1, -1, 1);
+  const auto n2 = b.add("bn", "c2.bn", 4, 4, {c2}, 0, 1, 1, 1, -1, 1);
+  const auto r2 = b.add("relu", "c2.relu", 4, 4, {n2}, 0, 1, 1, 1, -1, 1);
+  const auto g1 = b.add("gap", "exit1.gap", 4, 4, {r2});
+  b.add("linear", "exit1.linear", 4, k, {g1}, 0, 1, 1, 1, /*exit=*/1);
+  b.arch.space = "hand";
+  b.arch.text = "two-exit";
+  return b.arch;
+}
+
+TEST(TrainParts, ExitWeightsParseAndRefuseBadLists) {
+  EXPECT_TRUE(train::parse_exit_weights("").empty());
+  EXPECT_EQ(train::parse_exit_weights("1,0.5,2"), (std::vector<double>{1, 0.5, 2}));
+  for (const char* bad : {"1,,2", "-1", "a", "1,", "1;2", "nan"}) {
+    const std::string e = error_of([&] { train::parse_exit_weights(bad); });
+    EXPECT_NE(e.find("exit_weights"), std::string::npos) << bad << ": " << e;
+    EXPECT_NE(e.find(std::string("'") + bad + "'"), std::string::npos) << e;
+  }
+  // The option is checked when the recipe is resolved, and left out of it at its default.
+  EXPECT_THROW(train::TrainOptions::from_options(Options().set("exit_weights", std::string("x"))),
+               hypernas::UsageError);
+  EXPECT_EQ(train::TrainOptions{}.recipe().find("exit_weights"), std::string::npos);
+  train::TrainOptions w;
+  w.exit_weights = "1,2";
+  EXPECT_NE(w.recipe().find("exit_weights=1,2"), std::string::npos) << w.recipe();
+}
+
+TEST(TrainParts, ExitLossIsTheWeightedSumOfTheExitsCrossEntropies) {
+  torch::manual_seed(3);
+  const at::Tensor labels = torch::tensor({0, 2, 1, 1}, torch::kLong);
+  std::vector<at::Tensor> logits;
+  for (int e = 0; e < 3; ++e) logits.push_back(torch::randn({4, 3}));
+  auto ce = [&](int e) {
+    return torch::nn::functional::cross_entropy(logits[e], labels).item<double>();
+  };
+  EXPECT_NEAR(train::exit_loss(logits, labels, {}).item<double>(), ce(0) + ce(1) + ce(2), 1e-6);
+  // by position, the last weight repeating
+  EXPECT_NEAR(train::exit_loss(logits, labels, {2.0, 0.5}).item<double>(),
+              2 * ce(0) + 0.5 * ce(1) + 0.5 * ce(2), 1e-6);
+  EXPECT_NEAR(train::exit_loss({logits[1]}, labels, {}).item<double>(), ce(1), 1e-6);
+  EXPECT_NEAR(train::exit_loss(logits, labels, {0.0, 0.0, 1.0}).item<double>(), ce(2), 1e-6);
+}
+
+TEST(Train, MultiExitNetworkReportsEveryExitsTestAccuracyAndFlops) {
+  const FakeDataset data(96, 32, 48);
+  const Architecture arch = two_exit_arch();
+  GraphExecutor exec;
+  TestContext ctx(2);
+  const auto r = train::train(ctx, arch, data, quick_options(), exec);
+  ASSERT_EQ(r.exits.size(), 2u);
+  const std::vector<std::int64_t> flops = hypernas::exit_flops(arch.graph, 8);
+  // exit 0: conv 3->4 3x3 at 8x8 and its linear; exit 1 adds conv 4->4 3x3 at 4x4 and a linear
+  EXPECT_EQ(flops, (std::vector<std::int64_t>{4 * 3 * 9 * 64 + 3 * 4,
+                                              4 * 3 * 9 * 64 + 3 * 4 + 4 * 4 * 9 * 16 + 3 * 4}));
+  EXPECT_EQ(r.exits[0].flops, flops[0]);
+  EXPECT_EQ(r.exits[1].flops, flops[1]);
+  EXPECT_DOUBLE_EQ(r.exits.back().accuracy, r.record.test_accuracy);
+  // Each exit's accuracy, recomputed from the returned weights.
+  const auto plan = exec.compile(arch);
+  at::Tensor images, labels;
+  {
+    hypernas::BatchOptions bo;
+    bo.batch_size = 48;
+    hypernas::Rng unused(0);
+    auto batch = data.batches(Split::Test, bo, unused)->next();
+    images = batch->images;
+    labels = batch->labels;
+  }
+  {
+    torch::NoGradGuard no_grad;
+    const auto logits = exec.forward(*plan, r.weights, images);
+    ASSERT_EQ(logits.size(), 2u);
+    for (std::size_t e = 0; e < 2; ++e)
+      EXPECT_DOUBLE_EQ(r.exits[e].accuracy,
+                       logits[e].argmax(1).eq(labels).sum().item<double>() / 48.0)
+          << e;
+  }
+  // Both exits learn the task (the loss reaches both heads).
+  EXPECT_GT(r.exits[0].accuracy, 0.6);
+  EXPECT_GT(r.exits[1].accuracy, 0.6);
+  // A single-exit network reports no per-exit list.
+  EXPECT_TRUE(train::train(ctx, small_arch(), data, quick_options(), exec).exits.empty());
+}
