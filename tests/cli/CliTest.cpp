@@ -287,7 +287,7 @@ TEST_F(Cli, ScoreWorksForTrainedAndDataDrivenSurrogates) {
       "fit.lua",
       "local data = nas.dataset{ name = 'fashion-mnist' }\n"
       "local space = nas.space{ name = 'nb201', cells_per_stage = 1, channels = 4, data = data }\n"
-      "local ghn = nas.surrogate('ghn', { hidden = 17, hyper_hidden = 8, steps = 1 })\n"
+      "local ghn = nas.surrogate('ghn', { hidden = 18, hyper_hidden = 8, steps = 1 })\n"
       "ghn:fit{ space = space, data = data, steps = 2, batch = 16 }\n"
       "print('saved ' .. ghn:save('ghn.ckpt'))\n");
   auto fit = hypernas({"run", "fit.lua", "--threads", "1", "--progress", "off"});
@@ -302,7 +302,7 @@ TEST_F(Cli, ScoreWorksForTrainedAndDataDrivenSurrogates) {
                                "--surrogate",
                                "ghn",
                                "--option",
-                               "hidden=17",
+                               "hidden=18",
                                "--option",
                                "hyper_hidden=8",
                                "--option",
@@ -319,10 +319,10 @@ TEST_F(Cli, ScoreWorksForTrainedAndDataDrivenSurrogates) {
   const std::string rows = csv.str();
   EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 3) << rows;
   // The same checkpoint refused by a GHN made with other options, naming the difference.
-  ghn[4] = "hidden=18";
+  ghn[4] = "hidden=19";
   r = hypernas(ghn);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("hidden=17 (here 18)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("hidden=18 (here 19)"), std::string::npos) << r.output;
   std::vector<std::string> sgd{"score",   "--surrogate", "sgd",    "--option",
                                "steps=2", "--out",       "sgd.csv"};
   sgd.insert(sgd.end(), common.begin(), common.end());

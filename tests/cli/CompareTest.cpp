@@ -367,7 +367,7 @@ TEST_F(Compare, FitsOnceAndLoadsTheCheckpointOnARerun) {
     GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
   write_truth();
   // A tiny GHN fitted for 2 steps, alone and in an ensemble with params: one fit for both.
-  const std::string ghn = "ghn:hidden=17,hyper_hidden=8,steps=1,fit=2";
+  const std::string ghn = "ghn:hidden=18,hyper_hidden=8,steps=1,fit=2";
   const std::vector<std::string> args{"compare",
                                       "--truth",
                                       "truth.csv",

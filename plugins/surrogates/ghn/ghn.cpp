@@ -11,12 +11,16 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 #include <unordered_map>
 #include <utility>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
+#include <hypernas/anytime.h>
+#include <hypernas/graph_stats.h>
 #include <hypernas/hash.h>
 
 #include "../common/optim.h"
@@ -43,14 +47,15 @@ const char* const kModelKeys[] = {"hidden",       "hyper_hidden",  "steps",
                                   "propagation",  "stacked",       "fan_in_norm",
                                   "layer_norm",   "virtual_edges", "max_shortest_path",
                                   "max_channels", "max_kernel",    "handoff",
-                                  "shape_embed",  "prune"};
+                                  "shape_embed",  "prune",         "scale_embed"};
 
 /// Model keys added after states were first written, with the value that reproduces what
 /// those older states were trained with (a signature without the key means that value).
 const std::map<std::string, std::string>& legacy_model_values() {
   static const std::map<std::string, std::string> values = {{"handoff", "input"},
                                                             {"shape_embed", "false"},
-                                                            {"prune", "false"}};
+                                                            {"prune", "false"},
+                                                            {"scale_embed", "false"}};
   return values;
 }
 
@@ -75,6 +80,7 @@ const std::vector<std::pair<std::string, Value>>& paper_values() {
       {"score_metric", std::string("accuracy")},
       {"finetune_steps", std::int64_t{0}},
       {"shape_embed", false},
+      {"scale_embed", false},
       {"prune", false},
   };
   return values;
@@ -286,6 +292,24 @@ struct Gru {
   }
 };
 
+std::vector<double> parse_exit_weights(const std::string& text) {
+  return hypernas::parse_exit_weights(text, "ghn: option 'exit_weights'");
+}
+
+at::Tensor exit_loss(const std::vector<at::Tensor>& logits, const at::Tensor& labels,
+                     const std::vector<double>& weights) {
+  HYPERNAS_CHECK(!logits.empty(), "ghn: exit_loss() got no exits");
+  if (logits.size() == 1 && weights.empty()) return at::cross_entropy_loss(logits[0], labels);
+  Tensor sum;
+  for (std::size_t k = 0; k < logits.size(); ++k) {
+    const double w = weights.empty() ? 1.0 / static_cast<double>(logits.size())
+                                     : weights[std::min(k, weights.size() - 1)];
+    const Tensor l = at::cross_entropy_loss(logits[k], labels) * w;
+    sum = sum.defined() ? sum + l : l;
+  }
+  return sum;
+}
+
 at::Tensor gru_update(const at::Tensor& m, const at::Tensor& h, const at::Tensor& w_ih,
                       const at::Tensor& w_hh, const at::Tensor& b_ih, const at::Tensor& b_hh) {
   return Gru::make(w_ih, w_hh, b_ih, b_hh)(m, h);
@@ -409,6 +433,7 @@ struct GhnSurrogate::Impl {
   int ln_w = -1, ln_b;
   int hyp_w1 = -1, hyp_b1, hyp_w2, hyp_b2;
   int shape_tab[4] = {-1, -1, -1, -1};
+  int scale_tab = -1, role_tab = -1;
 
   /// Propagate with ATen ops even on the CPU (tests; other devices always do).
   bool aten_propagation = false;
@@ -467,6 +492,18 @@ struct GhnSurrogate::Impl {
         params.push_back(t.requires_grad_(true));
         shape_tab[k] = static_cast<int>(params.size() - 1);
       }
+    }
+    if (cfg.scale_embed) {
+      // Scale and exit-role tables, initialised as the shape tables (after them, so that a
+      // GHN without them draws the same initial weights as before they existed).
+      auto table = [&](const char* name, std::int64_t rows) {
+        Tensor t = at::empty({rows, h}, at::kFloat).normal_(0.0, 0.1, gen);
+        names.push_back(name);
+        params.push_back(t.requires_grad_(true));
+        return static_cast<int>(params.size() - 1);
+      };
+      scale_tab = table("scale.level", ghn::kScaleTableSize);
+      role_tab = table("scale.exit_role", ghn::kExitRoleCount);
     }
     linear("hyper.fc1", h, hh, hyp_w1, hyp_b1);
     linear("hyper.fc2", hh, cfg.outputs(), hyp_w2, hyp_b2);
@@ -548,6 +585,28 @@ struct GhnSurrogate::Impl {
     return sum * float_tensor(mask, device).unsqueeze(1);
   }
 
+  /// The scale and exit-role embeddings of every GHN node of `data` (zero for input nodes),
+  /// [total, hidden]; roles[k][v] is the exit role of vertex v of graphs[k].
+  Tensor scale_embedding(const std::vector<const ArchGraph*>& graphs,
+                         const std::vector<std::vector<ghn::ExitRole>>& roles,
+                         const PlanData& data) const {
+    std::vector<std::int64_t> scale(static_cast<std::size_t>(data.total), 0),
+        role(static_cast<std::size_t>(data.total), 0);
+    std::vector<float> mask(static_cast<std::size_t>(data.total), 0.0f);
+    for (std::size_t k = 0; k < graphs.size(); ++k) {
+      const ArchGraph& g = *graphs[k];
+      for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(g)); ++v) {
+        const std::size_t row = static_cast<std::size_t>(data.base[k] + v);
+        scale[row] = ghn::scale_key(g[v]);
+        role[row] = static_cast<std::int64_t>(roles[k][static_cast<std::size_t>(v)]);
+        mask[row] = 1.0f;
+      }
+    }
+    const Tensor sum = P(scale_tab).index_select(0, index_tensor(scale, device)) +
+                       P(role_tab).index_select(0, index_tensor(role, device));
+    return sum * float_tensor(mask, device).unsqueeze(1);
+  }
+
   /// Final embeddings of the GHN nodes of a batch of architecture graphs (prune: of their
   /// simplified graphs, see ghn::prune_graph()).
   Embedded embed(const std::vector<const ArchGraph*>& arch_graphs, bool one_at_a_time) const {
@@ -565,7 +624,26 @@ struct GhnSurrogate::Impl {
     }
     auto data =
         std::make_shared<const PlanData>(ghn::detail::build_plan(graphs, cfg, one_at_a_time));
-    const Tensor init_add = cfg.shape_embed ? shape_embedding(graphs, *data) : Tensor();
+    Tensor init_add = cfg.shape_embed ? shape_embedding(graphs, *data) : Tensor();
+    if (cfg.scale_embed) {
+      // Exit roles come from the architecture's graph (pruning changes degrees); a node of the
+      // simplified graph takes the strongest role of the vertices folded into it.
+      std::vector<std::vector<ghn::ExitRole>> roles(graphs.size());
+      for (std::size_t k = 0; k < graphs.size(); ++k) {
+        const std::vector<ghn::ExitRole> own = ghn::exit_roles(*arch_graphs[k]);
+        if (out.vertex_of[k].empty()) {
+          roles[k] = own;
+          continue;
+        }
+        roles[k].assign(boost::num_vertices(*graphs[k]), ghn::ExitRole::None);
+        for (std::size_t v = 0; v < own.size(); ++v) {
+          ghn::ExitRole& r = roles[k][static_cast<std::size_t>(out.vertex_of[k][v])];
+          r = std::max(r, own[v]);
+        }
+      }
+      const Tensor e = scale_embedding(graphs, roles, *data);
+      init_add = init_add.defined() ? init_add + e : e;
+    }
     Tensor H;
     if (device.is_cpu() && !aten_propagation) {
       std::vector<Tensor> ps = {P(msg_w1),   P(msg_b1),   P(msg_w2),   P(msg_b2),
@@ -791,7 +869,7 @@ const ParamTable& GhnSurrogate::params() noexcept {
   static const ParamTable table = [] {
     ParamTable t;
     t.add_int("hidden", 32,
-              "node embedding size (GRU state, message MLP width); >= 17, the node types", 17,
+              "node embedding size (GRU state, message MLP width); >= 18, the node types", 18,
               1024);
     t.add_int("hyper_hidden", 64, "hidden width of the hypernetwork MLP H", 1, 4096);
     t.add_int("steps", 5, "propagation phases T (each: a forward and a backward pass)", 0, 100);
@@ -837,9 +915,17 @@ const ParamTable& GhnSurrogate::params() noexcept {
     t.add_bool("shape_embed", false,
                "GHN-2: add learned embeddings of each node's output and input channels, kernel "
                "size and stride to its initial state");
+    t.add_bool("scale_embed", false,
+               "add learned embeddings of each node's spatial scale (OpNode::scale) and exit "
+               "role (none, exit source, exit head) to its initial state (multi-exit, "
+               "multi-scale networks)");
+    t.add_string("exit_weights", "",
+                 "fit: weights of the exits' cross-entropies in an architecture's loss, "
+                 "comma-separated by exit position, the last repeating (\"\": their mean)");
     t.add_bool("prune", false,
                "propagate over a simplified graph: no dead branches (nodes that cannot reach "
-               "the output), relu and bn folded into their conv (one node per paper op)");
+               "an output: the last node or an exit), relu and bn folded into their conv (one node "
+               "per paper op)");
     t.add_string("preset", "tuned",
                  "tuned (the declared defaults), or paper (Zhang et al. 2019: no GHN-2 options, "
                  "no clipping or schedule; options left at their default take the paper's value)",
@@ -854,8 +940,8 @@ GhnSurrogate::GhnSurrogate(const Options& options) : impl_(std::make_unique<Impl
 GhnSurrogate::~GhnSurrogate() = default;
 
 std::uint32_t GhnSurrogate::capabilities() const {
-  return kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData | kReadsEvalBatch |
-         kReadsEvalImages;
+  return kTrainable | kGeneratesWeights | kGraphConditioned | kMultiExit | kNeedsData |
+         kReadsEvalBatch | kReadsEvalImages;
 }
 
 const std::vector<double>& GhnSurrogate::loss_curve() const { return impl_->curve; }
@@ -963,7 +1049,7 @@ void GhnSurrogate::fit(Context& ctx, const FitRequest& req) {
         const std::vector<Tensor> logits = exec.forward(archs[k], weights[k], batch->images);
         HYPERNAS_CHECK(!logits.empty(), "ghn: the executor returned no output for '",
                        abbreviate(archs[k].text), "'");
-        Tensor l = at::cross_entropy_loss(logits.back(), batch->labels);
+        Tensor l = ghn::exit_loss(logits, batch->labels, m.cfg.exit_weights);
         const double value = l.item<double>();
         HYPERNAS_CHECK(std::isfinite(value), "ghn: fit step ", global_step, " (epoch ", epoch + 1,
                        "): the loss is ", value, " on architecture '", abbreviate(archs[k].text),
@@ -1004,9 +1090,9 @@ void GhnSurrogate::fit(Context& ctx, const FitRequest& req) {
 
 namespace {
 
-/// finetune_steps SGD steps (momentum 0.9, batch 64, batch-statistics batch norm) on the train
-/// split in its stored order (the same images for every architecture: no seed), starting from
-/// `weights`, which are replaced by the result.
+/// finetune_steps SGD steps (momentum 0.9, batch 64, batch-statistics batch norm; the mean of the
+/// exits' cross-entropies) on the train split in its stored order (the same images for every
+/// architecture: no seed), starting from `weights`, which are replaced by the result.
 void finetune(Context& ctx, const Executor& exec, const Architecture& arch, WeightMap& weights,
               const Dataset& data, std::int64_t steps, double lr) {
   at::AutoGradMode grad(true);
@@ -1029,7 +1115,7 @@ void finetune(Context& ctx, const Executor& exec, const Architecture& arch, Weig
       const std::vector<Tensor> logits = exec.forward(arch, weights, b->images);
       HYPERNAS_CHECK(!logits.empty(), "ghn: the executor returned no output for '",
                      abbreviate(arch.text), "'");
-      Tensor loss = at::cross_entropy_loss(logits.back(), b->labels);
+      Tensor loss = ghn::exit_loss(logits, b->labels, {});  // the mean over the exits
       const double value = loss.item<double>();
       HYPERNAS_CHECK(std::isfinite(value), "ghn: fine-tuning step ", done + 1, " of '",
                      abbreviate(arch.text), "': the loss is ", value);
@@ -1086,15 +1172,20 @@ std::vector<Score> GhnSurrogate::score(Context& ctx, const ScoreRequest& req) {
       if (m.cfg.finetune_steps > 0)
         finetune(ctx, exec, *archs[k], weights[k], *req.data, m.cfg.finetune_steps,
                  m.cfg.finetune_lr);
+      // One forward per batch gives every exit (the last is the final output).
+      const std::vector<std::int64_t> flops = exit_flops(archs[k]->graph, spec.height);
       double loss = 0;
-      std::int64_t correct = 0, count = 0;
+      std::vector<std::int64_t> correct(flops.size(), 0);
+      std::int64_t count = 0;
       auto run = [&](const Batch& b) {
         const std::vector<Tensor> logits = exec.forward(*archs[k], weights[k], b.images);
-        HYPERNAS_CHECK(!logits.empty(), "ghn: the executor returned no output for '",
-                       archs[k]->text, "'");
+        HYPERNAS_CHECK(logits.size() == flops.size(), "ghn: the executor returned ", logits.size(),
+                       " outputs for '", abbreviate(archs[k]->text), "', whose graph has ",
+                       flops.size(), " exits");
         const Tensor& y = logits.back();
         loss += at::cross_entropy_loss(y, b.labels, {}, at::Reduction::Sum).item<double>();
-        correct += y.argmax(1).eq(b.labels).sum().item<std::int64_t>();
+        for (std::size_t e = 0; e < logits.size(); ++e)
+          correct[e] += logits[e].argmax(1).eq(b.labels).sum().item<std::int64_t>();
         count += b.labels.size(0);
       };
       if (cache) {
@@ -1105,7 +1196,9 @@ std::vector<Score> GhnSurrogate::score(Context& ctx, const ScoreRequest& req) {
       }
       HYPERNAS_CHECK(count > 0, "ghn: no validation images were scored");
       Score s;
-      const double accuracy = static_cast<double>(correct) / static_cast<double>(count);
+      for (std::size_t e = 0; e < flops.size(); ++e)
+        s.exits.push_back({static_cast<double>(correct[e]) / static_cast<double>(count), flops[e]});
+      const double accuracy = s.exits.back().accuracy;
       s.extra["accuracy"] = accuracy;
       s.extra["loss"] = loss / static_cast<double>(count);
       s.value = m.cfg.score_loss ? -s.extra["loss"] : accuracy;

@@ -7,7 +7,9 @@
 /// parameter of it:
 /// 1. Initial node embedding: the one-hot of the node's type over node_types() (the primitive
 ///    ops of architecture.h, with `conv` refined by kernel size, depthwise and dilation),
-///    zero-padded to `hidden` dimensions.
+///    zero-padded to `hidden` dimensions; options `shape_embed` and `scale_embed` add learned
+///    embeddings of the node's shape, and of its spatial scale and exit role (multi-exit
+///    networks: see exit_roles()).
 /// 2. Graph propagation: message function M (2-layer MLP, ReLU after both layers, as
 ///    ppuda's `MLP`) and update U (one GRU cell), shared by all nodes. A node's message is the
 ///    sum of M over its in-neighbours (forward pass) or out-neighbours (backward pass).
@@ -36,7 +38,8 @@
 ///    evaluated on the outputs a shape needs, once per group of equally shaped parameters.
 ///
 /// Everything the executor asks for (Executor::parameters()) is generated: conv weights, batch
-/// norm weights and biases, linear weights and biases. Nothing is learned per architecture.
+/// norm weights and biases, linear weights and biases, those of every exit head of a multi-exit
+/// network included. Nothing is learned per architecture.
 ///
 /// Nodes of one level (same longest-path depth inside their segment) are updated in one
 /// batched GRU call; this equals the paper's one-node-at-a-time schedule (see
@@ -67,8 +70,9 @@ namespace hypernas::ghn {
 /// The node types of the one-hot initial embedding, in index order: `input`, `conv1x1`,
 /// `conv3x3`, `conv5x5`, `conv` (any other kernel), `dw_conv3x3`, `dw_conv5x5`, `dw_conv`
 /// (other depthwise or grouped kernels), `dil_conv` (any conv with dilation > 1), `bn`,
-/// `relu`, `avg_pool`, `max_pool`, `add`, `concat`, `gap`, `linear`. Every primitive op of
-/// architecture.h (kPrimitiveOps) has at least one type; `conv` is refined.
+/// `relu`, `avg_pool`, `max_pool`, `add`, `concat`, `gap`, `linear`, `resample` (appended with
+/// ABI 1.3, so the earlier indices and the states trained with them are unchanged). Every
+/// primitive op of architecture.h (kPrimitiveOps) has at least one type; `conv` is refined.
 const std::vector<std::string>& node_types();
 
 /// The index of `node`'s type in node_types(). Throws Error naming the node and its op when
@@ -155,10 +159,11 @@ std::vector<UpdateStep> propagation_order(const ArchGraph& graph, Propagation pr
 
 /// The graph the GHN propagates over when option `prune` is on, and where each vertex of the
 /// architecture went. Two simplifications, neither of which changes what the network computes:
-/// - Dead branches: a vertex with no directed path to the last vertex (the network's output)
-///   cannot affect the logits (in NB201, the edges into an intermediate node whose out-edges
-///   are all `none`). It stays in the graph as an isolated vertex (its parameters still need
-///   weights; nothing reads them), with none of its edges.
+/// - Dead branches: a vertex with no directed path to an output (the last vertex, or any exit,
+///   OpNode::exit >= 0, of a multi-exit network) cannot affect the logits (in NB201, the edges
+///   into an intermediate node whose out-edges are all `none`). It stays in the graph as an
+///   isolated vertex (its parameters still need weights; nothing reads them), with none of its
+///   edges.
 /// - Hops: a `relu` whose only out-edge goes to a `conv` that reads nothing else, and a `bn`
 ///   whose only in-edge comes from a `conv` that feeds nothing else, are folded into that conv:
 ///   one node per paper op (`nor_conv_3x3` = relu, conv, bn) instead of three. A folded bn's
@@ -182,6 +187,38 @@ std::array<std::int64_t, 4> shape_key(const OpNode& node);
 /// Sizes of the four shape tables, in shape_key() order.
 constexpr std::array<std::int64_t, 4> kShapeTableSizes = {16, 16, 12, 5};
 
+/// The index of a node's spatial scale (OpNode::scale) in its learned table (option
+/// `scale_embed`): the scale clamped to 0 .. kScaleTableSize - 1.
+std::int64_t scale_key(const OpNode& node);
+
+/// Size of the scale table (scales 0 .. 7; larger ones share the last row).
+constexpr std::int64_t kScaleTableSize = 8;
+
+/// The part a node plays in a multi-exit network (option `scale_embed`), the index into its
+/// learned table.
+enum class ExitRole : std::uint8_t {
+  None = 0,    ///< A body node that no exit head hangs off.
+  Source = 1,  ///< A body node an exit head hangs off (it feeds the head and more).
+  Head = 2,    ///< A node of an exit head (bn -> relu -> gap -> linear in the `anytime` space).
+};
+
+/// Number of ExitRole values (the size of the exit-role table).
+constexpr std::int64_t kExitRoleCount = 3;
+
+/// The exit role of every vertex of `graph`, indexed by vertex. From each `linear` with
+/// OpNode::exit >= 0 (marked Head), the walk goes back through in-neighbours: while the node
+/// reached has exactly one in-edge and one out-edge, and the linear's OpNode::module, it is
+/// part of the head (Head); the node where the walk stops is the exit's source (Source). For an
+/// early exit hanging off the body that is the body node whose output also goes on into the
+/// network (it has other out-edges). The walk also stops at a node with no or several in-edges
+/// (an `add` of branches, the input) or of another module (the `anytime` space and nb201 build
+/// their heads with module -1, outside the cells): a head whose source feeds nothing else stops
+/// there. Only where neither tells (an exit-only node in a graph without modules, whose op is a
+/// chain of single-input nodes) does the walk take that chain into the head. A node that is
+/// Head for one exit and Source for another is Head. Every vertex of a graph without exits is
+/// None. Throws Error when the vertex order is not topological.
+std::vector<ExitRole> exit_roles(const ArchGraph& graph);
+
 /// A virtual edge (GHN-2): `to` is reachable from `from` by a directed path of `distance`
 /// (>= 1, shortest) edges of one segment (Segment::edges; GHN ids, input nodes included).
 struct VirtualEdge {
@@ -195,6 +232,19 @@ struct VirtualEdge {
 std::vector<VirtualEdge> virtual_edges(const ArchGraph& graph, const Segment& segment,
                                        std::int64_t max_distance);
 /// @}
+
+/// Parses option `exit_weights`: "" (empty: the mean over the exits) or comma-separated
+/// numbers >= 0 ("0.25,0.5,1"; spaces around them allowed), the weights of the exits'
+/// cross-entropies by position. Throws UsageError naming the text and the item at fault.
+std::vector<double> parse_exit_weights(const std::string& text);
+
+/// The training loss of one architecture from the logits of its exits (Executor::forward()'s
+/// outputs, in exit order): with `weights` empty, the mean of the exits' cross-entropies (for a
+/// single-exit network, its cross-entropy); else sum_k w_k CE_k, w_k = weights[k], the last
+/// weight repeating for exits beyond the list. A 0-dim tensor; throws Error when `logits` is
+/// empty.
+at::Tensor exit_loss(const std::vector<at::Tensor>& logits, const at::Tensor& labels,
+                     const std::vector<double>& weights);
 
 /// One GRU update h' = GRUCell(m, h) with torch.nn.GRUCell's parameter layout (w_ih [3H, H],
 /// w_hh [3H, H], gates r, z, n), computed as the surrogate computes it (one fused matrix
@@ -212,9 +262,9 @@ class GhnSurrogate final : public Surrogate {
   /// Declared options: hidden, hyper_hidden, steps, propagation, stacked, lr, weight_decay,
   /// meta_batch, fan_in_norm, layer_norm, virtual_edges, max_shortest_path, max_channels,
   /// max_kernel, init_seed, log_every, grad_clip, lr_schedule, handoff, score_metric,
-  /// finetune_steps, finetune_lr, shape_embed, prune, preset. The declared defaults are the tuned
-  /// setting (docs/benchmarks.md measures it); `preset=paper` gives every option left at its
-  /// default the paper's value instead.
+  /// finetune_steps, finetune_lr, shape_embed, scale_embed, exit_weights, prune, preset. The
+  /// declared defaults are the tuned setting (docs/benchmarks.md measures it); `preset=paper` gives
+  /// every option left at its default the paper's value instead.
   static const ParamTable& params() noexcept;
   /// Builds and initialises the GHN from resolved options (on the CPU; it moves to the
   /// context's device at the first call). Initial weights come from `init_seed`.
@@ -223,18 +273,23 @@ class GhnSurrogate final : public Surrogate {
   GhnSurrogate(const GhnSurrogate&) = delete;
   GhnSurrogate& operator=(const GhnSurrogate&) = delete;
 
-  /// kTrainable | kGeneratesWeights | kGraphConditioned | kNeedsData.
+  /// kTrainable | kGeneratesWeights | kGraphConditioned | kMultiExit | kNeedsData |
+  /// kReadsEvalBatch | kReadsEvalImages.
   std::uint32_t capabilities() const override;
   /// Trains the GHN with Adam: each step draws `meta_batch` architectures from the space
   /// (ctx.rng()), generates their weights, runs them on one training batch and backpropagates
-  /// the mean cross-entropy. Throws Error naming the step and the architecture on a
-  /// non-finite loss; Cancelled between steps when asked to stop.
+  /// the mean over the architectures of each one's loss, ghn::exit_loss() (the mean of its
+  /// exits' cross-entropies, or their `exit_weights` sum). Throws Error naming the step and the
+  /// architecture on a non-finite loss; Cancelled between steps when asked to stop.
   void fit(Context& ctx, const FitRequest& request) override;
-  /// Accuracy (score_metric=accuracy) or negative mean cross-entropy (score_metric=loss) with
-  /// generated weights on the valid split (first max_images images, no shuffling, batches of
-  /// request.batch_size, batch-statistics batch norm), after finetune_steps SGD steps from
-  /// the generated weights when that is > 0. Score::extra: "loss" (mean cross-entropy),
-  /// "accuracy".
+  /// Accuracy (score_metric=accuracy) or negative mean cross-entropy (score_metric=loss) of the
+  /// final exit (the highest; a single-exit network's output) with generated weights on the
+  /// valid split (first max_images images, no shuffling, batches of request.batch_size,
+  /// batch-statistics batch norm), after finetune_steps SGD steps (on the mean of the exits'
+  /// cross-entropies) from the generated weights when that is > 0. Score::exits: one entry per
+  /// exit in exit order, from the same forward passes: its accuracy and exit_flops()
+  /// (graph_stats.h) at the dataset's image height. Score::extra: "loss" (mean cross-entropy),
+  /// "accuracy", both of the final exit.
   std::vector<Score> score(Context& ctx, const ScoreRequest& request) override;
   /// Every parameter ctx.executor()->parameters(arch) lists, with exactly those shapes
   /// (without gradient history).

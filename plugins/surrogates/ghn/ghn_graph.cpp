@@ -1,6 +1,6 @@
 /// @file ghn_graph.cpp
 /// @brief Graph analysis for the GHN (no Torch): node types, segments, level groups, the
-/// propagation schedule and virtual edges.
+/// propagation schedule, pruning, shape, scale and exit-role keys, and virtual edges.
 
 #include <algorithm>
 #include <map>
@@ -29,6 +29,7 @@ enum Type : int {
   kConcat,
   kGap,
   kLinear,
+  kResample,  // appended (ABI 1.3): earlier indices, and states trained with them, unchanged
   kTypeCount
 };
 
@@ -49,7 +50,7 @@ const std::vector<std::string>& node_types() {
                                                  "conv",     "dw_conv3x3", "dw_conv5x5", "dw_conv",
                                                  "dil_conv", "bn",         "relu",       "avg_pool",
                                                  "max_pool", "add",        "concat",     "gap",
-                                                 "linear"};
+                                                 "linear",   "resample"};
   return types;
 }
 
@@ -76,13 +77,14 @@ int node_type(const OpNode& node) {
   if (op == "concat") return kConcat;
   if (op == "gap") return kGap;
   if (op == "linear") return kLinear;
+  if (op == "resample") return kResample;
   std::string known;
   for (const char* p : kPrimitiveOps) known += (known.empty() ? "" : ", ") + std::string(p);
   throw Error(cat("ghn: node '", node.name, "' has op '", op,
                   "', which is not a primitive op (known: ", known, ")"));
 }
 
-static_assert(kTypeCount == 17, "node_types() lists 17 types");
+static_assert(kTypeCount == 18, "node_types() lists 18 types");
 
 Propagation parse_propagation(const std::string& text) {
   if (text == "forward-backward") return Propagation::ForwardBackward;
@@ -241,8 +243,9 @@ GraphView prune_graph(const ArchGraph& graph) {
   const std::int64_t n = static_cast<std::int64_t>(boost::num_vertices(graph));
   GraphView view;
   if (n == 0) return view;
-  // Live: a directed path to the output (the last vertex).
+  // Live: a directed path to an output (the last vertex, or an exit of a multi-exit network).
   std::vector<char> live(static_cast<std::size_t>(n), 0);
+  for (std::int64_t v = 0; v < n; ++v) live[v] = graph[v].exit >= 0 ? 1 : 0;
   live[n - 1] = 1;
   for (std::int64_t v = n - 1; v-- > 0;)
     for (auto [it, end] = boost::out_edges(v, graph); it != end && !live[v]; ++it)
@@ -289,6 +292,38 @@ std::array<std::int64_t, 4> shape_key(const OpNode& node) {
   return {channels(node.c_out), channels(node.c_in),
           std::clamp<std::int64_t>(node.kernel, 0, kShapeTableSizes[2] - 1),
           std::clamp<std::int64_t>(node.stride, 0, kShapeTableSizes[3] - 1)};
+}
+
+std::int64_t scale_key(const OpNode& node) {
+  return std::clamp<std::int64_t>(node.scale, 0, kScaleTableSize - 1);
+}
+
+std::vector<ExitRole> exit_roles(const ArchGraph& graph) {
+  check_topological(graph);
+  const std::size_t n = boost::num_vertices(graph);
+  std::vector<ExitRole> roles(n, ExitRole::None);
+  std::vector<char> source(n, 0);
+  for (std::size_t v = 0; v < n; ++v) {
+    if (graph[v].op != "linear" || graph[v].exit < 0) continue;
+    roles[v] = ExitRole::Head;
+    // Back through the chain of single-input, single-output nodes of the linear's module;
+    // edges go to higher vertices, so the walk ends.
+    const std::int64_t module = graph[v].module;
+    std::size_t cur = v;
+    while (boost::in_degree(cur, graph) == 1) {
+      const std::size_t u = boost::source(*boost::in_edges(cur, graph).first, graph);
+      if (boost::in_degree(u, graph) != 1 || boost::out_degree(u, graph) != 1 ||
+          graph[u].module != module) {
+        source[u] = 1;
+        break;
+      }
+      roles[u] = ExitRole::Head;
+      cur = u;
+    }
+  }
+  for (std::size_t v = 0; v < n; ++v)
+    if (source[v] && roles[v] == ExitRole::None) roles[v] = ExitRole::Source;
+  return roles;
 }
 
 std::vector<VirtualEdge> virtual_edges(const ArchGraph& graph, const Segment& segment,

@@ -39,7 +39,9 @@ struct Config {
   std::int64_t finetune_steps;     ///< SGD steps before scoring.
   double finetune_lr;              ///< Their learning rate.
   bool shape_embed;                ///< GHN-2 shape embeddings added to the initial states.
-  bool prune;                      ///< Propagate over prune_graph()'s simplified graph.
+  bool scale_embed;                ///< Scale and exit-role embeddings added to them.
+  std::vector<double> exit_weights;  ///< fit: weights of the exits' losses (empty: the mean).
+  bool prune;                        ///< Propagate over prune_graph()'s simplified graph.
 
   /// From options resolved by GhnSurrogate::params().
   explicit Config(const Options& o)
@@ -66,6 +68,8 @@ struct Config {
         finetune_steps(o.get_int("finetune_steps")),
         finetune_lr(o.get_real("finetune_lr")),
         shape_embed(o.get_bool("shape_embed")),
+        scale_embed(o.get_bool("scale_embed")),
+        exit_weights(parse_exit_weights(o.get_string("exit_weights"))),
         prune(o.get_bool("prune")) {}
 
   /// Size of the maximal 4-D block [C, C, K, K] of H's output.
@@ -124,10 +128,10 @@ PlanData build_plan(const std::vector<const ArchGraph*>& graphs, const Config& c
 /// Propagation of `plan` on the CPU as plain loops (ghn_engine.cpp): the final node
 /// embeddings [total, hidden] (input nodes included), before layer norm. `params`: the message
 /// MLP's w1 b1 w2 b2, the GRU's w_ih w_hh b_ih b_hh, then (virtual edges) the second MLP's w1 b1 w2
-/// b2. `init_add` (undefined, or [total, hidden]) is added to the initial states (the shape
-/// embeddings). When grad mode is on and a parameter or `init_add` requires grad, the result
-/// carries one autograd node whose backward is hand-written; it computes what the ATen
-/// propagation computes.
+/// b2. `init_add` (undefined, or [total, hidden]) is added to the initial states (the shape,
+/// scale and exit-role embeddings). When grad mode is on and a parameter or `init_add` requires
+/// grad, the result carries one autograd node whose backward is hand-written; it computes what the
+/// ATen propagation computes.
 at::Tensor propagate_cpu(std::shared_ptr<const PlanData> plan, const Config& cfg,
                          const std::vector<at::Tensor>& params, const at::Tensor& init_add);
 

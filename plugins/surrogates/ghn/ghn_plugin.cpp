@@ -5,6 +5,6 @@
 
 #include "ghn.h"
 
-HYPERNAS_PLUGIN(Surrogate, hypernas::GhnSurrogate, "ghn", "1.3.0",
+HYPERNAS_PLUGIN(Surrogate, hypernas::GhnSurrogate, "ghn", "1.4.0",
                 "Graph HyperNetwork (Zhang et al. 2019; GHN-2 options): generates all weights "
                 "from the architecture graph")

@@ -160,9 +160,9 @@ TEST_F(Ensemble, TrainableMembersCheckpointsAndStateRoundTrip) {
   so.set("input_size", std::int64_t{8}).set("classes", std::int64_t{3});
   space = registry.create_space("nb201", so);
   const test::FakeDataset data(64, 32, 8);
-  const std::string ghn_opts = "ghn:steps=1,hidden=17,hyper_hidden=8";
+  const std::string ghn_opts = "ghn:steps=1,hidden=18,hyper_hidden=8";
   Options g;
-  g.set("steps", std::int64_t{1}).set("hidden", std::int64_t{17});
+  g.set("steps", std::int64_t{1}).set("hidden", std::int64_t{18});
   g.set("hyper_hidden", std::int64_t{8});
   auto ghn = registry.create_surrogate("ghn", g);
   FitRequest fr;

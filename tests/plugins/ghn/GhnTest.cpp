@@ -183,10 +183,16 @@ TEST(Ghn, DescriptorAndOptions) {
   ASSERT_NE(p, nullptr) << error;
   auto* s = dynamic_cast<Surrogate*>(p.get());
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->capabilities(), std::uint32_t{kTrainable | kGeneratesWeights | kGraphConditioned |
-                                             kNeedsData | kReadsEvalBatch | kReadsEvalImages});
-  // hidden must hold the one-hot node type
+  EXPECT_EQ(s->capabilities(),
+            std::uint32_t{kTrainable | kGeneratesWeights | kGraphConditioned | kMultiExit |
+                          kNeedsData | kReadsEvalBatch | kReadsEvalImages});
+  EXPECT_EQ(std::string(d->version), "1.4.0");
+  EXPECT_FALSE(o.get_bool("scale_embed"));
+  EXPECT_EQ(o.get_string("exit_weights"), "");
+  // hidden must hold the one-hot node type (18 types since `resample`)
   EXPECT_THROW(ghn_options({{"hidden", std::int64_t{8}}}), UsageError);
+  EXPECT_THROW(ghn_options({{"hidden", std::int64_t{17}}}), UsageError);
+  EXPECT_NO_THROW(ghn_options({{"hidden", std::int64_t{18}}}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,7 +200,10 @@ TEST(Ghn, DescriptorAndOptions) {
 
 TEST(Ghn, NodeTypes) {
   const auto& types = ghn::node_types();
-  EXPECT_EQ(types.size(), 17u);
+  EXPECT_EQ(types.size(), 18u);
+  // `resample` was appended: the earlier indices (and states trained with them) are unchanged.
+  EXPECT_EQ(types[16], "linear");
+  EXPECT_EQ(types[17], "resample");
   std::set<std::string> distinct(types.begin(), types.end());
   EXPECT_EQ(distinct.size(), types.size());
   for (const char* op : kPrimitiveOps) {
@@ -490,6 +499,8 @@ TEST(Ghn, CpuEngineEqualsAtenPropagation) {
       {{"prune", true}},
       {{"shape_embed", true}, {"prune", true}, {"propagation", std::string("synchronous")}},
       {{"shape_embed", true}, {"handoff", std::string("all")}, {"virtual_edges", true}},
+      {{"scale_embed", true}},
+      {{"scale_embed", true}, {"shape_embed", true}, {"prune", true}},
   };
   for (const auto& given : variants) {
     auto o = given;
