@@ -31,7 +31,8 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   auto compile = run({HYPERNAS_CMAKE, "--build", build.string()});
   ASSERT_EQ(compile.exit_code, 0) << compile.output;
   for (const char* lib : {"libhypernas_depth.so", "libhypernas_naswot_example.so",
-                          "libhypernas_exhaustive_example.so", "libhypernas_penalised_example.so"})
+                          "libhypernas_exhaustive_example.so", "libhypernas_penalised_example.so",
+                          "libhypernas_exit_depth.so"})
     ASSERT_TRUE(fs::exists(build / lib)) << lib;
 
   const std::map<std::string, std::string> env{{"HYPERNAS_PLUGIN_PATH", build.string()}};
@@ -54,6 +55,19 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
     EXPECT_TRUE(listed_too) << name << "\n" << listed.output;
   }
   EXPECT_TRUE(j["refused"].empty()) << listed.output;
+  // ABI 1.3 out of tree: the multi-exit surrogate was built with this minor, and the installed
+  // built-ins it runs with are there (the `anytime` space only once it is built).
+  bool exit_depth = false, anytime_strategy = false, anytime_space = false;
+  for (const auto& p : j["plugins"]) {
+    if (p["name"] == "exit_depth" && p["kind"] == "surrogate") {
+      exit_depth = true;
+      EXPECT_EQ(p["abi"], "1." + std::to_string(HYPERNAS_ABI_MINOR)) << listed.output;
+    }
+    anytime_strategy = anytime_strategy || (p["name"] == "anytime" && p["kind"] == "strategy");
+    anytime_space = anytime_space || (p["name"] == "anytime" && p["kind"] == "space");
+  }
+  EXPECT_TRUE(exit_depth) << listed.output;
+  EXPECT_TRUE(anytime_strategy) << listed.output;
   // The installed binary finds the installed built-in plugins (nb201, random) by itself.
   auto searched = run({exe, "run", source + "/search.lua", "--results", (work / "results").string(),
                        "--progress", "off"},
@@ -71,5 +85,11 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   // The surrogate built from another by name (ABI 1.2) scored through its inner `depth`.
   EXPECT_NE(searched.output.find("penalised 3 scores, below depth: true"), std::string::npos)
       << searched.output;
+  // The out-of-tree multi-exit surrogate drove the built-in `anytime` strategy, whose ranking
+  // the script rechecked in full (areas, order, flags, front), on the anytime space when the
+  // install has it, else on NB201.
+  const std::string anytime_line =
+      std::string("anytime on ") + (anytime_space ? "anytime" : "nb201") + ": 16 checked";
+  EXPECT_NE(searched.output.find(anytime_line), std::string::npos) << searched.output;
   fs::remove_all(work);
 }

@@ -33,3 +33,67 @@ local plain = nas.surrogate("depth"):score{ space = space, archs = three }
 local below = true
 for i = 1, 3 do below = below and p[i] < plain[i] end
 print(string.format("penalised %d scores, below depth: %s", #p, tostring(below)))
+
+-- ABI 1.3: a multi-exit surrogate built out of tree (exit_flops() from the installed SDK) drives
+-- the built-in `anytime` strategy, on the `anytime` space when it is installed, else on NB201
+-- (one exit per network). Everything is returned (keep = candidates), so the ranking is checked
+-- here in full: the FLOPs range, each area, the order, the flags and the Pareto front.
+local ok, any_space = pcall(nas.space, { name = "anytime" })
+local exit_space, exit_space_name = any_space, "anytime"
+if not ok then
+  print("no anytime space (" .. tostring(any_space) .. "); searching nb201")
+  exit_space, exit_space_name = space, "nb201"
+end
+local ranked = nas.strategy("anytime", { candidates = 16, keep = 16, batch = 4 }):run{
+  surrogate = nas.surrogate("exit_depth"), space = exit_space }
+assert(#ranked == 16, "anytime returned " .. #ranked .. " of 16 candidates")
+local lo, hi = math.huge, -math.huge
+for _, c in ipairs(ranked) do
+  assert(c.exits and #c.exits >= 1, "no exits on " .. c.arch)
+  for k, e in ipairs(c.exits) do
+    assert(k == 1 or e.flops >= c.exits[k - 1].flops, "exit FLOPs decrease on " .. c.arch)
+    lo, hi = math.min(lo, e.flops), math.max(hi, e.flops)
+  end
+end
+local function area(exits)  -- the step curve, segment by segment between its breakpoints
+  local cuts = { lo, hi }
+  for _, e in ipairs(exits) do if e.flops > lo and e.flops < hi then cuts[#cuts + 1] = e.flops end end
+  table.sort(cuts)
+  local sum = 0
+  for i = 1, #cuts - 1 do
+    local best = 0
+    for _, e in ipairs(exits) do if e.flops <= cuts[i] then best = math.max(best, e.accuracy) end end
+    sum = sum + best * (cuts[i + 1] - cuts[i])
+  end
+  return sum / (hi - lo)
+end
+local function dominated(p)
+  for _, c in ipairs(ranked) do
+    for _, q in ipairs(c.exits) do
+      if (q.flops <= p.flops and q.accuracy > p.accuracy) or
+         (q.flops < p.flops and q.accuracy >= p.accuracy) then return true end
+    end
+  end
+  return false
+end
+-- Front owners: of points equal in both, the strategy credits the first scored only.
+local needed, covered, owners = {}, {}, 0
+for i, c in ipairs(ranked) do
+  assert(math.abs(c.score - area(c.exits)) < 1e-9, "area of " .. c.arch)
+  assert(c.auc == c.score and c.kept == 1, "auc/kept of " .. c.arch)
+  assert(c.final_accuracy == c.exits[#c.exits].accuracy, "final accuracy of " .. c.arch)
+  assert(i == 1 or ranked[i - 1].score >= c.score, "not ordered by area at " .. i)
+  local owns = false
+  for _, e in ipairs(c.exits) do
+    if not dominated(e) then
+      owns = true
+      needed[e.flops .. ":" .. e.accuracy] = true
+      if c.front == 1 then covered[e.flops .. ":" .. e.accuracy] = true end
+    end
+  end
+  assert(c.front == 0 or owns, "front flag of " .. c.arch)
+  if c.front == 1 then owners = owners + 1 end
+end
+for point in pairs(needed) do assert(covered[point], "front point " .. point .. " not owned") end
+print(string.format("anytime on %s: %d checked, FLOPs [%d, %d], best area %.4f, %d on the front",
+                    exit_space_name, #ranked, lo, hi, ranked[1].score, owners))
