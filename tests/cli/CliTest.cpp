@@ -446,11 +446,21 @@ TEST_F(Cli, AnytimeSearchScriptRunsAndARerunReusesEverything) {
   // scripts/anytime_search.lua at a toy size: GHN fit, anytime strategy, trainings of the
   // winner and both baselines, report and plots.
   const std::vector<std::string> args = {
-      "run", (fs::path(HYPERNAS_SOURCE_DIR) / "scripts" / "anytime_search.lua").string(),
-      "--set", "nodes=2,2", "--set", "channels=4", "--set", "exit_prob=0.5", "--set",
-      "fit_steps=3", "--set", "candidates=4", "--set", "keep=1", "--set", "eval_images=64",
-      "--set", "train_steps=2", "--set", "valid_images=64", "--set", "test_images=128", "--set",
-      "random_baselines=1", "--progress", "off", "--experiment", "anytime", "--threads", "1"};
+      "run",          (fs::path(HYPERNAS_SOURCE_DIR) / "scripts" / "anytime_search.lua").string(),
+      "--set",        "nodes=2,2",
+      "--set",        "channels=4",
+      "--set",        "exit_prob=0.5",
+      "--set",        "fit_steps=3",
+      "--set",        "candidates=4",
+      "--set",        "keep=1",
+      "--set",        "eval_images=64",
+      "--set",        "train_steps=2",
+      "--set",        "valid_images=64",
+      "--set",        "test_images=128",
+      "--set",        "random_baselines=1",
+      "--progress",   "off",
+      "--experiment", "anytime",
+      "--threads",    "1"};
   auto r = hypernas(args);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("winner 1 trained: area"), std::string::npos) << r.output;
@@ -461,8 +471,8 @@ TEST_F(Cli, AnytimeSearchScriptRunsAndARerunReusesEverything) {
   for (const char* part : {"# Anytime search", "## Winners", "## Baselines", "predicted area",
                            "winners_curves.png", "pareto_front.png", "trained_vs_baselines.png"})
     EXPECT_NE(md.str().find(part), std::string::npos) << part << "\n" << md.str();
-  for (const char* png : {"winners_curves.png", "pareto_front.png", "trained_vs_baselines.png",
-                          "ghn_loss.png"})
+  for (const char* png :
+       {"winners_curves.png", "pareto_front.png", "trained_vs_baselines.png", "ghn_loss.png"})
     EXPECT_TRUE(fs::exists(exp / png)) << png;
   std::int64_t trainings = 0, evaluations = 0;
   {

@@ -93,8 +93,9 @@ std::int64_t at_scale(std::int64_t size, std::int64_t scale) {
 void expect_valid_graph(const AnytimeSpace& space, const Architecture& arch) {
   SCOPED_TRACE(arch.text);
   // Shapes as the executor runs them (every input at its node's scale and channels).
-  hypernas::test::expect_consistent_shapes(arch.graph, 28, {/*sourceless_add=*/false,
-                                                            /*concat=*/false});
+  hypernas::test::expect_consistent_shapes(arch.graph, 28,
+                                           {/*sourceless_add=*/false,
+                                            /*concat=*/false});
   ASSERT_NO_THROW(hypernas::graph::validate(arch));
   const ArchGraph& g = arch.graph;
   const std::size_t n = boost::num_vertices(g);
