@@ -2,7 +2,8 @@
 -- rank anytime networks as training them does?
 --
 --   hypernas run scripts/bench/anytime_ranking.lua --experiment anytime-ranking \
---     [--set pool=30 --set fit_steps=2000 --set train_steps=300 --set checkpoint=...]
+--     [--set pool=30 --set fit_steps=2000 --set train_steps=300 --set test_images=0
+--      --set checkpoint=... --set nodes=8,6,4 --set channels=8]
 --
 -- Trains a GHN on the `anytime` space (or loads `checkpoint`), scores `pool` random anytime
 -- networks with the `anytime` strategy (every exit's accuracy with generated weights), trains
@@ -41,7 +42,7 @@ local rows, predicted, trained, params, flops, final = {}, {}, {}, {}, {}, {}
 local train_seconds = 0
 for i, c in ipairs(scored) do
   local r = nas.train{ arch = c.arch, space = space, data = data, epochs = epochs, max_steps = train_steps,
-                       batch = 64, valid_images = 1000 }
+                       batch = 64, valid_images = 1000, test_images = nas.arg("test_images", 0) }
   if not r.reused then train_seconds = train_seconds + r.seconds end
   local exits = r.exits or { { accuracy = r.test_accuracy, flops = r.flops } }
   local area = nas.metrics.anytime_auc(exits, { lo = lo, hi = hi })

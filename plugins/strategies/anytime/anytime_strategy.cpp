@@ -37,10 +37,11 @@
 #include <limits>
 #include <numeric>
 #include <string>
-#include <unordered_set>
 
 #include <hypernas/anytime.h>
 #include <hypernas/strategy.h>
+
+#include "../common/pool.h"
 
 namespace {
 
@@ -91,37 +92,16 @@ class AnytimeStrategy final : public Strategy {
     HYPERNAS_CHECK(req.evaluations != nullptr,
                    "anytime search needs the kernel's evaluation service (a host of ABI >= 1.1)");
     const std::string key = req.evaluations->key();
-    std::int64_t n = candidates_;
-    if (auto size = req.space->size())
-      n = std::min<std::int64_t>(n, static_cast<std::int64_t>(*size));
-
     // Draw first, so the candidates depend only on the seed, not on what is already scored.
-    const std::vector<Architecture> pool = draw(ctx, *req.space, n);
-
-    std::vector<Candidate> scored;
-    std::size_t failed = 0;
-    auto progress = ctx.progress("anytime search", static_cast<std::int64_t>(pool.size()));
-    for (std::size_t next = 0; next < pool.size();) {
-      const std::size_t end = std::min(pool.size(), next + static_cast<std::size_t>(batch_));
-      Evaluated e = req.evaluations->evaluate(
-          ctx,
-          std::vector<Architecture>(pool.begin() + static_cast<std::ptrdiff_t>(next),
-                                    pool.begin() + static_cast<std::ptrdiff_t>(end)),
-          progress.get());
-      next = end;
-      failed += e.failed.size();
-      for (auto& c : e.scored) {
-        check_exits(c, key);
-        scored.push_back(std::move(c));
-      }
-      if (e.stop) break;
-    }
-    progress->finish();
-    if (scored.empty()) {
-      if (failed > 0)
-        ctx.log().warn(cat("every one of the ", failed, " candidates failed; nothing to rank"));
-      return {};
-    }
+    const std::vector<Architecture> pool =
+        strategies::draw_distinct(ctx, *req.space, candidates_, strategies::Distinct::Hash);
+    std::vector<Candidate> scored =
+        strategies::score_pool(ctx, *req.evaluations, pool, batch_, "anytime search",
+                               [&key](const std::vector<Candidate>& batch) {
+                                 for (const Candidate& c : batch) check_exits(c, key);
+                               })
+            .scored;
+    if (scored.empty()) return {};
 
     const auto [lo, hi, origin] = flops_range(scored);
     for (Candidate& c : scored) {
@@ -211,40 +191,6 @@ class AnytimeStrategy final : public Strategy {
                    "range above 0, got [", flops_text(lo), ", ", flops_text(hi), "] (", origin,
                    "); set flops_min > 0");
     return {lo, hi, origin};
-  }
-
-  /// n architectures distinct by store hash, drawn as `random` draws them: a finite space by
-  /// index without replacement (Floyd's algorithm, then shuffled), an unbounded one by rejection
-  /// of repeats.
-  static std::vector<Architecture> draw(Context& ctx, const SearchSpace& space, std::int64_t n) {
-    std::vector<Architecture> pool;
-    pool.reserve(static_cast<std::size_t>(n));
-    std::unordered_set<std::string> seen;  // store hashes
-    if (auto size = space.size()) {
-      std::unordered_set<std::uint64_t> chosen;
-      std::vector<std::uint64_t> order;
-      for (std::uint64_t j = *size - static_cast<std::uint64_t>(n); j < *size; ++j) {
-        std::uint64_t t = ctx.rng().uniform_int(j + 1);
-        if (!chosen.insert(t).second) t = j, chosen.insert(j);
-        order.push_back(t);
-      }
-      std::shuffle(order.begin(), order.end(), ctx.rng().engine());
-      for (std::uint64_t index : order) {
-        ctx.check_cancelled();
-        Architecture a = space.at(index);
-        if (seen.insert(ctx.store().hash(a)).second) pool.push_back(std::move(a));
-      }
-      return pool;
-    }
-    std::int64_t draws = 0;
-    while (static_cast<std::int64_t>(pool.size()) < n) {
-      ctx.check_cancelled();
-      HYPERNAS_CHECK(++draws <= 100 * n + 1000, "space '", space.name(), "' yielded only ",
-                     pool.size(), " distinct architectures in ", draws - 1, " draws");
-      Architecture a = space.sample(ctx.rng());
-      if (seen.insert(ctx.store().hash(a)).second) pool.push_back(std::move(a));
-    }
-    return pool;
   }
 
   std::int64_t candidates_, keep_, batch_;

@@ -26,6 +26,7 @@
 #include "kernel/exec/executor.h"
 #include "plugins/spaces/anytime/anytime.h"
 #include "plugins/surrogates/ghn/ghn.h"
+#include "tests/plugins/ghn/brightness_data.h"
 #include "tests/support/arch_builder.h"
 #include "tests/support/context.h"
 #include "tests/support/errors.h"
@@ -125,62 +126,11 @@ class ThreeExitSpace final : public SearchSpace {
   }
 };
 
-/// Images whose class is their brightness (class k of K around (k + 0.5) / K, plus noise), with
-/// fixed train and valid splits; batches in order or shuffled with the caller's Rng.
-class BrightnessData final : public Dataset {
- public:
-  BrightnessData(std::int64_t train, std::int64_t valid, std::int64_t size = kImage) : size_(size) {
-    at::Generator gen = at::detail::createCPUGenerator(11);
-    for (auto [split, n] : {std::pair{Split::Train, train}, std::pair{Split::Valid, valid}}) {
-      at::Tensor labels = at::randint(kClasses, {n}, gen, at::kLong);
-      at::Tensor images = (labels.to(at::kFloat).view({n, 1, 1, 1}) + 0.5) / kClasses +
-                          0.3 * at::randn({n, 1, size, size}, gen);
-      images_[split] = (images - 0.5) * 2.0;
-      labels_[split] = labels;
-    }
-  }
-  std::string name() const override { return "brightness"; }
-  std::string identity() const override { return cat("brightness{size=", size_, "}"); }
-  using Dataset::batches;
-  ProblemSpec spec() const override { return {1, size_, size_, kClasses}; }
-  std::int64_t size(Split s) const override {
-    auto it = labels_.find(s);
-    return it == labels_.end() ? 0 : it->second.size(0);
-  }
-  std::unique_ptr<BatchStream> batches(Split s, const BatchOptions& o, Rng& rng) const override {
-    struct Stream final : BatchStream {
-      at::Tensor images, labels;
-      std::vector<std::int64_t> order;
-      std::int64_t pos = 0, batch = 1;
-      bool drop_last = false;
-      std::optional<Batch> next() override {
-        const std::int64_t n = static_cast<std::int64_t>(order.size());
-        if (pos >= n || (drop_last && pos + batch > n)) return std::nullopt;
-        const std::int64_t end = std::min(n, pos + batch);
-        std::vector<std::int64_t> ids(order.begin() + pos, order.begin() + end);
-        pos = end;
-        at::Tensor idx = at::tensor(ids, at::kLong);
-        return Batch{images.index_select(0, idx), labels.index_select(0, idx)};
-      }
-    };
-    auto st = std::make_unique<Stream>();
-    st->images = images_.at(s);
-    st->labels = labels_.at(s);
-    std::int64_t n = st->labels.size(0);
-    if (o.limit > 0) n = std::min(n, o.limit);
-    st->order.resize(static_cast<std::size_t>(st->labels.size(0)));
-    std::iota(st->order.begin(), st->order.end(), 0);
-    if (o.shuffle) std::shuffle(st->order.begin(), st->order.end(), rng.engine());
-    st->order.resize(static_cast<std::size_t>(n));
-    st->batch = o.batch_size;
-    st->drop_last = o.drop_last;
-    return st;
-  }
-
- private:
-  std::int64_t size_;
-  std::map<Split, at::Tensor> images_, labels_;
-};
+/// The GHN tests' brightness images (brightness_data.h) at this file's size and class count.
+test::BrightnessData brightness(std::int64_t train, std::int64_t valid) {
+  return test::BrightnessData(train, valid, kImage, kClasses, false, 1, /*seed=*/11,
+                              /*noise=*/0.3);
+}
 
 std::int64_t vertex(const Architecture& a, const std::string& name) {
   for (std::int64_t v = 0; v < static_cast<std::int64_t>(boost::num_vertices(a.graph)); ++v)
@@ -425,7 +375,7 @@ TEST(GhnMultiExit, GeneratesEveryParameterOfAThreeExitNetwork) {
 TEST(GhnMultiExit, ScoreGivesEveryExitFromOneEvaluation) {
   TestContext ctx(1, &executor());
   const ThreeExitSpace space;
-  const BrightnessData data(64, 40);
+  const test::BrightnessData data = brightness(64, 40);
   const Architecture a = three_exit(3, 5), b = three_exit(1, 1);
   ScoreRequest sr;
   sr.space = &space;
@@ -537,7 +487,7 @@ TEST(GhnMultiExit, ExitLossIsTheMeanOrTheWeightedSum) {
 
 TEST(GhnMultiExit, FitTrainsOnEveryExit) {
   const ThreeExitSpace space;
-  const BrightnessData data(64, 16);
+  const test::BrightnessData data = brightness(64, 16);
   FitRequest fr;
   fr.space = &space;
   fr.data = &data;
@@ -615,7 +565,7 @@ TEST(GhnMultiExit, FitTrainsOnEveryExit) {
 TEST(GhnMultiExit, StateRoundTripWithScaleEmbedGivesIdenticalScores) {
   TestContext ctx(3, &executor());
   const ThreeExitSpace space;
-  const BrightnessData data(48, 20);
+  const test::BrightnessData data = brightness(48, 20);
   GhnSurrogate a(ghn_options({{"scale_embed", true}, {"steps", std::int64_t{1}}}));
   FitRequest fr;
   fr.space = &space;
@@ -703,7 +653,7 @@ TEST(GhnMultiExit, SampledAnytimeArchitectures) {
   o.set("classes", kClasses).set("exit_prob", 0.5);
   const AnytimeSpace space(AnytimeSpace::params().resolve(o, "anytime"));
   TestContext ctx(1, &executor());
-  const BrightnessData data(16, 12);
+  const test::BrightnessData data = brightness(16, 12);
   GhnSurrogate ghn(ghn_options({{"scale_embed", true}, {"steps", std::int64_t{1}}}));
   Rng rng(2019);
   std::vector<Architecture> archs;
