@@ -11,7 +11,7 @@
 --   4. report.md with the curves, the front and the tables.
 -- Everything is recorded in the experiment's store: a rerun reuses scores and trainings.
 --
---   hypernas run scripts/anytime_search.lua                      (Fashion-MNIST, CPU, ~15 min)
+--   hypernas run scripts/anytime_search.lua                      (Fashion-MNIST, CPU, ~20 min)
 --   hypernas run scripts/anytime_search.lua --set data=cifar10 --set nodes=24,16,8 --set channels=16
 
 local data_name = nas.arg("data", "fashion-mnist")
