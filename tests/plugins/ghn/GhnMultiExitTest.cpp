@@ -27,6 +27,7 @@
 #include "plugins/spaces/anytime/anytime.h"
 #include "plugins/surrogates/ghn/ghn.h"
 #include "tests/plugins/ghn/brightness_data.h"
+#include "tests/plugins/ghn/ghn_support.h"
 #include "tests/support/arch_builder.h"
 #include "tests/support/context.h"
 #include "tests/support/errors.h"
@@ -36,16 +37,12 @@ namespace {
 using namespace hypernas;
 using ghn::ExitRole;
 using test::error_of;
+using test::ghn_gradients;
+using test::ghn_options;
 using test::TestContext;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures: a hand-made 3-exit, two-scale network family, its space, tiny data
-
-Options ghn_options(std::map<std::string, Value> given = {}) {
-  Options o;
-  for (auto& [k, v] : given) o.set(k, v);
-  return GhnSurrogate::params().resolve(o, "ghn");
-}
 
 /// The kernel's graph executor, for the contexts of these tests.
 const exec::GraphExecutor& executor() {
@@ -149,25 +146,6 @@ void expect_matches(const WeightMap& weights, const std::vector<ParamShape>& sha
     EXPECT_EQ(it->second.sizes().vec(), p.shape) << what << ": " << p.name;
     EXPECT_TRUE(at::isfinite(it->second).all().item<bool>()) << what << ": " << p.name;
   }
-}
-
-/// Gradients of all GHN parameters for a fixed function of the generated weights.
-std::map<std::string, at::Tensor> ghn_gradients(GhnSurrogate& ghn,
-                                                const std::vector<const Architecture*>& archs) {
-  std::vector<std::vector<ParamShape>> shapes;
-  for (const Architecture* a : archs) shapes.push_back(executor().parameters(*a));
-  for (auto& [name, p] : ghn.named_parameters())
-    if (p.grad().defined()) p.mutable_grad() = at::Tensor();
-  const auto weights = ghn.generate_batch(archs, shapes, true);
-  at::Tensor loss = at::zeros({});
-  double k = 1;
-  for (const WeightMap& w : weights)
-    for (const auto& [name, t] : w) loss = loss + (t * (k += 0.01)).sin().sum();
-  loss.backward();
-  std::map<std::string, at::Tensor> out;
-  for (auto& [name, p] : ghn.named_parameters())
-    out[name] = p.grad().defined() ? p.grad().clone() : at::zeros_like(p);
-  return out;
 }
 
 /// Per-exit cross-entropies and numbers of correct predictions on one batch.
@@ -317,27 +295,11 @@ TEST(GhnMultiExit, CpuEngineEqualsAtenPropagationWithScaleEmbed) {
       {{"scale_embed", true}, {"shape_embed", true}, {"propagation", std::string("synchronous")}},
       {{"scale_embed", true}, {"virtual_edges", true}, {"handoff", std::string("all")}},
   };
-  for (const auto& given : variants) {
-    auto o = given;
-    o["steps"] = std::int64_t{2};
-    GhnSurrogate ghn(ghn_options(o));
-    std::string what;
-    for (const auto& [k, v] : o) what += k + "=" + to_string(v) + " ";
-    ghn.use_aten_propagation(true);
-    const at::Tensor ref = ghn.node_embeddings(a);
-    const auto ref_grad = ghn_gradients(ghn, {&a, &b});
-    ghn.use_aten_propagation(false);
-    const at::Tensor ours = ghn.node_embeddings(a);
-    const auto our_grad = ghn_gradients(ghn, {&a, &b});
-    EXPECT_TRUE(at::allclose(ours, ref, 1e-5, 1e-5))
-        << what << (ours - ref).abs().max().item<double>();
-    for (const auto& [name, g] : ref_grad) {
-      const double scale = g.abs().max().item<double>();
-      const double diff = (our_grad.at(name) - g).abs().max().item<double>();
-      EXPECT_LE(diff, 1e-4 * std::max(scale, 1.0)) << what << name << ": max |grad| " << scale;
-    }
-    EXPECT_GT(our_grad.at("scale.exit_role").abs().sum().item<double>(), 0.0) << what;
-  }
+  test::expect_cpu_engine_equals_aten(
+      variants, a, b,
+      [](const std::string& what, const std::map<std::string, at::Tensor>& our_grad) {
+        EXPECT_GT(our_grad.at("scale.exit_role").abs().sum().item<double>(), 0.0) << what;
+      });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@
 #include "plugins/spaces/nb201/nb201.h"
 #include "plugins/surrogates/ghn/ghn.h"
 #include "tests/plugins/ghn/brightness_data.h"
+#include "tests/plugins/ghn/ghn_support.h"
 #include "tests/support/context.h"
 #include "tests/support/errors.h"
 
@@ -57,13 +58,9 @@ DartsSpace darts_space(bool macro) {
   return DartsSpace(DartsSpace::params().resolve(o, "darts"));
 }
 
-Options ghn_options(std::map<std::string, Value> given = {}) {
-  Options o;
-  for (auto& [k, v] : given) o.set(k, v);
-  return GhnSurrogate::params().resolve(o, "ghn");
-}
-
 using test::BrightnessData;
+using test::ghn_gradients;
+using test::ghn_options;
 using test::TestContext;
 
 /// The kernel's graph executor, for the contexts of these tests.
@@ -404,26 +401,6 @@ TEST(Ghn, LevelBatchingEqualsOneNodeAtATime) {
   }
 }
 
-/// Gradients of all GHN parameters for a fixed function of the generated weights.
-std::map<std::string, at::Tensor> ghn_gradients(GhnSurrogate& ghn,
-                                                const std::vector<const Architecture*>& archs) {
-  const exec::GraphExecutor exec;
-  std::vector<std::vector<ParamShape>> shapes;
-  for (const Architecture* a : archs) shapes.push_back(exec.parameters(*a));
-  for (auto& [name, p] : ghn.named_parameters())
-    if (p.grad().defined()) p.mutable_grad() = at::Tensor();
-  const auto weights = ghn.generate_batch(archs, shapes, true);
-  at::Tensor loss = at::zeros({});
-  double k = 1;
-  for (const WeightMap& w : weights)
-    for (const auto& [name, t] : w) loss = loss + (t * (k += 0.01)).sin().sum();
-  loss.backward();
-  std::map<std::string, at::Tensor> out;
-  for (auto& [name, p] : ghn.named_parameters())
-    out[name] = p.grad().defined() ? p.grad().clone() : at::zeros_like(p);
-  return out;
-}
-
 TEST(Ghn, CpuEngineEqualsAtenPropagation) {
   // The CPU engine (plain loops, hand-written backward) against the same propagation as
   // ATen ops with autograd: embeddings and every parameter's gradient, for each scheme.
@@ -444,26 +421,7 @@ TEST(Ghn, CpuEngineEqualsAtenPropagation) {
       {{"scale_embed", true}},
       {{"scale_embed", true}, {"shape_embed", true}, {"prune", true}},
   };
-  for (const auto& given : variants) {
-    auto o = given;
-    o["steps"] = std::int64_t{2};
-    GhnSurrogate ghn(ghn_options(o));
-    std::string what;
-    for (const auto& [k, v] : o) what += k + "=" + to_string(v) + " ";
-    ghn.use_aten_propagation(true);
-    const at::Tensor ref = ghn.node_embeddings(a);
-    const auto ref_grad = ghn_gradients(ghn, {&a, &b});
-    ghn.use_aten_propagation(false);
-    const at::Tensor ours = ghn.node_embeddings(a);
-    const auto our_grad = ghn_gradients(ghn, {&a, &b});
-    EXPECT_TRUE(at::allclose(ours, ref, 1e-5, 1e-5))
-        << what << (ours - ref).abs().max().item<double>();
-    for (const auto& [name, g] : ref_grad) {
-      const double scale = g.abs().max().item<double>();
-      const double diff = (our_grad.at(name) - g).abs().max().item<double>();
-      EXPECT_LE(diff, 1e-4 * std::max(scale, 1.0)) << what << name << ": max |grad| " << scale;
-    }
-  }
+  test::expect_cpu_engine_equals_aten(variants, a, b);
 }
 
 TEST(Ghn, ShapeEmbeddingsAreLearnedAndTellStagesApart) {
