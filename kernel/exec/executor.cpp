@@ -10,6 +10,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <hypernas/error.h>
+#include <hypernas/space.h>
 
 namespace hypernas::exec {
 
@@ -27,15 +28,16 @@ enum class OpKind : std::uint8_t {
   Concat,
   Gap,
   Linear,
-  Resample
+  Resample,
+  Mix
 };
 
 bool parse_op(const std::string& op, OpKind* out) {
   static const std::pair<const char*, OpKind> kOps[] = {
-      {"input", OpKind::Input},   {"conv", OpKind::Conv},        {"bn", OpKind::Bn},
-      {"relu", OpKind::Relu},     {"avg_pool", OpKind::AvgPool}, {"max_pool", OpKind::MaxPool},
-      {"add", OpKind::Add},       {"concat", OpKind::Concat},    {"gap", OpKind::Gap},
-      {"linear", OpKind::Linear}, {"resample", OpKind::Resample}};
+      {"input", OpKind::Input},   {"conv", OpKind::Conv},         {"bn", OpKind::Bn},
+      {"relu", OpKind::Relu},     {"avg_pool", OpKind::AvgPool},  {"max_pool", OpKind::MaxPool},
+      {"add", OpKind::Add},       {"concat", OpKind::Concat},     {"gap", OpKind::Gap},
+      {"linear", OpKind::Linear}, {"resample", OpKind::Resample}, {"mix", OpKind::Mix}};
   for (const auto& [name, kind] : kOps) {
     if (op == name) {
       *out = kind;
@@ -211,6 +213,9 @@ std::shared_ptr<const Plan> GraphExecutor::compile(const Architecture& arch) con
           throw fail(cat("a resample reads exactly one node, got ", in.size(),
                          " (resample each input on its own, then add)"));
         break;
+      case OpKind::Mix:
+        if (in.size() != 1) throw fail(cat("a mix reads exactly one node, got ", in.size()));
+        break;
       case OpKind::Add:
         if (in.empty() && s.c_out < 1)
           throw fail(
@@ -265,12 +270,62 @@ std::vector<ParamShapeV1_0> GraphExecutor::parameters_v1_0(const Architecture& a
 
 std::vector<at::Tensor> GraphExecutor::forward(const Architecture& arch, const WeightMap& weights,
                                                const at::Tensor& images) const {
-  return run(*compile(arch), weights, images, nullptr);
+  return run(*compile(arch), weights, images, nullptr, nullptr);
 }
 
 std::vector<at::Tensor> GraphExecutor::forward(const Plan& plan, const WeightMap& weights,
                                                const at::Tensor& images) const {
-  return run(plan, weights, images, nullptr);
+  return run(plan, weights, images, nullptr, nullptr);
+}
+
+std::vector<at::Tensor> GraphExecutor::forward_relaxed(const Relaxation& relaxation,
+                                                       const WeightMap& weights,
+                                                       const std::vector<at::Tensor>& probs,
+                                                       const at::Tensor& images) const {
+  const auto plan = compile(relaxation.network);
+  HYPERNAS_CHECK(probs.size() == relaxation.blocks.size(), "executor: relaxed network ",
+                 plan->where(), " has ", relaxation.blocks.size(),
+                 " architecture-parameter blocks, got ", probs.size(), " probability tensors");
+  std::vector<at::Tensor> cpu(probs.size());
+  for (std::size_t b = 0; b < probs.size(); ++b) {
+    const ArchParamSpec& spec = relaxation.blocks[b];
+    HYPERNAS_CHECK(probs[b].defined() && probs[b].sizes() == at::IntArrayRef(spec.shape),
+                   "executor: probabilities of block '", spec.name, "' have shape ",
+                   probs[b].defined() ? shape_text(probs[b].sizes()) : "undefined", ", expected ",
+                   shape_text(spec.shape), " (relaxed network ", plan->where(), ")");
+    HYPERNAS_CHECK(spec.shape.size() == 2, "executor: block '", spec.name,
+                   "' must be 2-D [rows, candidates], got ", shape_text(spec.shape));
+    cpu[b] = probs[b].detach().to(at::kCPU, at::kDouble).contiguous();
+  }
+  std::map<std::string, std::size_t> vertex;
+  for (std::size_t v = 0; v < plan->names.size(); ++v) vertex.emplace(plan->names[v], v);
+  Mixing mixing;
+  mixing.coefficient.resize(plan->steps.size());
+  mixing.dead.assign(plan->steps.size(), 0);
+  std::vector<char> listed(plan->steps.size(), 0);
+  for (const MixChoice& m : relaxation.mixes) {
+    auto it = vertex.find(m.node);
+    HYPERNAS_CHECK(it != vertex.end() && plan->steps[it->second].op == OpKind::Mix,
+                   "executor: the relaxation lists mix node '", m.node, "', which relaxed network ",
+                   plan->where(), " does not have as a `mix`");
+    HYPERNAS_CHECK(m.block >= 0 && m.block < static_cast<std::int64_t>(probs.size()) &&
+                       m.row >= 0 && m.row < probs[m.block].size(0) && m.col >= 0 &&
+                       m.col < probs[m.block].size(1),
+                   "executor: mix node '", m.node, "' takes entry [", m.row, "][", m.col,
+                   "] of block ", m.block, ", which the probabilities do not have");
+    const std::size_t v = it->second;
+    listed[v] = 1;
+    if (cpu[m.block][m.row][m.col].item<double>() == 0.0) {
+      mixing.dead[v] = 1;
+    } else {
+      mixing.coefficient[v] = probs[m.block].select(0, m.row).select(0, m.col);
+    }
+  }
+  for (std::size_t v = 0; v < plan->steps.size(); ++v)
+    HYPERNAS_CHECK(plan->steps[v].op != OpKind::Mix || listed[v], "executor: mix node '",
+                   plan->names[v], "' of relaxed network ", plan->where(),
+                   " is not in the relaxation's list of mixes");
+  return run(*plan, weights, images, nullptr, &mixing);
 }
 
 CaptureResult GraphExecutor::forward_capture(const Architecture& arch, const WeightMap& weights,
@@ -294,20 +349,43 @@ CaptureResult GraphExecutor::forward_capture(const Architecture& arch, const Wei
     if (capture.observer) capture.observer(node, out);
     if (keep[v]) result.captured.push_back({node.name, node.op, out});
   };
-  result.exits = run(*plan, weights, images, &tap);
+  result.exits = run(*plan, weights, images, &tap, nullptr);
   return result;
 }
 
 std::vector<at::Tensor> GraphExecutor::run(
     const Plan& plan, const WeightMap& weights, const at::Tensor& images,
-    const std::function<void(std::size_t, const at::Tensor&)>* tap) const {
+    const std::function<void(std::size_t, const at::Tensor&)>* tap, const Mixing* mixing) const {
   HYPERNAS_CHECK(images.defined() && images.dim() == 4,
                  "executor: expected images [N, C, H, W] for architecture ", plan.where(), ", got ",
                  images.defined() ? shape_text(images.sizes()) : "an undefined tensor");
 
+  // Which vertices to compute: all of them, except, in a relaxed network, the branches that
+  // only feed mixes of probability 0 (walking back from the outputs).
+  std::vector<char> needed(plan.steps.size(), mixing ? 0 : 1);
+  if (mixing) {
+    for (std::int32_t o : plan.outputs) needed[static_cast<std::size_t>(o)] = 1;
+    for (std::size_t v = plan.steps.size(); v-- > 0;) {
+      if (!needed[v] || mixing->dead[v]) continue;
+      const Step& s = plan.steps[v];
+      for (std::int32_t k = s.in_begin; k < s.in_end; ++k)
+        needed[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])] = 1;
+    }
+  }
+  std::vector<char> param_needed(plan.params.size(), mixing ? 0 : 1);
+  if (mixing) {
+    for (std::size_t v = 0; v < plan.steps.size(); ++v) {
+      if (!needed[v] || mixing->dead[v]) continue;
+      if (plan.steps[v].weight >= 0)
+        param_needed[static_cast<std::size_t>(plan.steps[v].weight)] = 1;
+      if (plan.steps[v].bias >= 0) param_needed[static_cast<std::size_t>(plan.steps[v].bias)] = 1;
+    }
+  }
+
   // Resolve every parameter once, checking its shape.
   std::vector<const at::Tensor*> w(plan.params.size(), nullptr);
   for (std::size_t i = 0; i < plan.params.size(); ++i) {
+    if (!param_needed[i]) continue;
     const ParamShape& p = plan.params[i];
     auto it = weights.find(p.name);
     HYPERNAS_CHECK(it != weights.end() && it->second.defined(), "executor: missing weight '",
@@ -342,6 +420,36 @@ std::vector<at::Tensor> GraphExecutor::run(
       return Error(
           cat("executor: node '", plan.names[v], "' of architecture ", plan.where(), ": ", why));
     };
+    if (!needed[v] || (mixing && mixing->dead[v])) {
+      // Not computed (its value stays undefined); drop what its last use frees all the same.
+      for (std::int32_t k = s.free_begin; k < s.free_end; ++k)
+        value[static_cast<std::size_t>(plan.frees[static_cast<std::size_t>(k)])].reset();
+      continue;
+    }
+    if (s.op == OpKind::Mix && !mixing)
+      throw fail("a `mix` node belongs to a relaxed network: run it with forward_relaxed()");
+    // A relaxed network's cell node sums only the mixes that were computed.
+    std::int32_t in_begin = s.in_begin;
+    std::int32_t in_end = s.in_end;
+    std::vector<std::int32_t> live_inputs;
+    if (mixing) {
+      for (std::int32_t k = s.in_begin; k < s.in_end; ++k) {
+        const auto u = static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)]);
+        if (mixing->dead[u]) {
+          if (s.op != OpKind::Add)
+            throw fail(cat("reads mix node '", plan.names[u],
+                           "' of probability 0; only an `add` may read a mix"));
+          continue;
+        }
+        live_inputs.push_back(plan.inputs[static_cast<std::size_t>(k)]);
+      }
+      in_begin = 0;
+      in_end = static_cast<std::int32_t>(live_inputs.size());
+    }
+    auto input_at = [&](std::int32_t k) -> std::size_t {
+      return static_cast<std::size_t>(mixing ? live_inputs[static_cast<std::size_t>(k)]
+                                             : plan.inputs[static_cast<std::size_t>(k)]);
+    };
     // The node's input: the sum (or concatenation) of its in-neighbours' outputs.
     at::Tensor x;
     if (s.op == OpKind::Input) {
@@ -351,27 +459,24 @@ std::vector<at::Tensor> GraphExecutor::run(
       x = images.contiguous(format);
     } else if (s.op == OpKind::Concat) {
       parts.clear();
-      for (std::int32_t k = s.in_begin; k < s.in_end; ++k)
-        parts.push_back(value[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])]);
+      for (std::int32_t k = in_begin; k < in_end; ++k) parts.push_back(value[input_at(k)]);
       x = parts.size() == 1 ? parts[0] : at::cat(parts, 1);
-    } else if (s.in_begin == s.in_end) {
+    } else if (in_begin == in_end) {
+      if (s.c_out < 1)
+        throw fail("every mix it reads has probability 0, and it has no c_out to make zeros of");
       const std::int64_t step = std::int64_t{1} << s.scale;
       x = at::zeros({batch, s.c_out, (height + step - 1) / step, (width + step - 1) / step},
                     images.options().memory_format(format));
     } else {
-      x = value[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(s.in_begin)])];
-      for (std::int32_t k = s.in_begin + 1; k < s.in_end; ++k) {
-        const at::Tensor& y =
-            value[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])];
+      x = value[input_at(in_begin)];
+      for (std::int32_t k = in_begin + 1; k < in_end; ++k) {
+        const at::Tensor& y = value[input_at(k)];
         if (x.sizes() != y.sizes())
-          throw fail(
-              cat("cannot add its inputs of shapes ", shape_text(x.sizes()), " and ",
-                  shape_text(y.sizes()), " (from node '",
-                  plan.names[static_cast<std::size_t>(plan.inputs[static_cast<std::size_t>(k)])],
-                  "')"));
+          throw fail(cat("cannot add its inputs of shapes ", shape_text(x.sizes()), " and ",
+                         shape_text(y.sizes()), " (from node '", plan.names[input_at(k)], "')"));
         // The first addition makes a fresh tensor; later ones add into it (add's backward
         // needs neither operand, so this is safe under autograd).
-        x = k == s.in_begin + 1 ? at::add(x, y) : x.add_(y);
+        x = k == in_begin + 1 ? at::add(x, y) : x.add_(y);
       }
     }
 
@@ -398,6 +503,13 @@ std::vector<at::Tensor> GraphExecutor::run(
                              /*momentum=*/0.1, /*eps=*/1e-5, /*cudnn_enabled=*/true);
         break;
       case OpKind::Relu: out = at::relu(x); break;
+      case OpKind::Mix: {
+        at::Tensor p = mixing->coefficient[v];
+        if (p.device() != x.device() || p.scalar_type() != x.scalar_type())
+          p = p.to(x.device(), x.scalar_type());
+        out = x * p;
+        break;
+      }
       case OpKind::Resample: {
         if (x.dim() != 4) throw fail(cat("expects a 4-D input, got ", shape_text(x.sizes())));
         const std::int64_t step = std::int64_t{1} << s.scale;

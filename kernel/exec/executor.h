@@ -19,6 +19,7 @@
 /// - `gap`: mean over H and W, [N, C]; `linear` flattens a 4-D input;
 /// - `resample`: at::adaptive_avg_pool2d down, at::upsample_nearest2d up, to
 ///   ceil(H/2^scale) x ceil(W/2^scale) of the images; the identity when the size already is;
+/// - `mix`: its input times a probability, only in forward_relaxed() (a relaxed network);
 /// - outputs: the logits of every `linear` node with exit >= 0, ordered by exit index; a graph
 ///   without exits returns the output of its last vertex.
 /// The activations run in the layout ExecutorOptions::layout picks (see Layout); weights may be
@@ -85,6 +86,15 @@ class GraphExecutor final : public Executor {
                                 const at::Tensor& images,
                                 const CaptureOptions& capture) const override;
 
+  /// Runs a relaxed network (see hypernas::Relaxation): every `mix` node scales its input by
+  /// its MixChoice's entry of `probs`; a mix of probability exactly 0 and every node that only
+  /// feeds such mixes are not computed (their weights may be missing), and a cell node sums the
+  /// mixes that are. Throws hypernas::Error for probabilities of the wrong count or shape, a
+  /// MixChoice naming no mix node, a mix node no MixChoice names, and for what forward() throws.
+  std::vector<at::Tensor> forward_relaxed(const Relaxation& relaxation, const WeightMap& weights,
+                                          const std::vector<at::Tensor>& probs,
+                                          const at::Tensor& images) const override;
+
   /// Compiles `arch` once, for callers that run the same architecture many times (the
   /// trainer). Throws hypernas::Error for a graph the executor cannot run.
   std::shared_ptr<const Plan> compile(const Architecture& arch) const;
@@ -108,9 +118,16 @@ class GraphExecutor final : public Executor {
   static WeightMap init_weights(const Plan& plan, std::uint64_t seed, c10::Device device);
 
  private:
-  /// Runs `plan`; `tap` (may be null) sees every node's output right after it is computed.
+  /// The mixing coefficients of a relaxed network, by vertex.
+  struct Mixing {
+    std::vector<at::Tensor> coefficient;  ///< A 0-dim tensor for every live mix vertex.
+    std::vector<char> dead;               ///< 1 for a mix of probability exactly 0.
+  };
+  /// Runs `plan`; `tap` (may be null) sees every node's output right after it is computed;
+  /// `mixing` (null for a discrete network) gives the mix nodes' coefficients.
   std::vector<at::Tensor> run(const Plan& plan, const WeightMap& weights, const at::Tensor& images,
-                              const std::function<void(std::size_t, const at::Tensor&)>* tap) const;
+                              const std::function<void(std::size_t, const at::Tensor&)>* tap,
+                              const Mixing* mixing) const;
   ExecutorOptions options_;
 };
 

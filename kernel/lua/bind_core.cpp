@@ -331,6 +331,86 @@ HYPERNAS_LUA_FN(l_preset) {
   return 1;
 }
 
+/// nas.config_file(name): the path of a shipped configuration file ("adwp-intensive.json"),
+/// looked up in the preset folders.
+HYPERNAS_LUA_FN(l_config_file) {
+  const std::string name = luaL_checkstring(L, 1);
+  HYPERNAS_CHECK(!name.empty() && name.find('/') == std::string::npos &&
+                     name.find("..") == std::string::npos,
+                 "configuration file name '", name,
+                 "' must be a plain name such as 'adwp-intensive.json'");
+  std::string searched;
+  for (const auto& folder : preset_folders()) {
+    searched += "\n  " + (folder / name).string();
+    if (fs::is_regular_file(folder / name)) {
+      lua_pushstring(L, (folder / name).string().c_str());
+      return 1;
+    }
+  }
+  throw Error(cat("no configuration file named '", name, "'; looked for:", searched));
+}
+
+/// nas.search_epochs([run]): the recorded epochs of gradient searches (of `run`, a run key a
+/// row carries as `run`; all when absent): runs in the order they started (the latest last),
+/// each by epoch.
+HYPERNAS_LUA_FN(l_search_epochs) {
+  const std::string run = luaL_optstring(L, 1, "");
+  const auto rows = require_store(L).search_epochs(run);
+  lua_createtable(L, static_cast<int>(rows.size()), 0);
+  int i = 0;
+  for (const auto& e : rows) {
+    lua_createtable(L, 0, 16);
+    auto str = [&](const char* k, const std::string& v) {
+      lua_pushstring(L, v.c_str());
+      lua_setfield(L, -2, k);
+    };
+    auto num = [&](const char* k, double v) {
+      lua_pushnumber(L, v);
+      lua_setfield(L, -2, k);
+    };
+    str("run", e.run);
+    str("strategy", e.strategy);
+    lua_pushinteger(L, static_cast<lua_Integer>(e.epoch));
+    lua_setfield(L, -2, "epoch");
+    str("phase", e.phase);
+    num("train_loss", e.train_loss);
+    num("train_accuracy", e.train_accuracy);
+    num("valid_loss", e.valid_loss);
+    num("valid_accuracy", e.valid_accuracy);
+    num("seconds", e.seconds);
+    str("arch", e.arch_text);
+    str("hash", e.arch_hash);
+    if (!e.note.empty()) str("note", e.note);
+    // alphas[b] = {shape = {rows, cols}, [1..rows] = {[1..cols] = logit}}
+    lua_createtable(L, static_cast<int>(e.alphas.size()), 0);
+    for (std::size_t b = 0; b < e.alphas.size(); ++b) {
+      const auto& shape = e.alpha_shapes[b];
+      const std::int64_t cols = shape.empty() ? 0 : shape.back();
+      const std::int64_t rows = cols > 0 ? static_cast<std::int64_t>(e.alphas[b].size()) / cols : 0;
+      lua_createtable(L, static_cast<int>(rows), 1);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        lua_createtable(L, static_cast<int>(cols), 0);
+        for (std::int64_t c = 0; c < cols; ++c) {
+          lua_pushnumber(L, e.alphas[b][static_cast<std::size_t>(r * cols + c)]);
+          lua_rawseti(L, -2, static_cast<lua_Integer>(c + 1));
+        }
+        lua_rawseti(L, -2, static_cast<lua_Integer>(r + 1));
+      }
+      lua_createtable(L, static_cast<int>(shape.size()), 0);
+      for (std::size_t d = 0; d < shape.size(); ++d) {
+        lua_pushinteger(L, static_cast<lua_Integer>(shape[d]));
+        lua_rawseti(L, -2, static_cast<lua_Integer>(d + 1));
+      }
+      lua_setfield(L, -2, "shape");
+      lua_rawseti(L, -2, static_cast<lua_Integer>(b + 1));
+    }
+    lua_setfield(L, -2, "alphas");
+    for (const auto& [k, v] : e.extra) num(k.c_str(), v);
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
 /// nas.clock(): seconds on a monotonic clock (differences time a step of a script).
 HYPERNAS_LUA_FN(l_clock) {
   lua_pushnumber(
@@ -359,6 +439,8 @@ void bind_core(lua_State* L) {
                           {"cancelled", l_cancelled},
                           {"preset", l_preset},
                           {"clock", l_clock},
+                          {"config_file", l_config_file},
+                          {"search_epochs", l_search_epochs},
                           {nullptr, nullptr}};
   luaL_setfuncs(L, fns, 0);
   lua_pushstring(L, HYPERNAS_VERSION);

@@ -282,8 +282,9 @@ report::Plot read_figure(lua_State* L, int t, const std::string& where) {
 ///     xlabel =, ylabel =, logx =, logy =                       (one figure)
 ///   panels = { { title =, xlabel =, ylabel =, logx =, logy =, series = {...} }, ... },
 ///     columns =                                                (a grid of figures)
-///   matrix = { {...}, ... }, labels = { "a", ... }, digits = 2, range = { low, high }
-///                                                              (a heat map of a square matrix)
+///   matrix = { {...}, ... }, labels = { "a", ... }, digits = 2, range = { low, high },
+///     column_labels = { "x", ... }    (a heat map: square, or rectangular with column labels;
+///                                      digits = -1 draws colours only)
 /// }
 /// Draws a PNG inside the experiment folder (data and gnuplot script beside it); returns its path.
 HYPERNAS_LUA_FN(l_plot) {
@@ -291,7 +292,7 @@ HYPERNAS_LUA_FN(l_plot) {
   const char* what = "nas.plot{...}";
   check_keys(L, 1, what,
              {"file", "title", "series", "xlabel", "ylabel", "logx", "logy", "panels", "columns",
-              "matrix", "labels", "digits", "range"});
+              "matrix", "labels", "digits", "range", "column_labels"});
   const std::string file = opt_string_field(L, 1, "file", "");
   if (file.empty()) throw UsageError("nas.plot{...} needs file = \"name.png\"");
   int modes = 0;
@@ -320,7 +321,8 @@ HYPERNAS_LUA_FN(l_plot) {
   lua_pop(L, 1);
   const auto path = experiment_file(L, file);
   if (grid) {
-    refuse_keys("panels =", {"labels", "digits", "range", "xlabel", "ylabel", "logx", "logy"});
+    refuse_keys("panels =",
+                {"labels", "digits", "range", "column_labels", "xlabel", "ylabel", "logx", "logy"});
     lua_getfield(L, 1, "panels");
     if (!lua_istable(L, -1))
       throw UsageError("nas.plot{...}: panels must be a list of { title =, series = { ... } }");
@@ -352,23 +354,42 @@ HYPERNAS_LUA_FN(l_plot) {
     report::Heatmap m;
     m.title = opt_string_field(L, 1, "title", "");
     const std::int64_t digits = opt_int_field(L, 1, "digits", 2);
-    if (digits < 0 || digits > 6)
-      throw UsageError(cat("nas.plot{...}: digits must be 0 to 6, got ", digits));
+    if (digits < -1 || digits > 6)
+      throw UsageError(cat("nas.plot{...}: digits must be -1 (no numbers) to 6, got ", digits));
     m.digits = static_cast<int>(digits);
+    lua_getfield(L, 1, "column_labels");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_istable(L, -1))
+        throw UsageError("nas.plot{...}: column_labels must be a list of column labels");
+      const int t = lua_gettop(L);
+      for (lua_Integer j = 1; j <= luaL_len(L, t); ++j) {
+        lua_rawgeti(L, t, j);
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+          throw UsageError(cat("nas.plot{...}: column_labels[", j, "] is not a string"));
+        m.columns.emplace_back(lua_tostring(L, -1));
+        lua_pop(L, 1);
+      }
+      if (m.columns.empty()) throw UsageError("nas.plot{...}: column_labels is empty");
+    }
+    lua_pop(L, 1);
     lua_getfield(L, 1, "matrix");
     if (!lua_istable(L, -1))
       throw UsageError("nas.plot{...}: matrix must be a list of rows, each a list of numbers");
     const int rows = lua_gettop(L);
     const lua_Integer n = luaL_len(L, rows);
     if (n == 0) throw UsageError("nas.plot{...}: matrix is empty");
+    const auto width = m.columns.empty() ? n : static_cast<lua_Integer>(m.columns.size());
     for (lua_Integer i = 1; i <= n; ++i) {
       lua_rawgeti(L, rows, i);
       const std::string at = cat("nas.plot{...}: matrix[", i, "]");
       if (!lua_istable(L, -1)) throw UsageError(cat(at, " is not a list of numbers"));
       m.values.push_back(check_numbers(L, lua_gettop(L), at.c_str()));
-      if (static_cast<lua_Integer>(m.values.back().size()) != n)
-        throw UsageError(cat(at, " has ", m.values.back().size(), " values, expected ", n,
-                             " (matrix must be square: it has ", n, " rows)"));
+      if (static_cast<lua_Integer>(m.values.back().size()) != width)
+        throw UsageError(
+            cat(at, " has ", m.values.back().size(), " values, expected ", width,
+                m.columns.empty()
+                    ? cat(" (without column_labels = the matrix is square: it has ", n, " rows)")
+                    : cat(" (one per column label)")));
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -406,7 +427,7 @@ HYPERNAS_LUA_FN(l_plot) {
       throw UsageError(
           "nas.plot{...} needs series = { { x =, y = }, ... } (a figure), panels = { ... } (a "
           "grid) or matrix = { ... } (a heat map)");
-    refuse_keys("series =", {"labels", "digits", "range", "columns"});
+    refuse_keys("series =", {"labels", "digits", "range", "column_labels"});
     report::plot(read_figure(L, 1, what), path);
   }
   lua_pushstring(L, path.string().c_str());

@@ -154,12 +154,16 @@ void heatmap(const Heatmap& m, const fs::path& png) {
   const std::string where = "heat map " + png.string();
   const std::size_t n = m.values.size();
   HYPERNAS_CHECK(n > 0, where, ": the matrix is empty");
+  const bool square = m.columns.empty();
+  const std::size_t cols = square ? n : m.columns.size();
   for (std::size_t i = 0; i < n; ++i)
-    HYPERNAS_CHECK(m.values[i].size() == n, where, ": row ", i + 1, " has ", m.values[i].size(),
-                   " values, expected ", n, " (a square matrix: ", n, " rows)");
-  HYPERNAS_CHECK(m.labels.size() == n, where, ": ", m.labels.size(), " labels for a ", n, "x", n,
+    HYPERNAS_CHECK(m.values[i].size() == cols, where, ": row ", i + 1, " has ", m.values[i].size(),
+                   " values, expected ", cols,
+                   square ? cat(" (a square matrix: ", n, " rows)") : cat(" (one per column)"));
+  HYPERNAS_CHECK(m.labels.size() == n, where, ": ", m.labels.size(), " labels for a ", n, "x", cols,
                  " matrix (one per row)");
-  HYPERNAS_CHECK(m.digits >= 0 && m.digits <= 6, where, ": digits must be 0 to 6, got ", m.digits);
+  HYPERNAS_CHECK(m.digits >= -1 && m.digits <= 6, where, ": digits must be -1 to 6, got ",
+                 m.digits);
   double low = m.low, high = m.high;
   if (std::isnan(low) || std::isnan(high)) {
     double lo = INFINITY, hi = -INFINITY;
@@ -178,11 +182,11 @@ void heatmap(const Heatmap& m, const fs::path& png) {
     auto out = open_for_writing(dat);
     out << "# row column value text\n";
     for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t j = 0; j < cols; ++j) {
         const double v = m.values[i][j];
         char text[64];
         if (std::isnan(v)) std::snprintf(text, sizeof text, "nan");
-        else std::snprintf(text, sizeof text, "%.*f", m.digits, v);
+        else std::snprintf(text, sizeof text, "%.*f", std::max(m.digits, 0), v);
         out << i << " " << j << " ";
         if (std::isnan(v)) out << "NaN";
         else out << v;
@@ -191,25 +195,34 @@ void heatmap(const Heatmap& m, const fs::path& png) {
   }
   {
     auto out = open_for_writing(gp);
-    const int side = static_cast<int>(std::min<std::size_t>(60 * n, 3000)) + 260;
-    std::ostringstream tics;
-    for (std::size_t i = 0; i < n; ++i) tics << (i ? ", " : "") << quoted(m.labels[i]) << " " << i;
-    out << "set terminal pngcairo size " << side + 120 << "," << side
-        << " enhanced font 'sans,10'\n"
+    // Cells of 60 pixels, at most 3000 pixels a side (then smaller cells); a tall rectangular
+    // map keeps its rows readable at 14 pixels or more.
+    const std::size_t cell =
+        square ? 60
+               : std::max<std::size_t>(14, std::min<std::size_t>(60, 3000 / std::max(n, cols)));
+    const int height = static_cast<int>(std::min<std::size_t>(cell * n, 6000)) + 260;
+    const int width = static_cast<int>(std::min<std::size_t>(cell * cols, 6000)) + 380;
+    std::ostringstream ytics, xtics;
+    for (std::size_t i = 0; i < n; ++i) ytics << (i ? ", " : "") << quoted(m.labels[i]) << " " << i;
+    for (std::size_t j = 0; j < cols; ++j)
+      xtics << (j ? ", " : "") << quoted(square ? m.labels[j] : m.columns[j]) << " " << j;
+    out << "set terminal pngcairo size " << width << "," << height << " enhanced font 'sans,10'\n"
         << "set output " << quoted(png.string()) << "\n"
         << "set title " << quoted(m.title) << " noenhanced\n"
         << "unset key\n"
-        << "set size ratio -1\n"
-        << "set xrange [-0.5:" << n - 0.5 << "]\n"
+        << (square ? "set size ratio -1\n" : "") << "set xrange [-0.5:" << cols - 0.5 << "]\n"
         << "set yrange [" << n - 0.5 << ":-0.5]\n"
-        << "set xtics (" << tics.str() << ") rotate by 45 right noenhanced scale 0\n"
-        << "set ytics (" << tics.str() << ") noenhanced scale 0\n"
+        << "set xtics (" << xtics.str() << ") rotate by 45 right noenhanced scale 0\n"
+        << "set ytics (" << ytics.str() << ") noenhanced scale 0\n"
         << "set cbrange [" << low << ":" << high << "]\n"
         << "set palette defined (0 '#3b4cc0', 0.5 '#f7f7f7', 1 '#b40426')\n"
         << "plot " << quoted(dat.string())
         << " using 2:1:(0.5):(0.5):3 with boxxyerror fillstyle solid 1.0 noborder"
-           " linecolor palette, \\\n     "
-        << quoted(dat.string()) << " using 2:1:4 with labels noenhanced font ',10'\n";
+           " linecolor palette";
+    if (m.digits >= 0)
+      out << ", \\\n     " << quoted(dat.string())
+          << " using 2:1:4 with labels noenhanced font ',10'";
+    out << "\n";
   }
   run_gnuplot(gp, png);
 }

@@ -35,14 +35,17 @@ struct Grid {
   int columns = 0;           ///< Panels per row; 0: ceil(sqrt(panels)).
 };
 
-/// A labelled square matrix drawn as coloured cells with each value printed in its cell (for
-/// instance the rank correlation between every pair of surrogates). Row i is drawn top-down,
-/// column j left to right; both carry labels[i]. A NaN cell is left blank and printed "nan".
+/// A labelled matrix drawn as coloured cells with each value printed in its cell (for instance
+/// the rank correlation between every pair of surrogates). Row i is drawn top-down, column j
+/// left to right; without `columns` the matrix is square and both carry labels[i]; with them it
+/// may be rectangular (the softmax of each architecture parameter over the epochs of a search).
+/// A NaN cell is left blank and printed "nan".
 struct Heatmap {
-  std::string title;                                       ///< Title on top.
-  std::vector<std::string> labels;                         ///< One per row (and column).
-  std::vector<std::vector<double>> values;                 ///< values[row][column], square.
-  int digits = 2;                                          ///< Decimals printed in each cell (0-6).
+  std::string title;                        ///< Title on top.
+  std::vector<std::string> labels;          ///< One per row (and column, without `columns`).
+  std::vector<std::string> columns;         ///< Column labels (empty: the matrix is square).
+  std::vector<std::vector<double>> values;  ///< values[row][column].
+  int digits = 2;  ///< Decimals printed in each cell (0-6; -1: no numbers, colours only).
   double low = std::numeric_limits<double>::quiet_NaN();   ///< Colour range; NaN: the data's.
   double high = std::numeric_limits<double>::quiet_NaN();  ///< Colour range; NaN: the data's.
 };
@@ -58,8 +61,8 @@ void plot(const Plot& plot, const std::filesystem::path& png);
 void plot_grid(const Grid& grid, const std::filesystem::path& png);
 
 /// The same for a heat map: the .dat has one line per cell, `row column value "text"`. Throws
-/// Error when the matrix is empty or not square (naming the row), or the labels do not match
-/// its size.
+/// Error when the matrix is empty, not square without `columns` or ragged (naming the row), or
+/// the labels do not match its size.
 void heatmap(const Heatmap& map, const std::filesystem::path& png);
 
 }  // namespace hypernas::report

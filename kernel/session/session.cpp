@@ -186,6 +186,10 @@ std::vector<Candidate> RunSession::search(Strategy& strategy, const std::string&
   req.eval_batch_size = settings.batch_size;
   req.eval_images = settings.max_images;
   req.evaluations = service.get();
+  // A space made outside the registry (by the kernel's own tests) is built with this SDK.
+  const plugin::PluginInfo* space_info = registry().find(PluginKind::Space, space.name());
+  req.space_abi_minor = space_info ? space_info->abi_minor : kAbiMinor;
+  req.surrogate_abi_minor = surrogate->abi_minor();
   core::KernelContext ctx(services_, strategy_name);
   std::vector<Candidate> top = strategy.run(ctx, req);
   service->log_summary(ctx.log());

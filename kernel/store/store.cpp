@@ -25,8 +25,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr const char* kTables[] = {"runs", "architectures", "evaluations", "trainings",
-                                   "plugin_state"};
+constexpr const char* kTables[] = {"runs",      "architectures", "evaluations",
+                                   "trainings", "plugin_state",  "search_epochs"};
 
 constexpr const char* kRunsTable = R"sql(
 CREATE TABLE IF NOT EXISTS runs(
@@ -81,6 +81,28 @@ CREATE TABLE IF NOT EXISTS plugin_state(
   blob       BLOB NOT NULL,
   updated_at TEXT NOT NULL,
   PRIMARY KEY(plugin, key));
+)sql";
+
+// Version 3: the epochs of gradient searches (ABI 1.4), one row per (run key, epoch).
+constexpr const char* kSearchEpochsTable = R"sql(
+CREATE TABLE IF NOT EXISTS search_epochs(
+  run            TEXT NOT NULL,
+  epoch          INTEGER NOT NULL,
+  run_id         INTEGER REFERENCES runs(id),
+  strategy       TEXT NOT NULL,
+  phase          TEXT NOT NULL,
+  train_loss     REAL,
+  train_accuracy REAL,
+  valid_loss     REAL,
+  valid_accuracy REAL,
+  alphas_json    TEXT NOT NULL,
+  arch_hash      TEXT,
+  arch_text      TEXT,
+  note           TEXT,
+  extra_json     TEXT NOT NULL,
+  seconds        REAL,
+  created_at     TEXT NOT NULL,
+  PRIMARY KEY(run, epoch));
 )sql";
 
 // Version 1 -> 2: runs gain pid, host, heartbeat_at and the state 'interrupted' (a CHECK
@@ -359,10 +381,11 @@ void SqliteStore::create_schema() {
       runs_new.replace(runs_new.find("IF NOT EXISTS runs("), 19, "runs_new(");
       exec(runs_new.c_str(), "migrating the schema from version 1 (new runs table)");
       exec(kMigrate1To2, "migrating the schema from version 1");
-    } else if (version < kSchemaVersion) {
+    } else if (version == 0) {
       exec(kRunsTable, "creating the schema (runs)");
       exec(kSchema, "creating the schema");
     }
+    if (version < 3) exec(kSearchEpochsTable, "creating the search_epochs table");
     if (version < kSchemaVersion)
       exec(cat("PRAGMA user_version = ", kSchemaVersion).c_str(), "setting the schema version");
     exec("COMMIT", "committing the schema");
@@ -691,6 +714,76 @@ std::optional<std::string> SqliteStore::load_state(const std::string& plugin,
   s.bind(1, plugin).bind(2, key);
   if (!s.step("loading plugin state")) return std::nullopt;
   return s.blob(0);
+}
+
+void SqliteStore::record_search_epoch(const SearchEpoch& e) {
+  HYPERNAS_CHECK(e.alphas.size() == e.alpha_shapes.size(), "results database '", path_.string(),
+                 "': search epoch ", e.epoch, " of run ", e.run, " has ", e.alphas.size(),
+                 " alpha blocks but ", e.alpha_shapes.size(), " shapes");
+  Json alphas = Json::array();
+  for (std::size_t b = 0; b < e.alphas.size(); ++b) {
+    Json values = Json::array();
+    for (float x : e.alphas[b]) values.push_back(number_to_json(x));
+    alphas.push_back(Json{{"shape", e.alpha_shapes[b]}, {"values", std::move(values)}});
+  }
+  const std::string alphas_json = dump(alphas);
+  const std::string extra = extra_to_json(e.extra);
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement s(*this,
+              "INSERT OR REPLACE INTO search_epochs(run, epoch, run_id, strategy, phase, "
+              "train_loss, train_accuracy, valid_loss, valid_accuracy, alphas_json, arch_hash, "
+              "arch_text, note, extra_json, seconds, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+              "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
+  s.bind(1, e.run).bind(2, e.epoch).bind_run(3, current_run_).bind(4, e.strategy).bind(5, e.phase);
+  s.bind(6, e.train_loss).bind(7, e.train_accuracy).bind(8, e.valid_loss);
+  s.bind(9, e.valid_accuracy).bind(10, alphas_json).bind(11, e.arch_hash).bind(12, e.arch_text);
+  s.bind(13, e.note).bind(14, extra).bind(15, e.seconds).bind(16, now_iso());
+  s.step("recording a search epoch");
+}
+
+std::vector<SearchEpoch> SqliteStore::search_epochs(const std::string& run) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement s(*this,
+              "SELECT run, epoch, strategy, phase, train_loss, train_accuracy, valid_loss, "
+              "valid_accuracy, alphas_json, arch_hash, arch_text, note, extra_json, seconds "
+              "FROM search_epochs WHERE ?1 = '' OR run = ?1 ORDER BY (SELECT min(rowid) FROM "
+              "search_epochs s WHERE s.run = search_epochs.run), epoch");
+  s.bind(1, run);
+  std::vector<SearchEpoch> rows;
+  while (s.step("reading search epochs")) {
+    SearchEpoch e;
+    e.run = s.text(0);
+    e.epoch = s.int64(1);
+    e.strategy = s.text(2);
+    e.phase = s.text(3);
+    e.train_loss = s.real(4);
+    e.train_accuracy = s.real(5);
+    e.valid_loss = s.real(6);
+    e.valid_accuracy = s.real(7);
+    const Json alphas = Json::parse(s.text(8), nullptr, false);
+    if (alphas.is_array()) {
+      for (const Json& block : alphas) {
+        if (!block.is_object()) continue;
+        std::vector<std::int64_t> shape;
+        for (const Json& d : block.value("shape", Json::array()))
+          if (d.is_number_integer()) shape.push_back(d.get<std::int64_t>());
+        std::vector<float> values;
+        for (double x : vector_from_json(block.value("values", Json::array())))
+          values.push_back(static_cast<float>(x));
+        e.alpha_shapes.push_back(std::move(shape));
+        e.alphas.push_back(std::move(values));
+      }
+    }
+    e.arch_hash = s.text(9);
+    e.arch_text = s.text(10);
+    e.note = s.text(11);
+    const Json extra = Json::parse(s.text(12), nullptr, false);
+    if (extra.is_object())
+      for (const auto& [k, v] : extra.items()) e.extra[k] = number_from_json(v);
+    e.seconds = s.real(13);
+    rows.push_back(std::move(e));
+  }
+  return rows;
 }
 
 }  // namespace hypernas::store

@@ -4,8 +4,8 @@
 ///
 /// Every write is its own autocommitted statement, so a run that is killed keeps everything it
 /// recorded. The database runs in WAL mode: another process (or a second SqliteStore) may read
-/// it while a run writes. Schema (version 2, kept in `PRAGMA user_version`; a version-1 file is
-/// migrated when opened):
+/// it while a run writes. Schema (version 3, kept in `PRAGMA user_version`; a version-1 or
+/// version-2 file is migrated when opened):
 /// - `runs(id, experiment, script, args_json, seed, versions_json, started_at, ended_at, state,
 ///   pid, host, heartbeat_at)`; state is running, ok, failed, cancelled or interrupted (a
 ///   process that died without closing its run: see mark_interrupted())
@@ -15,6 +15,9 @@
 ///   the row; status is 'ok', or 'failed' with the reason in `error` (score NULL)
 /// - `trainings(id, run_id, arch_hash, recipe, curves_json, test_accuracy, seconds, created_at)`
 /// - `plugin_state(plugin, key, blob, updated_at)`, primary key (plugin, key)
+/// - `search_epochs(run, epoch, run_id, strategy, phase, train_loss, train_accuracy, valid_loss,
+///   valid_accuracy, alphas_json, arch_hash, arch_text, note, extra_json, seconds, created_at)`,
+///   primary key (run, epoch): the course of a gradient search (version 3, ABI 1.4)
 ///
 /// Timestamps are ISO-8601 UTC text ("2024-05-01T12:34:56.789Z"). A NaN score, time or
 /// accuracy is stored as NULL and read back as NaN.
@@ -38,7 +41,7 @@ struct sqlite3_stmt;
 namespace hypernas::store {
 
 /// The schema version this build writes (stored in `PRAGMA user_version`).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 /// What the kernel records when a run starts.
 struct RunInfo {
@@ -172,6 +175,12 @@ class SqliteStore final : public ResultStore {
   /// The blob stored for (plugin, key), if any.
   std::optional<std::string> load_state(const std::string& plugin,
                                         const std::string& key) const override;
+  /// Records one epoch of a search run under the current run id, replacing an earlier row of
+  /// the same (run, epoch); α is stored as JSON ([{"shape": [...], "values": [...]}, ...]).
+  void record_search_epoch(const SearchEpoch& epoch) override;
+  /// The epochs of `run` (all runs when empty): runs in the order their first epoch was
+  /// recorded (the latest run last), each by epoch.
+  std::vector<SearchEpoch> search_epochs(const std::string& run) const override;
   /// @}
 
  private:

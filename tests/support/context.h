@@ -4,6 +4,7 @@
 /// under the test's control (seed, executor, cancel switch, recorded logs, progress and
 /// notifications).
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -29,13 +30,37 @@ class MemoryStore final : public ResultStore {
     return std::nullopt;
   }
   void record_training(const TrainingRecord& t) override { trainings.push_back(t); }
-  void save_state(const std::string&, const std::string&, const std::string&) override {}
-  std::optional<std::string> load_state(const std::string&, const std::string&) const override {
-    return std::nullopt;
+  void save_state(const std::string& plugin, const std::string& key,
+                  const std::string& blob) override {
+    states[plugin + "/" + key] = blob;
   }
-  std::vector<std::string> archs;         ///< Recorded architectures' texts, in order.
-  std::vector<Evaluation> evaluations;    ///< Recorded evaluations.
-  std::vector<TrainingRecord> trainings;  ///< Recorded trainings.
+  std::optional<std::string> load_state(const std::string& plugin,
+                                        const std::string& key) const override {
+    auto it = states.find(plugin + "/" + key);
+    if (it == states.end()) return std::nullopt;
+    return it->second;
+  }
+  void record_search_epoch(const SearchEpoch& e) override {
+    for (auto& old : epochs)
+      if (old.run == e.run && old.epoch == e.epoch) {
+        old = e;
+        return;
+      }
+    epochs.push_back(e);
+  }
+  std::vector<SearchEpoch> search_epochs(const std::string& run) const override {
+    std::vector<SearchEpoch> out;
+    for (const auto& e : epochs)
+      if (run.empty() || e.run == run) out.push_back(e);
+    std::sort(out.begin(), out.end(),
+              [](const SearchEpoch& a, const SearchEpoch& b) { return a.epoch < b.epoch; });
+    return out;
+  }
+  std::vector<std::string> archs;             ///< Recorded architectures' texts, in order.
+  std::vector<Evaluation> evaluations;        ///< Recorded evaluations.
+  std::vector<TrainingRecord> trainings;      ///< Recorded trainings.
+  std::map<std::string, std::string> states;  ///< Saved plugin states, by "plugin/key".
+  std::vector<SearchEpoch> epochs;            ///< Recorded search epochs.
 };
 
 /// A CPU context over a MemoryStore that records what the code under test logs, the progress

@@ -78,6 +78,10 @@ int node_type(const OpNode& node) {
   if (op == "gap") return kGap;
   if (op == "linear") return kLinear;
   if (op == "resample") return kResample;
+  if (op == "mix")
+    throw Error(cat("ghn: node '", node.name,
+                    "' is a `mix`, the branch end of a relaxed network; the GHN generates "
+                    "weights for discrete architectures only"));
   std::string known;
   for (const char* p : kPrimitiveOps) known += (known.empty() ? "" : ", ") + std::string(p);
   throw Error(cat("ghn: node '", node.name, "' has op '", op,

@@ -22,8 +22,12 @@
 /// 1.2: surrogates built from other surrogates (SurrogateFactory, Surrogate::attach).
 /// 1.3: multi-scale, multi-exit networks: the `resample` primitive, exit_flops() (graph_stats.h),
 /// the anytime curve helpers (anytime.h).
+/// 1.4: differentiable architecture search: relaxed networks (SearchSpace::relaxed(), select(),
+/// intensive(), the `mix` primitive, Executor::forward_relaxed()), Surrogate::relaxed_parameters(),
+/// SearchRequest::space_abi_minor / surrogate_abi_minor, search epochs in the results store,
+/// ADWP's superiority score (intensive.h).
 /// See docs/sdk.md, "ABI history".
-#define HYPERNAS_ABI_MINOR 3
+#define HYPERNAS_ABI_MINOR 4
 
 /// @cond INTERNAL
 #define HYPERNAS_STR2(x) #x

@@ -36,10 +36,13 @@ namespace hypernas {
 ///   (adaptive, which is a kernel = stride = 2^k pooling when the sizes divide) to a smaller
 ///   size, nearest-neighbour upsampling to a larger one, the identity at the same size. No
 ///   weights, no FLOPs counted. For multi-scale networks (the `anytime` space).
+/// - `mix` (ABI 1.4): one input, scaled by a probability that is not a weight: the branch end
+///   of a relaxed network (see Relaxation in space.h), run only by Executor::forward_relaxed().
+///   No weights, no FLOPs counted.
 /// @{
-inline constexpr const char* kPrimitiveOps[] = {"input",    "conv",     "bn",      "relu",
-                                                "avg_pool", "max_pool", "add",     "concat",
-                                                "gap",      "linear",   "resample"};
+inline constexpr const char* kPrimitiveOps[] = {"input",    "conv",     "bn",       "relu",
+                                                "avg_pool", "max_pool", "add",      "concat",
+                                                "gap",      "linear",   "resample", "mix"};
 /// @}
 
 /// One operator node and its attributes. An edge u -> v means v reads u's output.

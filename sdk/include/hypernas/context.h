@@ -92,6 +92,26 @@ struct TrainingRecord {
   double seconds = 0;                  ///< Wall-clock training time.
 };
 
+/// ABI 1.4: one epoch of a gradient search as recorded in the results store: enough to plot
+/// its course (α per epoch, losses, accuracies, the architecture α derives) and to resume it.
+struct SearchEpoch {
+  std::string run;            ///< Key of the search run (strategy, options, surrogate key, seed).
+  std::string strategy;       ///< Strategy plugin ("gradient").
+  std::int64_t epoch = 0;     ///< 0-based epoch index within the run.
+  std::string phase;          ///< "basic" or "cross".
+  double train_loss = 0;      ///< Mean training loss over the epoch's steps.
+  double train_accuracy = 0;  ///< Mean training accuracy over them.
+  double valid_loss = 0;      ///< Validation loss of the relaxed network.
+  double valid_accuracy = 0;  ///< Validation accuracy of the relaxed network.
+  std::vector<std::vector<float>> alphas;  ///< α after the epoch, per block, row-major.
+  std::vector<std::vector<std::int64_t>> alpha_shapes;  ///< Shape of each block.
+  std::string arch_hash;                ///< discretize(α) of this epoch (recorded too).
+  std::string arch_text;                ///< Its text.
+  std::string note;                     ///< Free text (the epoch's intensive space, JSON).
+  std::map<std::string, double> extra;  ///< Named side values (superiority, ...).
+  double seconds = 0;                   ///< Wall-clock time of the epoch.
+};
+
 /// The experiment's results database, as plugins see it. Every call commits at once, so a
 /// killed run keeps what was recorded.
 class ResultStore {
@@ -115,7 +135,22 @@ class ResultStore {
   /// The blob stored for (plugin, key), if any.
   virtual std::optional<std::string> load_state(const std::string& plugin,
                                                 const std::string& key) const = 0;
+  // NOTE: the kernel implements this class; virtual functions below were appended in later
+  // minors (a plugin built with minor m runs only on a host of minor >= m, so it may call them).
+  /// ABI 1.4: records one epoch of a search run, replacing an earlier record of the same
+  /// (run, epoch). Commits at once.
+  virtual void record_search_epoch(const SearchEpoch& epoch) {
+    (void)epoch;
+    throw Error("this results store does not record search epochs");
+  }
+  /// ABI 1.4: the recorded epochs of `run` in this experiment, by epoch.
+  virtual std::vector<SearchEpoch> search_epochs(const std::string& run) const {
+    (void)run;
+    return {};
+  }
 };
+
+struct Relaxation;  // space.h
 
 /// Weights for one architecture, keyed by parameter name ("<node name>.weight", ...).
 using WeightMap = std::map<std::string, at::Tensor>;
@@ -222,6 +257,16 @@ class Executor {
   /// 1, shift 0; linear weight and bias uniform in ±1/sqrt(fan_in) (torch::nn::Linear).
   virtual WeightMap init_weights(const Architecture& arch, std::uint64_t seed,
                                  c10::Device device) const = 0;
+  /// ABI 1.4: logits of the relaxed network `relaxation.network` (see space.h): every `mix`
+  /// node's output is its input times probs[block][row][col] of its MixChoice. `probs` holds
+  /// one tensor per arch-parameter block, shaped as the block, usually softmax(α, -1); the
+  /// result is differentiable in `probs` and in `weights`. A branch whose probability is
+  /// exactly 0 is skipped, so one-hot probabilities give the discrete network. Throws Error
+  /// naming a block whose shape is wrong or a mix node the relaxation does not list.
+  virtual std::vector<at::Tensor> forward_relaxed(const Relaxation& relaxation,
+                                                  const WeightMap& weights,
+                                                  const std::vector<at::Tensor>& probs,
+                                                  const at::Tensor& images) const = 0;
 };
 
 /// Everything the kernel lends a plugin for one call.

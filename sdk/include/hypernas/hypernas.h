@@ -10,6 +10,7 @@
 #include "hypernas/graph_builder.h"
 #include "hypernas/graph_stats.h"
 #include "hypernas/hash.h"
+#include "hypernas/intensive.h"
 #include "hypernas/options.h"
 #include "hypernas/plugin.h"
 #include "hypernas/space.h"

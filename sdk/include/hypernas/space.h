@@ -4,6 +4,7 @@
 /// differentiable search) expose architecture parameters.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +28,51 @@ struct ArchStats {
 struct ArchParamSpec {
   std::string name;                 ///< Stable name ("cell3.alpha").
   std::vector<std::int64_t> shape;  ///< Shape, e.g. {edges, ops}.
+};
+
+/// ABI 1.4: one weighted branch of a relaxed (mixed-op) network: a candidate op on one edge.
+/// Its output is the output of the `mix` node `node`, scaled by the probability at [row][col]
+/// of arch-parameter block `block` (see Relaxation).
+struct MixChoice {
+  std::string node;                ///< Name of the branch's `mix` node in Relaxation::network.
+  std::int64_t block = 0;          ///< Index into arch_params().
+  std::int64_t row = 0;            ///< Row of that block (the softmax runs over a row).
+  std::int64_t col = 0;            ///< Column: which candidate of the row.
+  std::vector<std::string> nodes;  ///< The branch's own nodes (the op), in vertex order; empty
+                                   ///< for an identity branch (the mix reads the source itself).
+  std::string label;               ///< What users read ("c3.n2: sep_conv_3x3~1").
+};
+
+/// ABI 1.4: the continuous relaxation of a space as one network (DARTS's supernet, ADWP's
+/// HyperNetwork backbone). Every candidate op of every edge is a branch ending in a `mix` node;
+/// a cell node sums its mixes. Executor::forward_relaxed() runs it with the probabilities of
+/// the arch-parameter blocks (softmax over each row of each block); a branch whose probability
+/// is exactly 0 is not computed at all, so the relaxed network with one-hot probabilities is
+/// the discrete network of the selected ops. Candidates without a branch (`none`) only take
+/// part in the softmax. The nodes around the cells (stem, preprocessing, head) carry the same
+/// names as in the space's discrete networks.
+struct Relaxation {
+  Architecture network;               ///< The supernet; its text names the relaxation.
+  std::vector<MixChoice> mixes;       ///< Every branch, in vertex order of its mix node.
+  std::vector<ArchParamSpec> blocks;  ///< Equal to arch_params().
+};
+
+/// ABI 1.4: an architecture of the space located inside its relaxation.
+struct Selection {
+  /// One-hot probabilities, one tensor per arch-parameter block (float, CPU): 1 for every
+  /// candidate the architecture uses. With them, the relaxed network is `arch`.
+  std::vector<at::Tensor> probs;
+  /// Node name in `arch`'s graph -> the same node's name in Relaxation::network, for every node
+  /// of the architecture (nodes around the cells map to themselves).
+  std::map<std::string, std::string> names;
+};
+
+/// ABI 1.4: the K strongest candidates of each node, ADWP's intensive space O* (§3.1.2).
+struct IntensiveSpace {
+  /// choices[g][m]: the labels ("sep_conv_3x3~1") of node m of cell type g (normal, reduce):
+  /// the K candidates with the largest probability other than `none`, strongest first.
+  std::vector<std::vector<std::vector<std::string>>> choices;
+  std::string json;  ///< The form the space's `intensive` option reads (a file's contents).
 };
 
 /// A search space. Options every space accepts: `input_channels`, `input_size`, `classes`
@@ -67,6 +113,25 @@ class SearchSpace : public Plugin {
     (void)alphas;
     (void)keep;
     throw Error(cat("space '", name(), "' has no continuous relaxation"));
+  }
+  // NOTE: virtual functions below were appended in later minors. A plugin calls one only on a
+  // space built with that minor or a later one (SearchRequest::space_abi_minor says which).
+  /// ABI 1.4: the relaxed network of arch_params() (see Relaxation). Default: not supported.
+  virtual Relaxation relaxed() const {
+    throw Error(cat("space '", name(), "' has no relaxed network"));
+  }
+  /// ABI 1.4: `arch` inside relaxed(). Throws Error when arch uses a candidate the relaxation
+  /// lacks (an op outside an intensive space, say). Default: not supported.
+  virtual Selection select(const Architecture& arch) const {
+    (void)arch;
+    throw Error(cat("space '", name(), "' has no relaxed network"));
+  }
+  /// ABI 1.4: the intensive space of the `k` most likely non-`none` candidates per node under
+  /// `alphas` (softmax per row), for ADWP's intensive-space deriving. Default: not supported.
+  virtual IntensiveSpace intensive(const std::vector<at::Tensor>& alphas, std::int64_t k) const {
+    (void)alphas;
+    (void)k;
+    throw Error(cat("space '", name(), "' cannot derive an intensive space"));
   }
 };
 

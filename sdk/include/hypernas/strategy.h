@@ -83,6 +83,11 @@ struct SearchRequest {
   /// ABI 1.1: scores `surrogate` with these settings, recording and reusing (never null when
   /// the kernel calls). Strategies built with ABI 1.0 record through Context::store() instead.
   EvaluationService* evaluations = nullptr;
+  /// ABI 1.4: the ABI minors `space` and `surrogate` were built with. A virtual function
+  /// appended in minor m may be called on them only when their minor is >= m (a gradient
+  /// strategy checks for 4 before SearchSpace::relaxed()).
+  std::uint32_t space_abi_minor = 0;
+  std::uint32_t surrogate_abi_minor = 0;  ///< See space_abi_minor.
 };
 
 /// A strategy plugin.

@@ -139,6 +139,12 @@ class Surrogate : public Plugin {
   /// create what is needed here. Throw Error (or UsageError) to refuse the options; the
   /// creation then fails with that message. Default: nothing to attach.
   virtual void attach(const SurrogateFactory& factory) { (void)factory; }
+  /// ABI 1.4: the trainable tensors (requires_grad set) that generate_relaxed() computes the
+  /// weights from, ADWP's GeneratingBlocks, for a strategy that trains them together with α
+  /// (cross-search). Training them changes the surrogate's state, so such a strategy takes
+  /// save_state() first and gives it back with load_state() when it is done (or interrupted).
+  /// Default: none.
+  virtual std::vector<at::Tensor> relaxed_parameters() { return {}; }
 };
 
 }  // namespace hypernas

@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <hypernas/space.h>
+
 #include "kernel/exec/executor.h"
 #include "plugins/spaces/nb201/nb201.h"
 #include "tests/kernel/exec/Nb201Reference.h"
@@ -700,3 +702,126 @@ TEST(Executor, ResampleReadsExactlyOneNode) {
 }
 
 }  // namespace
+
+// ---- relaxed networks: `mix` and forward_relaxed() (ABI 1.4) ----------------------------------
+
+namespace {
+
+/// A one-node relaxed cell on 3-channel images: node = p0 * conv3x3(x) + p1 * avg_pool(x) +
+/// p2 * x (an identity branch), then gap and a linear head; block "alpha" [1, 4] (column 3 is a
+/// `none` candidate without a branch).
+hypernas::Relaxation tiny_relaxation() {
+  Builder b;
+  b.add("input", "in", 0, 3, {});                              // 0
+  b.add("conv", "e.conv", 3, 3, {0}, 3);                       // 1
+  b.add("mix", "e.conv.mix", 3, 3, {1});                       // 2
+  b.add("avg_pool", "e.pool", 3, 3, {0}, 3);                   // 3
+  b.add("mix", "e.pool.mix", 3, 3, {3});                       // 4
+  b.add("mix", "e.skip.mix", 3, 3, {0});                       // 5
+  b.add("add", "node", 3, 3, {2, 4, 5});                       // 6
+  b.add("gap", "gap", 3, 3, {6});                              // 7
+  b.add("linear", "head", 3, 2, {7}, 0, 1, 1, 1, /*exit=*/0);  // 8
+  b.arch.space = "test";
+  b.arch.text = "tiny relaxed cell";
+  hypernas::Relaxation r;
+  r.network = b.arch;
+  r.blocks = {{"alpha", {1, 4}}};
+  r.mixes = {{"e.conv.mix", 0, 0, 0, {"e.conv"}, "conv"},
+             {"e.pool.mix", 0, 0, 1, {"e.pool"}, "pool"},
+             {"e.skip.mix", 0, 0, 2, {}, "skip"}};
+  return r;
+}
+
+torch::Tensor tiny_reference(const torch::Tensor& x, const WeightMap& w, const torch::Tensor& p) {
+  const torch::Tensor node = p[0][0] * at::conv2d(x, w.at("e.conv.weight"), {}, 1, 1) +
+                             p[0][1] * at::avg_pool2d(x, {3, 3}, {1, 1}, {1, 1}, false, false) +
+                             p[0][2] * x;
+  return at::linear(node.mean({2, 3}), w.at("head.weight"), w.at("head.bias"));
+}
+
+}  // namespace
+
+TEST(Executor, RelaxedNetworkIsTheProbabilityWeightedSumOfItsBranches) {
+  const GraphExecutor exec;
+  const hypernas::Relaxation r = tiny_relaxation();
+  const torch::Tensor x = at::randn({4, 3, 6, 6}, at::detail::createCPUGenerator(31));
+  WeightMap w = exec.init_weights(r.network, 5, torch::kCPU);
+  const torch::Tensor alpha =
+      at::randn({1, 4}, at::detail::createCPUGenerator(32)).set_requires_grad(true);
+  const torch::Tensor p = at::softmax(alpha, -1);
+  const auto out = exec.forward_relaxed(r, w, {p}, x);
+  ASSERT_EQ(out.size(), 1u);
+  const torch::Tensor ref = tiny_reference(x, w, p);
+  EXPECT_TRUE(torch::allclose(out[0], ref, 1e-5, 1e-6));
+  // Differentiable in α (through the probabilities) and in the weights, as the reference.
+  // NOTE: both graphs share softmax(α): keep it for the second pass.
+  const auto g = torch::autograd::grad({out[0].pow(2).sum()}, {alpha, w.at("e.conv.weight")}, {},
+                                       /*retain_graph=*/true);
+  const auto g_ref = torch::autograd::grad({ref.pow(2).sum()}, {alpha, w.at("e.conv.weight")});
+  EXPECT_GT(g[0].abs().sum().item<double>(), 0);
+  EXPECT_TRUE(torch::allclose(g[0], g_ref[0], 1e-4, 1e-6));
+  EXPECT_TRUE(torch::allclose(g[1], g_ref[1], 1e-4, 1e-6));
+}
+
+TEST(Executor, ABranchOfProbabilityZeroIsNotComputedAndNeedsNoWeights) {
+  const GraphExecutor exec;
+  const hypernas::Relaxation r = tiny_relaxation();
+  const torch::Tensor x = at::randn({2, 3, 6, 6}, at::detail::createCPUGenerator(33));
+  WeightMap w = exec.init_weights(r.network, 6, torch::kCPU);
+  WeightMap without_conv = w;
+  without_conv.erase("e.conv.weight");
+  // One-hot on the pool: the discrete network input -> pool -> gap -> head.
+  const torch::Tensor pool_only = torch::tensor({{0.f, 1.f, 0.f, 0.f}});
+  const auto out = exec.forward_relaxed(r, without_conv, {pool_only}, x);
+  const torch::Tensor discrete =
+      at::linear(at::avg_pool2d(x, {3, 3}, {1, 1}, {1, 1}, false, false).mean({2, 3}),
+                 w.at("head.weight"), w.at("head.bias"));
+  EXPECT_TRUE(torch::allclose(out[0], discrete, 1e-6, 1e-6));
+  // The conv is needed as soon as its probability is not 0, and then its weight is named.
+  const torch::Tensor with_conv = torch::tensor({{0.5f, 0.5f, 0.f, 0.f}});
+  EXPECT_NE(error_of([&] {
+              exec.forward_relaxed(r, without_conv, {with_conv}, x);
+            }).find("missing weight 'e.conv.weight'"),
+            std::string::npos);
+  // Every branch at 0 (the `none` candidate chosen): the node is zeros of its c_out channels.
+  const torch::Tensor none = torch::tensor({{0.f, 0.f, 0.f, 1.f}});
+  const auto zeros = exec.forward_relaxed(r, without_conv, {none}, x);
+  EXPECT_TRUE(torch::allclose(zeros[0], w.at("head.bias").expand({2, 2}), 1e-6, 1e-6));
+}
+
+TEST(Executor, RelaxedNetworkErrorsNameWhatIsWrong) {
+  const GraphExecutor exec;
+  hypernas::Relaxation r = tiny_relaxation();
+  const torch::Tensor x = at::randn({2, 3, 6, 6}, at::detail::createCPUGenerator(34));
+  const WeightMap w = exec.init_weights(r.network, 7, torch::kCPU);
+  const torch::Tensor p = at::full({1, 4}, 0.25);
+  // A mix node belongs to forward_relaxed().
+  EXPECT_NE(error_of([&] { exec.forward(r.network, w, x); }).find("run it with forward_relaxed()"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              exec.forward_relaxed(r, w, {}, x);
+            }).find("has 1 architecture-parameter blocks, got 0 probability tensors"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              exec.forward_relaxed(r, w, {at::full({4}, 0.25)}, x);
+            }).find("probabilities of block 'alpha' have shape [4], expected [1, 4]"),
+            std::string::npos);
+  hypernas::Relaxation wrong = r;
+  wrong.mixes[0].node = "e.conv";
+  EXPECT_NE(error_of([&] {
+              exec.forward_relaxed(wrong, w, {p}, x);
+            }).find("lists mix node 'e.conv', which relaxed network"),
+            std::string::npos);
+  hypernas::Relaxation unlisted = r;
+  unlisted.mixes.pop_back();
+  EXPECT_NE(error_of([&] {
+              exec.forward_relaxed(unlisted, w, {p}, x);
+            }).find("mix node 'e.skip.mix' of relaxed network"),
+            std::string::npos);
+  hypernas::Relaxation out_of_range = r;
+  out_of_range.mixes[1].col = 4;
+  EXPECT_NE(error_of([&] {
+              exec.forward_relaxed(out_of_range, w, {p}, x);
+            }).find("takes entry [0][4] of block 0"),
+            std::string::npos);
+}

@@ -196,6 +196,32 @@ TEST(Heatmap, PrintsEveryValueInItsCellWithTheLabelsOnBothAxes) {
   fs::remove_all(dir);
 }
 
+TEST(Heatmap, RectangularWithColumnLabelsAndColoursOnly) {
+  const fs::path dir = temp_dir("rectheat");
+  Heatmap m;
+  m.title = "softmax(alpha) per epoch";
+  m.labels = {"e0 conv", "e0 pool", "e1 conv"};
+  m.columns = {"1", "2"};
+  m.values = {{0.2, 0.6}, {0.8, 0.4}, {0.5, 0.5}};
+  m.digits = -1;
+  heatmap(m, dir / "alpha.png");
+  ASSERT_TRUE(is_png(dir / "alpha.png"));
+  const std::string dat = read(dir / "alpha.dat");
+  EXPECT_NE(dat.find("2 1 0.5 "), std::string::npos) << dat;  // row 3, column 2
+  const std::string gp = read(dir / "alpha.gp");
+  EXPECT_NE(gp.find("set xtics (\"1\" 0, \"2\" 1)"), std::string::npos) << gp;
+  EXPECT_NE(gp.find("set ytics (\"e0 conv\" 0, \"e0 pool\" 1, \"e1 conv\" 2)"), std::string::npos)
+      << gp;
+  EXPECT_NE(gp.find("set xrange [-0.5:1.5]"), std::string::npos) << gp;
+  EXPECT_EQ(gp.find("with labels"), std::string::npos) << gp;  // digits -1: no numbers
+  m.values[1].pop_back();
+  EXPECT_NE(error_of([&] {
+              heatmap(m, dir / "bad.png");
+            }).find("row 2 has 1 values, expected 2 (one per column)"),
+            std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(Heatmap, MalformedMatricesAreRefused) {
   const fs::path png = temp_dir("badheat") / "x.png";
   Heatmap m;

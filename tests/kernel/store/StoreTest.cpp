@@ -88,7 +88,8 @@ TEST_F(StoreTest, CreatesSchemaInWalMode) {
   EXPECT_EQ(store->path(), db());
   EXPECT_EQ(raw_query(db(), "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(raw_query(db(), "PRAGMA user_version"), std::to_string(kSchemaVersion));
-  for (const char* table : {"runs", "architectures", "evaluations", "trainings", "plugin_state"}) {
+  for (const char* table :
+       {"runs", "architectures", "evaluations", "trainings", "plugin_state", "search_epochs"}) {
     EXPECT_EQ(raw_query(db(), std::string("SELECT count(*) FROM sqlite_master WHERE type = "
                                           "'table' AND name = '") +
                                   table + "'"),
@@ -428,6 +429,74 @@ TEST_F(StoreTest, ConcurrentWritersShareOneConnection) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(store->count("evaluations"), 100);
   EXPECT_EQ(store->count("plugin_state"), 100);
+}
+
+TEST_F(StoreTest, SearchEpochsRoundTripAndReplaceByRunAndEpoch) {
+  auto store = SqliteStore::open(db());
+  SearchEpoch e;
+  e.run = "gradient-b";
+  e.strategy = "gradient";
+  e.epoch = 0;
+  e.phase = "basic";
+  e.train_loss = 1.5;
+  e.train_accuracy = 0.25;
+  e.valid_loss = std::numeric_limits<double>::quiet_NaN();  // stored as NULL, read back as NaN
+  e.valid_accuracy = 0.5;
+  e.alphas = {{1.f, -2.f, 0.5f, 3.f, 0.f, 1.f}, {7.f}};
+  e.alpha_shapes = {{2, 3}, {1, 1}};
+  e.arch_hash = "abc";
+  e.arch_text = "x";
+  e.note = "{\"k\": 6}";
+  e.extra = {{"superiority", 0.25}};
+  e.seconds = 2.5;
+  store->record_search_epoch(e);
+  SearchEpoch later = e;
+  later.epoch = 1;
+  later.phase = "cross";
+  store->record_search_epoch(later);
+  SearchEpoch other = e;
+  other.run = "gradient-a";  // started after run b: listed after it
+  store->record_search_epoch(other);
+  e.train_loss = 0.75;  // the same (run, epoch) again replaces the row
+  store->record_search_epoch(e);
+
+  const auto b = store->search_epochs("gradient-b");
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0].epoch, 0);
+  EXPECT_EQ(b[0].train_loss, 0.75);
+  EXPECT_EQ(b[0].phase, "basic");
+  EXPECT_TRUE(std::isnan(b[0].valid_loss));
+  EXPECT_EQ(b[0].valid_accuracy, 0.5);
+  EXPECT_EQ(b[0].alphas, e.alphas);
+  EXPECT_EQ(b[0].alpha_shapes, e.alpha_shapes);
+  EXPECT_EQ(b[0].arch_text, "x");
+  EXPECT_EQ(b[0].note, e.note);
+  EXPECT_EQ(b[0].extra.at("superiority"), 0.25);
+  EXPECT_EQ(b[0].seconds, 2.5);
+  EXPECT_EQ(b[1].phase, "cross");
+  const auto all = store->search_epochs("");
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].run, "gradient-b");
+  EXPECT_EQ(all[2].run, "gradient-a");
+  EXPECT_EQ(store->count("search_epochs"), 3);
+  e.alpha_shapes.pop_back();
+  EXPECT_NE(error_of([&] { store->record_search_epoch(e); }).find("2 alpha blocks but 1 shapes"),
+            std::string::npos);
+}
+
+TEST_F(StoreTest, AVersion2DatabaseGainsTheSearchEpochsTable) {
+  { SqliteStore::open(db())->record_architecture(arch()); }
+  raw_query(db(), "DROP TABLE search_epochs");
+  raw_query(db(), "PRAGMA user_version = 2");
+  auto store = SqliteStore::open(db());
+  EXPECT_EQ(raw_query(db(), "PRAGMA user_version"), std::to_string(kSchemaVersion));
+  EXPECT_EQ(store->count("architectures"), 1);  // kept
+  SearchEpoch e;
+  e.run = "r";
+  e.strategy = "gradient";
+  e.phase = "basic";
+  store->record_search_epoch(e);
+  EXPECT_EQ(store->search_epochs("r").size(), 1u);
 }
 
 }  // namespace
