@@ -5,11 +5,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
 #include <utility>
 
 #include <ATen/Functions.h>
 #include <ATen/core/Tensor.h>
+
+#include <nlohmann/json.hpp>
 
 namespace hypernas::darts {
 
@@ -37,9 +47,19 @@ std::string block_label(std::int64_t b, bool macro) {
 }
 
 /// Appends vertices and edges in creation order, which is a topological order because every
-/// node is created after the nodes it reads.
+/// node is created after the nodes it reads. Keeps the names of the nodes it added, by vertex,
+/// so that callers can tell which nodes a step created (relaxed_names(), MixChoice::nodes).
 class GraphBuilder : public hypernas::GraphBuilder {
  public:
+  /// Adds `n` reading `inputs` and records its name.
+  Vertex add(OpNode n, const std::vector<Vertex>& inputs) {
+    names_.push_back(n.name);
+    return hypernas::GraphBuilder::add(std::move(n), inputs);
+  }
+
+  /// Names of the vertices added so far, by vertex.
+  const std::vector<std::string>& names() const { return names_; }
+
   /// A convolution node (no bias); its output is at `scale_in` (+1 at stride 2).
   Vertex conv(Vertex in, std::string name, std::int64_t c_in, std::int64_t c_out,
               std::int64_t kernel, std::int64_t stride, std::int64_t dilation, std::int64_t groups,
@@ -118,34 +138,147 @@ class GraphBuilder : public hypernas::GraphBuilder {
     return add(std::move(n), {in});
   }
 
-  /// The op `op` on node `in`; appends its output to `inputs` (nothing for `none`).
-  void edge_op(int op, Vertex in, const std::string& prefix, std::int64_t c, std::int64_t stride,
-               std::int64_t scale_in, std::int64_t module, std::vector<Vertex>& inputs) {
+  /// The op `op` (not `none`) on node `in`, its nodes named `<prefix>.<part>`; returns its
+  /// output (`in` itself for skip_connect at stride 1).
+  Vertex op_output(int op, Vertex in, const std::string& prefix, std::int64_t c,
+                   std::int64_t stride, std::int64_t scale_in, std::int64_t module) {
     switch (op) {
-      case kNone: break;
-      case kMaxPool3x3:
-        inputs.push_back(pool(in, "max_pool", prefix + ".pool", c, stride, scale_in, module));
-        break;
-      case kAvgPool3x3:
-        inputs.push_back(pool(in, "avg_pool", prefix + ".pool", c, stride, scale_in, module));
-        break;
-      case kSkip:
-        inputs.push_back(stride == 1 ? in : factorized_reduce(in, prefix, c, c, scale_in, module));
-        break;
+      case kMaxPool3x3: return pool(in, "max_pool", prefix + ".pool", c, stride, scale_in, module);
+      case kAvgPool3x3: return pool(in, "avg_pool", prefix + ".pool", c, stride, scale_in, module);
+      case kSkip: return stride == 1 ? in : factorized_reduce(in, prefix, c, c, scale_in, module);
       case kSepConv3x3:
       case kSepConv5x5:
-        inputs.push_back(
-            sep_conv(in, prefix, c, op == kSepConv3x3 ? 3 : 5, stride, scale_in, module));
-        break;
+        return sep_conv(in, prefix, c, op == kSepConv3x3 ? 3 : 5, stride, scale_in, module);
       case kDilConv3x3:
       case kDilConv5x5:
-        inputs.push_back(
-            dil_conv(in, prefix, c, op == kDilConv3x3 ? 3 : 5, stride, scale_in, module));
-        break;
+        return dil_conv(in, prefix, c, op == kDilConv3x3 ? 3 : 5, stride, scale_in, module);
       default: throw Error(cat("darts: invalid op id ", op, " in '", prefix, "'"));
     }
   }
+
+ private:
+  std::vector<std::string> names_;
 };
+
+/// Where build_network() builds a cell: what the maker of a node's inputs needs to know.
+struct CellSite {
+  std::int64_t index = 0;      ///< Cell index i (also the nodes' module).
+  bool reduction = false;      ///< A reduction cell (stride 2 on the input nodes).
+  std::int64_t channels = 0;   ///< C of the cell's nodes.
+  std::int64_t scale_in = 0;   ///< Scale of the input nodes 0 and 1.
+  std::int64_t scale_out = 0;  ///< Scale of the intermediate nodes.
+  std::string prefix;          ///< "c<i>".
+};
+
+/// Makes the inputs of intermediate node `node` of a cell (what its `add` sums), given the
+/// cell's nodes built so far.
+using NodeMaker = std::function<
+    std::vector<GraphBuilder::Vertex>(GraphBuilder& b, const CellSite& site, int node,
+                                      const std::array<GraphBuilder::Vertex, kNodes>& states)>;
+
+/// The network of `config` (stem, cells, head) with the inputs of every intermediate node
+/// made by `inputs_of`.
+ArchGraph build_network(const MacroConfig& config, const NodeMaker& inputs_of) {
+  GraphBuilder b;
+  using Vertex = GraphBuilder::Vertex;
+  const std::int64_t c = config.channels;
+
+  Vertex in = b.add(GraphBuilder::node("input", "input", 0, config.input_channels, 0, -1), {});
+  Vertex stem = b.conv(in, "stem.conv", config.input_channels, 3 * c, 3, 1, 1, 1, 0, -1);
+  stem = b.bn(stem, "stem.bn", 3 * c, 0, -1);
+
+  Vertex prev_prev = stem, prev = stem;
+  std::int64_t c_prev_prev = 3 * c, c_prev = 3 * c, c_curr = c;
+  std::int64_t scale_prev_prev = 0, scale_prev = 0;
+  bool reduction_prev = false;
+  for (std::int64_t i = 0; i < config.layers; ++i) {
+    CellSite site;
+    site.index = i;
+    site.reduction = is_reduction(i, config.layers);
+    if (site.reduction) c_curr *= 2;
+    site.channels = c_curr;
+    site.prefix = cat("c", i);
+    site.scale_in = scale_prev;
+    site.scale_out = site.scale_in + (site.reduction ? 1 : 0);
+
+    std::array<Vertex, kNodes> states{};
+    states[0] = reduction_prev ? b.factorized_reduce(prev_prev, site.prefix + ".pre0", c_prev_prev,
+                                                     c_curr, scale_prev_prev, i)
+                               : b.relu_conv_bn(prev_prev, site.prefix + ".pre0", c_prev_prev,
+                                                c_curr, scale_prev_prev, i);
+    states[1] = b.relu_conv_bn(prev, site.prefix + ".pre1", c_prev, c_curr, site.scale_in, i);
+    for (int node = kInputNodes; node < kNodes; ++node) {
+      const std::vector<Vertex> inputs = inputs_of(b, site, node, states);
+      // NOTE: with no inputs (every op `none`) this `add` yields zeros; c_out is set for that.
+      states[node] = b.add(GraphBuilder::node("add", cat(site.prefix, ".n", node), c_curr, c_curr,
+                                              site.scale_out, i),
+                           inputs);
+    }
+    const Vertex out = b.add(GraphBuilder::node("concat", site.prefix + ".out", kSteps * c_curr,
+                                                kSteps * c_curr, site.scale_out, i),
+                             {states.begin() + kInputNodes, states.end()});
+
+    prev_prev = prev;
+    prev = out;
+    c_prev_prev = c_prev;
+    c_prev = kSteps * c_curr;
+    scale_prev_prev = scale_prev;
+    scale_prev = site.scale_out;
+    reduction_prev = site.reduction;
+  }
+  Vertex gap = b.add(GraphBuilder::node("gap", "head.gap", c_prev, c_prev, scale_prev, -1), {prev});
+  OpNode linear =
+      GraphBuilder::node("linear", "head.linear", c_prev, config.classes, scale_prev, -1);
+  linear.exit = 0;
+  b.add(std::move(linear), {gap});
+  return b.take();
+}
+
+/// The graph of `genotype`; with `renames`, records the relaxed name of every op node (see
+/// relaxed_names()).
+ArchGraph build_genotype(const Genotype& genotype, const MacroConfig& config,
+                         std::map<std::string, std::string>* renames) {
+  const std::int64_t blocks = config.macro ? config.layers : 2;
+  HYPERNAS_CHECK(static_cast<std::int64_t>(genotype.cells.size()) == blocks, "darts: expected ",
+                 blocks, " genotype cell(s) (",
+                 config.macro ? "macro: one per layer" : "normal, reduce", "), got ",
+                 genotype.cells.size());
+  std::vector<Cell> cells = genotype.cells;
+  for (Cell& cell : cells) make_canonical(cell);
+  return build_network(config, [&](GraphBuilder& b, const CellSite& site, int node,
+                                   const std::array<GraphBuilder::Vertex, kNodes>& states) {
+    const Cell& cell =
+        cells[static_cast<std::size_t>(config.macro ? site.index : (site.reduction ? 1 : 0))];
+    std::vector<GraphBuilder::Vertex> inputs;
+    for (const Input& input : cell.nodes[node - kInputNodes]) {
+      if (input.op == kNone) continue;
+      const bool on_input = input.from < kInputNodes;
+      const std::string prefix = cat(site.prefix, ".n", node, ".i", input.from);
+      const std::size_t first = b.names().size();
+      inputs.push_back(b.op_output(input.op, states[input.from], prefix, site.channels,
+                                   site.reduction && on_input ? 2 : 1,
+                                   on_input ? site.scale_in : site.scale_out, site.index));
+      if (renames) {
+        const std::string relaxed = cat(prefix, ".", kOpNames[input.op]);
+        for (std::size_t v = first; v < b.names().size(); ++v)
+          (*renames)[b.names()[v]] = relaxed + b.names()[v].substr(prefix.size());
+      }
+    }
+    return inputs;
+  });
+}
+
+/// The arch-parameter blocks of a space of `config`, with or without an intensive space.
+std::vector<ArchParamSpec> param_blocks(const MacroConfig& config, const Intensive* intensive) {
+  std::vector<ArchParamSpec> out;
+  const std::int64_t blocks = config.macro ? config.layers : 2;
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    std::vector<std::int64_t> shape = {kEdges, kOps};
+    if (intensive) shape = {kSteps, intensive->k};
+    out.push_back({block_label(b, config.macro) + ".alpha", std::move(shape)});
+  }
+  return out;
+}
 
 /// Recursive-descent parser of the genotype text; every failure names the character position.
 class Parser {
@@ -420,74 +553,260 @@ Genotype parse_genotype(const std::string& text, bool macro, std::int64_t cells)
 }
 
 ArchGraph build_graph(const Genotype& genotype, const MacroConfig& config) {
-  const std::int64_t blocks = config.macro ? config.layers : 2;
-  HYPERNAS_CHECK(static_cast<std::int64_t>(genotype.cells.size()) == blocks, "darts: expected ",
-                 blocks, " genotype cell(s) (",
-                 config.macro ? "macro: one per layer" : "normal, reduce", "), got ",
-                 genotype.cells.size());
-  GraphBuilder b;
-  using Vertex = GraphBuilder::Vertex;
-  const std::int64_t c = config.channels;
+  return build_genotype(genotype, config, nullptr);
+}
 
-  Vertex in = b.add(GraphBuilder::node("input", "input", 0, config.input_channels, 0, -1), {});
-  Vertex stem = b.conv(in, "stem.conv", config.input_channels, 3 * c, 3, 1, 1, 1, 0, -1);
-  stem = b.bn(stem, "stem.bn", 3 * c, 0, -1);
-
-  Vertex prev_prev = stem, prev = stem;
-  std::int64_t c_prev_prev = 3 * c, c_prev = 3 * c, c_curr = c;
-  std::int64_t scale_prev_prev = 0, scale_prev = 0;
-  bool reduction_prev = false;
-  for (std::int64_t i = 0; i < config.layers; ++i) {
-    const bool reduction = is_reduction(i, config.layers);
-    if (reduction) c_curr *= 2;
-    Cell cell = genotype.cells[config.macro ? i : (reduction ? 1 : 0)];
-    make_canonical(cell);
-    const std::string prefix = cat("c", i);
-    const std::int64_t scale_in = scale_prev;
-    const std::int64_t scale_out = scale_in + (reduction ? 1 : 0);
-
-    std::array<Vertex, kNodes> states{};
-    states[0] = reduction_prev ? b.factorized_reduce(prev_prev, prefix + ".pre0", c_prev_prev,
-                                                     c_curr, scale_prev_prev, i)
-                               : b.relu_conv_bn(prev_prev, prefix + ".pre0", c_prev_prev, c_curr,
-                                                scale_prev_prev, i);
-    states[1] = b.relu_conv_bn(prev, prefix + ".pre1", c_prev, c_curr, scale_in, i);
-    for (int j = 0; j < kSteps; ++j) {
-      const int node = j + kInputNodes;
-      const std::string node_name = cat(prefix, ".n", node);
-      std::vector<Vertex> inputs;
-      for (const Input& input : cell.nodes[j]) {
-        const bool on_input = input.from < kInputNodes;
-        const std::int64_t stride = reduction && on_input ? 2 : 1;
-        b.edge_op(input.op, states[input.from], cat(node_name, ".i", input.from), c_curr, stride,
-                  on_input ? scale_in : scale_out, i, inputs);
-      }
-      // NOTE: with no inputs (every op `none`) this `add` yields zeros.
-      states[node] =
-          b.add(GraphBuilder::node("add", node_name, c_curr, c_curr, scale_out, i), inputs);
-    }
-    const Vertex out = b.add(GraphBuilder::node("concat", prefix + ".out", kSteps * c_curr,
-                                                kSteps * c_curr, scale_out, i),
-                             {states.begin() + kInputNodes, states.end()});
-
-    prev_prev = prev;
-    prev = out;
-    c_prev_prev = c_prev;
-    c_prev = kSteps * c_curr;
-    scale_prev_prev = scale_prev;
-    scale_prev = scale_out;
-    reduction_prev = reduction;
+std::map<std::string, std::string> relaxed_names(const Genotype& genotype,
+                                                 const MacroConfig& config) {
+  std::map<std::string, std::string> renames;
+  const ArchGraph graph = build_genotype(genotype, config, &renames);
+  std::map<std::string, std::string> names;
+  for (std::size_t v = 0; v < boost::num_vertices(graph); ++v) {
+    const std::string& name = graph[v].name;
+    auto it = renames.find(name);
+    names.emplace(name, it == renames.end() ? name : it->second);
   }
-  Vertex gap = b.add(GraphBuilder::node("gap", "head.gap", c_prev, c_prev, scale_prev, -1), {prev});
-  OpNode linear =
-      GraphBuilder::node("linear", "head.linear", c_prev, config.classes, scale_prev, -1);
-  linear.exit = 0;
-  b.add(std::move(linear), {gap});
-  return b.take();
+  return names;
+}
+
+Relaxation build_relaxation(const MacroConfig& config, const Intensive* intensive) {
+  Relaxation r;
+  r.blocks = param_blocks(config, intensive);
+  r.network.space = "darts";
+  r.network.text = cat("relaxed(darts, layers=", config.layers, ", C=", config.channels,
+                       config.macro ? ", macro" : "",
+                       intensive ? cat(", intensive K=", intensive->k) : std::string(), ")");
+  // Without an intensive space, every (source, op != none) pair of a node is a candidate.
+  std::array<std::vector<Input>, kSteps> all;
+  for (int node = kInputNodes; node < kNodes; ++node)
+    for (int from = 0; from < node; ++from)
+      for (int op = kNone + 1; op < kOps; ++op) all[node - kInputNodes].push_back({op, from});
+  r.network.graph =
+      build_network(config, [&](GraphBuilder& b, const CellSite& site, int node,
+                                const std::array<GraphBuilder::Vertex, kNodes>& states) {
+        const int j = node - kInputNodes;
+        const std::int64_t block = config.macro ? site.index : (site.reduction ? 1 : 0);
+        const std::vector<Input>& candidates =
+            intensive ? intensive->candidates[site.reduction ? 1 : 0][static_cast<std::size_t>(j)]
+                      : all[static_cast<std::size_t>(j)];
+        std::vector<GraphBuilder::Vertex> inputs;
+        for (std::size_t c = 0; c < candidates.size(); ++c) {
+          const Input& input = candidates[c];
+          const bool on_input = input.from < kInputNodes;
+          const std::string branch =
+              cat(site.prefix, ".n", node, ".i", input.from, ".", kOpNames[input.op]);
+          const std::size_t first = b.names().size();
+          const GraphBuilder::Vertex out =
+              b.op_output(input.op, states[input.from], branch, site.channels,
+                          site.reduction && on_input ? 2 : 1,
+                          on_input ? site.scale_in : site.scale_out, site.index);
+          MixChoice m;
+          m.nodes.assign(b.names().begin() + static_cast<std::ptrdiff_t>(first), b.names().end());
+          m.node = branch + ".mix";
+          m.block = block;
+          m.row = intensive ? j : edge_index(node, input.from);
+          m.col = intensive ? static_cast<std::int64_t>(c) : input.op;
+          m.label = cat(site.prefix, ".n", node, ": ", input_label(input));
+          inputs.push_back(b.add(GraphBuilder::node("mix", m.node, site.channels, site.channels,
+                                                    site.scale_out, site.index),
+                                 {out}));
+          r.mixes.push_back(std::move(m));
+        }
+        return inputs;
+      });
+  return r;
 }
 
 ArchStats graph_stats(const ArchGraph& graph, std::int64_t input_size) {
   return count_graph(graph, input_size);
+}
+
+std::string input_label(const Input& input) {
+  HYPERNAS_CHECK(input.op >= 0 && input.op < kOps, "darts: invalid op id ", input.op);
+  return cat(kOpNames[input.op], '~', input.from);
+}
+
+namespace {
+
+/// The names of the cell types of an intensive space, as its file's keys.
+constexpr const char* kCellTypes[2] = {"normal", "reduce"};
+
+/// The ops an intensive space may list (all but `none`).
+std::string candidate_ops() {
+  std::string list;
+  for (int k = kNone + 1; k < kOps; ++k)
+    list += (list.empty() ? "" : ", ") + std::string(kOpNames[k]);
+  return list;
+}
+
+/// A JSON value quoted in a message (at most about 60 characters).
+std::string quoted(const nlohmann::json& value) {
+  return abbreviate(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 60);
+}
+
+}  // namespace
+
+Intensive parse_intensive(const std::string& text, const std::string& file) {
+  auto fail = [&file](const std::string& where, const std::string& why) {
+    return Error(cat("darts: intensive-space file '", file, "': ", where.empty() ? "" : where,
+                     where.empty() ? "" : ": ", why));
+  };
+  // NOTE: nlohmann keeps the last of two equal keys; the callback sees every key, so a key
+  // given twice is found here (only the top-level object has keys in a valid file).
+  std::vector<std::set<std::string>> open_objects;
+  std::string twice;
+  auto watch = [&](int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (event == nlohmann::json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == nlohmann::json::parse_event_t::object_end && !open_objects.empty())
+      open_objects.pop_back();
+    if (event == nlohmann::json::parse_event_t::key && !open_objects.empty() && twice.empty() &&
+        !open_objects.back().insert(parsed.get<std::string>()).second)
+      twice = parsed.get<std::string>();
+    return true;
+  };
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text, watch);
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line 3, column 7: ...".
+    std::string why = e.what();
+    const std::size_t bracket = why.find("] ");
+    if (why.rfind("[json.exception.", 0) == 0 && bracket != std::string::npos)
+      why = why.substr(bracket + 2);
+    throw fail("", cat("not valid JSON: ", why));
+  }
+  if (!twice.empty()) throw fail("", cat("key \"", twice, "\" is given twice"));
+  if (!doc.is_object())
+    throw fail("",
+               cat("expected a JSON object {\"format\": \"", kIntensiveFormat,
+                   "\", \"k\": ..., \"normal\": [...], \"reduce\": [...]}, found ", quoted(doc)));
+  for (const auto& item : doc.items()) {
+    const std::string& key = item.key();
+    if (key != "format" && key != "k" && key != "normal" && key != "reduce" && key != "source")
+      throw fail("", cat("unknown key \"", key,
+                         "\" (expected format, k, normal, reduce and optionally source)"));
+  }
+  for (const char* key : {"format", "k", "normal", "reduce"})
+    if (!doc.contains(key)) throw fail("", cat("missing key \"", key, "\""));
+
+  const nlohmann::json& format = doc["format"];
+  if (!format.is_string() || format.get<std::string>() != kIntensiveFormat)
+    throw fail("format", cat("expected \"", kIntensiveFormat, "\", found ", quoted(format)));
+
+  Intensive out;
+  const nlohmann::json& k = doc["k"];
+  if (!k.is_number_integer() || k.get<std::int64_t>() < kMinIntensiveK ||
+      k.get<std::int64_t>() > kMaxIntensiveK)
+    throw fail("k",
+               cat("expected an integer in [", kMinIntensiveK, ", ", kMaxIntensiveK,
+                   "] (node 2 has ", kMaxIntensiveK, " (source, op) pairs), found ", quoted(k)));
+  out.k = k.get<std::int64_t>();
+  if (doc.contains("source")) {
+    if (!doc["source"].is_string())
+      throw fail("source", cat("expected a string, found ", quoted(doc["source"])));
+    out.source = doc["source"].get<std::string>();
+  }
+
+  for (int g = 0; g < 2; ++g) {
+    const std::string type = kCellTypes[g];
+    const nlohmann::json& nodes = doc[type];
+    if (!nodes.is_array() || nodes.size() != kSteps)
+      throw fail(type, cat("expected a list of ", kSteps, " lists (nodes 2..5), found ",
+                           nodes.is_array() ? cat("a list of ", nodes.size()) : quoted(nodes)));
+    for (int j = 0; j < kSteps; ++j) {
+      const int node = j + kInputNodes;
+      const std::string where_node = cat(type, "[", j, "]");
+      const nlohmann::json& list = nodes[static_cast<std::size_t>(j)];
+      if (!list.is_array())
+        throw fail(where_node, cat("expected the list of node ", node, "'s ", out.k,
+                                   " candidates \"op~source\", found ", quoted(list)));
+      if (static_cast<std::int64_t>(list.size()) != out.k)
+        throw fail(where_node, cat("node ", node, " lists ", list.size(),
+                                   " candidate(s); expected k = ", out.k));
+      std::vector<Input>& candidates = out.candidates[g][static_cast<std::size_t>(j)];
+      for (std::size_t e = 0; e < list.size(); ++e) {
+        const std::string where = cat(where_node, "[", e, "]");
+        const nlohmann::json& entry = list[e];
+        if (!entry.is_string())
+          throw fail(where, cat("expected a string \"op~source\" (node ", node, "), found ",
+                                quoted(entry)));
+        const std::string label = entry.get<std::string>();
+        const std::size_t tilde = label.find('~');
+        if (tilde == std::string::npos || label.find('~', tilde + 1) != std::string::npos)
+          throw fail(where, cat(quoted(entry), " is not of the form op~source (node ", node,
+                                ", e.g. \"sep_conv_3x3~", node - 1, "\")"));
+        const std::string op = label.substr(0, tilde);
+        const std::string from = label.substr(tilde + 1);
+        Input input;
+        input.op = op_id(op);
+        if (input.op == kNone)
+          throw fail(where, cat(quoted(entry),
+                                ": 'none' is not a candidate (an intensive space "
+                                "keeps the ops other than none: ",
+                                candidate_ops(), ")"));
+        if (input.op < 0)
+          throw fail(where, cat(quoted(entry), ": unknown op '", excerpt(op, 0, 32),
+                                "'; candidates are ", candidate_ops()));
+        const bool digits =
+            !from.empty() && from.size() <= 3 && std::all_of(from.begin(), from.end(), [](char c) {
+              return std::isdigit(static_cast<unsigned char>(c)) != 0;
+            });
+        if (!digits)
+          throw fail(where, cat(quoted(entry), ": source '", excerpt(from, 0, 32),
+                                "' is not a node index (node ", node, " reads 0..", node - 1, ")"));
+        input.from = std::stoi(from);
+        if (input.from >= node)
+          throw fail(where, cat(quoted(entry), ": node ", node, " reads nodes 0..", node - 1,
+                                ", not ", input.from));
+        for (std::size_t before = 0; before < candidates.size(); ++before)
+          if (candidates[before] == input)
+            throw fail(where, cat(quoted(entry), " is listed twice for node ", node, " (also at ",
+                                  where_node, "[", before, "])"));
+        candidates.push_back(input);
+      }
+    }
+  }
+  return out;
+}
+
+Intensive load_intensive(const std::string& path) {
+  namespace fs = std::filesystem;
+  HYPERNAS_CHECK(!path.empty(), "darts: no intensive-space file named (empty path)");
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  HYPERNAS_CHECK(fs::exists(status), "darts: intensive-space file '", path, "' does not exist",
+                 ec && ec != std::errc::no_such_file_or_directory ? cat(" (", ec.message(), ")")
+                                                                  : std::string());
+  HYPERNAS_CHECK(!fs::is_directory(status), "darts: intensive-space file '", path,
+                 "' is a directory, not a JSON file");
+  std::ifstream in(path, std::ios::binary);
+  HYPERNAS_CHECK(in.is_open(), "darts: intensive-space file '", path,
+                 "' cannot be opened for reading: ", std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  HYPERNAS_CHECK(!in.bad(), "darts: intensive-space file '", path, "' could not be read");
+  return parse_intensive(text.str(), path);
+}
+
+std::string intensive_to_json(const Intensive& space) {
+  std::string out = cat("{\n  \"format\": \"", kIntensiveFormat, "\",\n  \"k\": ", space.k, ",\n");
+  for (int g = 0; g < 2; ++g) {
+    out += cat("  \"", kCellTypes[g], "\": [\n");
+    for (int j = 0; j < kSteps; ++j) {
+      out += "    [";
+      const auto& candidates = space.candidates[g][static_cast<std::size_t>(j)];
+      for (std::size_t c = 0; c < candidates.size(); ++c)
+        out += cat(c > 0 ? ", " : "", '"', input_label(candidates[c]), '"');
+      out += j + 1 < kSteps ? "],\n" : "]\n";
+    }
+    out += g == 0 || !space.source.empty() ? "  ],\n" : "  ]\n";
+  }
+  if (!space.source.empty())
+    out += cat(
+        "  \"source\": ",
+        nlohmann::json(space.source).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+        "\n");
+  return out + "}\n";
 }
 
 }  // namespace hypernas::darts
@@ -508,6 +827,10 @@ const ParamTable& DartsSpace::params() noexcept {
     t.add_bool("macro", false,
                "one genotype per cell (ADWP's macro search) instead of one normal and one "
                "reduction genotype");
+    t.add_string("intensive", "",
+                 "path of an intensive-space JSON file (ADWP's O*: K candidates per node of the "
+                 "normal and reduction cells; see plugins/spaces/darts/README.md); empty: the "
+                 "full DARTS space");
     return t;
   }();
   return table;
@@ -527,6 +850,25 @@ DartsSpace::DartsSpace(const Options& options) {
   config_.input_size = at_least("input_size", 1);
   config_.classes = at_least("classes", 1);
   config_.macro = options.get_bool("macro");
+  intensive_path_ = options.get_string("intensive");
+  if (!intensive_path_.empty()) {
+    try {
+      intensive_ = darts::load_intensive(intensive_path_);
+    } catch (const Error& e) {
+      throw Error(cat(e.what(), " (option 'intensive')"));
+    }
+  }
+}
+
+int DartsSpace::cell_type(std::int64_t b) const {
+  if (config_.macro) return darts::is_reduction(b, config_.layers) ? 1 : 0;
+  return b == 0 ? 0 : 1;
+}
+
+const std::vector<darts::Input>& DartsSpace::candidates(std::int64_t b, int j) const {
+  HYPERNAS_INTERNAL_ASSERT(intensive_.has_value(), "candidates() without an intensive space");
+  return intensive_
+      ->candidates[static_cast<std::size_t>(cell_type(b))][static_cast<std::size_t>(j)];
 }
 
 Architecture DartsSpace::make(Genotype genotype) const {
@@ -549,6 +891,26 @@ Genotype DartsSpace::genotype_of(const Architecture& arch) const {
 Architecture DartsSpace::sample(Rng& rng) const {
   Genotype g;
   g.cells.resize(static_cast<std::size_t>(blocks()));
+  if (intensive_) {
+    for (std::int64_t b = 0; b < blocks(); ++b) {
+      for (int j = 0; j < darts::kSteps; ++j) {
+        // Every unordered pair of candidates with distinct sources, equally likely.
+        const std::vector<darts::Input>& c = candidates(b, j);
+        std::vector<std::pair<std::size_t, std::size_t>> pairs;
+        for (std::size_t x = 0; x < c.size(); ++x)
+          for (std::size_t y = x + 1; y < c.size(); ++y)
+            if (c[x].from != c[y].from) pairs.emplace_back(x, y);
+        auto& node = g.cells[static_cast<std::size_t>(b)].nodes[static_cast<std::size_t>(j)];
+        if (pairs.empty()) {
+          node = {c[rng.uniform_int(c.size())]};  // every candidate reads the same node
+        } else {
+          const auto [x, y] = pairs[rng.uniform_int(pairs.size())];
+          node = {c[x], c[y]};
+        }
+      }
+    }
+    return make(std::move(g));
+  }
   for (Cell& cell : g.cells) {
     for (int j = 0; j < darts::kSteps; ++j) {
       const int node = j + darts::kInputNodes;
@@ -592,16 +954,73 @@ at::Tensor DartsSpace::encode(const Architecture& arch) const {
 }
 
 std::vector<ArchParamSpec> DartsSpace::arch_params() const {
-  std::vector<ArchParamSpec> out;
-  for (std::int64_t b = 0; b < blocks(); ++b)
-    out.push_back({cat(config_.macro ? cat("cell", b) : (b == 0 ? "normal" : "reduce"), ".alpha"),
-                   {darts::kEdges, darts::kOps}});
+  return darts::param_blocks(config_, intensive_space());
+}
+
+std::vector<std::vector<std::vector<double>>> DartsSpace::softmax_blocks(
+    const std::vector<at::Tensor>& alphas, const char* what) const {
+  const std::vector<ArchParamSpec> specs = arch_params();
+  const std::int64_t rows = specs.front().shape[0];
+  const std::int64_t cols = specs.front().shape[1];
+  HYPERNAS_CHECK(alphas.size() == specs.size(), "darts: ", what, " expects ", specs.size(),
+                 " alpha block(s) [", rows, ", ", cols, "] (", specs.front().name,
+                 specs.size() > 1 ? ", ..." : "", "), got ", alphas.size());
+  std::vector<std::vector<std::vector<double>>> out(alphas.size());
+  for (std::size_t b = 0; b < alphas.size(); ++b) {
+    const at::Tensor& alpha = alphas[b];
+    const std::string& name = specs[b].name;
+    HYPERNAS_CHECK(alpha.defined(), "darts: ", what, " got an undefined tensor for ", name);
+    HYPERNAS_CHECK(alpha.dim() == 2 && alpha.size(0) == rows && alpha.size(1) == cols,
+                   "darts: ", what, " expects ", name, " of shape [", rows, ", ", cols, "], got ",
+                   alpha.sizes());
+    const at::Tensor values = alpha.detach().to(at::Device(at::kCPU), at::kDouble).contiguous();
+    auto a = values.accessor<double, 2>();
+    out[b].assign(static_cast<std::size_t>(rows),
+                  std::vector<double>(static_cast<std::size_t>(cols)));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      double max = a[r][0];
+      for (std::int64_t k = 0; k < cols; ++k) {
+        HYPERNAS_CHECK(std::isfinite(a[r][k]), "darts: ", what, " got a non-finite value ", a[r][k],
+                       " in ", name, " at row ", r, ", column ", k);
+        max = std::max(max, a[r][k]);
+      }
+      auto& w = out[b][static_cast<std::size_t>(r)];
+      double sum = 0;
+      for (std::int64_t k = 0; k < cols; ++k)
+        sum += (w[static_cast<std::size_t>(k)] = std::exp(a[r][k] - max));
+      for (double& x : w) x /= sum;
+    }
+  }
   return out;
 }
 
 Architecture DartsSpace::discretize(const std::vector<at::Tensor>& alphas,
                                     std::int64_t keep) const {
   HYPERNAS_CHECK(keep >= 1, "darts: discretize expects keep >= 1, got ", keep);
+  if (intensive_) {
+    // ADWP's top-T over each node's K candidates, with distinct sources (see darts.h).
+    const auto probs = softmax_blocks(alphas, "discretize");
+    Genotype g;
+    g.cells.resize(probs.size());
+    for (std::size_t b = 0; b < probs.size(); ++b) {
+      for (int j = 0; j < darts::kSteps; ++j) {
+        const std::vector<double>& p = probs[b][static_cast<std::size_t>(j)];
+        const std::vector<darts::Input>& c = candidates(static_cast<std::int64_t>(b), j);
+        std::vector<std::size_t> order(c.size());
+        for (std::size_t x = 0; x < order.size(); ++x) order[x] = x;
+        std::stable_sort(order.begin(), order.end(),
+                         [&p](std::size_t x, std::size_t y) { return p[x] > p[y]; });
+        auto& node = g.cells[b].nodes[static_cast<std::size_t>(j)];
+        std::set<int> sources;
+        for (std::size_t x : order) {
+          if (static_cast<std::int64_t>(node.size()) == keep) break;
+          if (!sources.insert(c[x].from).second) continue;  // source already kept
+          node.push_back(c[x]);
+        }
+      }
+    }
+    return make(std::move(g));
+  }
   const std::vector<ArchParamSpec> specs = arch_params();
   HYPERNAS_CHECK(alphas.size() == specs.size(), "darts: discretize expects ", specs.size(),
                  " alpha block(s) [", darts::kEdges, ", ", darts::kOps, "] (", specs.front().name,
@@ -653,6 +1072,99 @@ Architecture DartsSpace::discretize(const std::vector<at::Tensor>& alphas,
     g.cells.push_back(std::move(cell));
   }
   return make(std::move(g));
+}
+
+Relaxation DartsSpace::relaxed() const {
+  return darts::build_relaxation(config_, intensive_space());
+}
+
+Selection DartsSpace::select(const Architecture& arch) const {
+  const Genotype g = genotype_of(arch);
+  Selection s;
+  for (const ArchParamSpec& spec : arch_params())
+    s.probs.push_back(at::zeros(spec.shape, at::kFloat));
+  for (std::size_t b = 0; b < g.cells.size(); ++b) {
+    auto p = s.probs[b].accessor<float, 2>();
+    for (int j = 0; j < darts::kSteps; ++j) {
+      const int node = j + darts::kInputNodes;
+      for (const darts::Input& in : g.cells[b].nodes[static_cast<std::size_t>(j)]) {
+        if (!intensive_) {
+          p[darts::edge_index(node, in.from)][in.op] = 1.0f;
+          continue;
+        }
+        const std::vector<darts::Input>& c = candidates(static_cast<std::int64_t>(b), j);
+        const auto it = std::find(c.begin(), c.end(), in);
+        if (it == c.end()) {
+          std::string list;
+          for (const darts::Input& x : c)
+            list += (list.empty() ? "" : ", ") + darts::input_label(x);
+          throw Error(cat("darts: architecture '", abbreviate(arch.text),
+                          "' is outside the intensive space of '", intensive_path_, "': cell '",
+                          darts::block_label(static_cast<std::int64_t>(b), config_.macro), "' (",
+                          cell_type(static_cast<std::int64_t>(b)) == 0 ? "normal" : "reduce",
+                          " candidates), node ", node, " reads ", darts::input_label(in),
+                          ", which is not among the node's candidates: ", list));
+        }
+        p[j][it - c.begin()] = 1.0f;
+      }
+    }
+  }
+  s.names = darts::relaxed_names(g, config_);
+  return s;
+}
+
+IntensiveSpace DartsSpace::intensive(const std::vector<at::Tensor>& alphas, std::int64_t k) const {
+  HYPERNAS_CHECK(!intensive_,
+                 "darts: intensive() derives an intensive space from the alphas of the full DARTS "
+                 "space ({14, 8} per block), but this space already is one (option 'intensive' = '",
+                 intensive_path_, "')");
+  HYPERNAS_CHECK(k >= darts::kMinIntensiveK && k <= darts::kMaxIntensiveK,
+                 "darts: intensive() expects k in [", darts::kMinIntensiveK, ", ",
+                 darts::kMaxIntensiveK, "] (node 2 has ", darts::kMaxIntensiveK,
+                 " (source, op) pairs), got ", k);
+  const auto probs = softmax_blocks(alphas, "intensive");
+  darts::Intensive space;
+  space.k = k;
+  space.source = cat("darts intensive(): the ", k,
+                     " most likely (op, source) pairs other than none per node, by softmax(alpha) "
+                     "per edge",
+                     config_.macro ? ", averaged over the cells of each type" : "");
+  IntensiveSpace out;
+  out.choices.resize(2);
+  for (int type = 0; type < 2; ++type) {
+    // The per-edge probabilities of this cell type (their mean over its cells in macro mode).
+    std::vector<std::vector<double>> mean(darts::kEdges, std::vector<double>(darts::kOps, 0.0));
+    std::int64_t cells = 0;
+    for (std::int64_t b = 0; b < blocks(); ++b) {
+      if (cell_type(b) != type) continue;
+      ++cells;
+      for (int e = 0; e < darts::kEdges; ++e)
+        for (int op = 0; op < darts::kOps; ++op)
+          mean[e][op] += probs[static_cast<std::size_t>(b)][e][op];
+    }
+    if (cells > 1)
+      for (auto& row : mean)
+        for (double& x : row) x /= static_cast<double>(cells);
+    out.choices[type].resize(darts::kSteps);
+    for (int j = 0; j < darts::kSteps; ++j) {
+      const int node = j + darts::kInputNodes;
+      std::vector<darts::Input> pairs;  // by edge (source), then op: the order of ties
+      for (int from = 0; from < node; ++from)
+        for (int op = darts::kNone + 1; op < darts::kOps; ++op) pairs.push_back({op, from});
+      auto weight = [&](const darts::Input& x) {
+        return mean[darts::edge_index(node, x.from)][x.op];
+      };
+      std::stable_sort(pairs.begin(), pairs.end(),
+                       [&](const darts::Input& x, const darts::Input& y) {
+                         return weight(x) > weight(y);
+                       });
+      pairs.resize(static_cast<std::size_t>(k));
+      for (const darts::Input& x : pairs) out.choices[type][j].push_back(darts::input_label(x));
+      space.candidates[type][static_cast<std::size_t>(j)] = std::move(pairs);
+    }
+  }
+  out.json = darts::intensive_to_json(space);
+  return out;
 }
 
 }  // namespace hypernas

@@ -44,9 +44,25 @@
 /// normal=[(sep_conv_3x3,0),(sep_conv_3x3,1),(skip_connect,0),...,(skip_connect,2)];reduce=[...]
 /// @endcode
 /// With `macro`, `cell0=[...];cell1=[...];...;cell<layers-1>=[...]`, one list per cell.
+///
+/// **Continuous relaxation** (ABI 1.4; build_relaxation(), DartsSpace::relaxed()): the network
+/// of build_graph() with every node's inputs relaxed into `mix`-ended branches, one per
+/// candidate. Without the `intensive` option it is DARTS's supernet: every edge (i, k) of every
+/// cell has one branch per op other than `none` (`none` has no branch, its output being zeros,
+/// but keeps its place in the softmax over the edge's 8 logits). With `intensive`, it is ADWP's
+/// relaxed intensive space (ADWPNAS §3.1.2, Eq. 4): node k has one branch per candidate
+/// (op, source) of the intensive space, and the softmax runs over those K candidates of the
+/// node. See plugins/spaces/darts/README.md for the file format and what follows the paper.
+///
+/// **Intensive space** (ADWPNAS §3.1.2; parse_intensive(), DartsSpace::intensive()): for each
+/// cell type (normal, reduce) and intermediate node, the K most likely (op, source) pairs other
+/// than `none`. All normal cells share the normal list, all reduction cells the reduce list, in
+/// macro mode too (each cell still has its own architecture parameters).
 
 #include <array>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -187,6 +203,71 @@ ArchGraph build_graph(const Genotype& genotype, const MacroConfig& config);
 /// `input_size` pixels (see DartsSpace::stats() for what is counted).
 ArchStats graph_stats(const ArchGraph& graph, std::int64_t input_size);
 
+/// The `format` tag of an intensive-space file.
+inline constexpr const char* kIntensiveFormat = "hypernas-intensive-1";
+/// The largest K of an intensive space: node 2 has 2 sources x 7 ops other than `none`.
+inline constexpr std::int64_t kMaxIntensiveK = 14;
+/// The smallest K: a DARTS node reads 2 inputs.
+inline constexpr std::int64_t kMinIntensiveK = 2;
+
+/// ADWP's intensive space O* = {O*_normal, O*_reduce} (ADWPNAS §3.1.2): the K candidate
+/// inputs of every intermediate node of each cell type.
+struct Intensive {
+  std::int64_t k = 0;  ///< K: candidates per node, in [kMinIntensiveK, kMaxIntensiveK].
+  /// candidates[g][k - 2]: the K candidates (op other than `none`, source < k, no pair twice)
+  /// of node k of cell type g (0: normal, 1: reduce), in the file's order (strongest first in
+  /// what DartsSpace::intensive() writes). Column c of the node's arch-parameter row is
+  /// candidate c.
+  std::array<std::array<std::vector<Input>, kSteps>, 2> candidates;
+  std::string source;  ///< The file's free-text "source" (empty when absent).
+};
+
+/// The label of a candidate input, "sep_conv_3x3~1" (op~source, as in the intensive file).
+std::string input_label(const Input& input);
+
+/// Parses the JSON text of an intensive space; `file` names it in messages. The format:
+/// @code
+/// {"format": "hypernas-intensive-1", "k": 6,
+///  "normal": [[ "sep_conv_3x3~0", "skip_connect~1", ... 6 entries ],   <- node 2
+///             [...node 3...], [...node 4...], [...node 5...]],
+///  "reduce": [...the same for reduction cells...],
+///  "source": "free text, optional"}
+/// @endcode
+/// Each entry is "op~source": op one of the 7 ops other than `none`, 0 <= source < node, no
+/// entry twice in a node, exactly k entries per node, kMinIntensiveK <= k <= kMaxIntensiveK.
+/// Keys other than these five, or a key given twice, are errors. Throws Error naming `file`,
+/// the JSON location (`normal[1][3]` is entry 3 of node 3 of the normal cell) and the value at
+/// fault, or, for text that is not JSON, the line and column the JSON parser stopped at.
+Intensive parse_intensive(const std::string& text, const std::string& file);
+
+/// Reads and parses (parse_intensive()) the intensive-space file at `path`. Throws Error
+/// naming the path when it does not exist, is not a regular file or cannot be read.
+Intensive load_intensive(const std::string& path);
+
+/// The JSON text of `space` in the format parse_intensive() reads, one node per line.
+std::string intensive_to_json(const Intensive& space);
+
+/// The continuous relaxation of the network of `config` (see the file comment); `intensive`
+/// (may be null) restricts every node to its cell type's candidates. Names: the branch of
+/// candidate (op, source) of node k of cell i is `c<i>.n<k>.i<source>.<opname>.<part>`, its
+/// parts those of build_graph() (sep_conv: relu1 dw1 pw1 bn1 relu2 dw2 pw2 bn2; dil_conv: relu
+/// dw pw bn; pooling: pool; skip_connect at stride 2: relu conv1 conv2 cat bn; skip_connect at
+/// stride 1: no node, the mix reads the source), ending in `c<i>.n<k>.i<source>.<opname>.mix`.
+/// Stem, preprocessing, cell nodes `c<i>.n<k>` (`add`, c_out set: all mixes at probability 0
+/// give zeros), `c<i>.out` and the head keep build_graph()'s names, modules and scales; vertex
+/// order is topological. Cell i uses block i with `macro`, otherwise block 1 (reduce) when
+/// is_reduction(i), else block 0 (normal). Without `intensive`: row = edge_index(k, source),
+/// col = op id, blocks {14, 8}; with it: row = k - 2, col = the candidate's index in its
+/// node's list (normal list in normal cells, reduce list in reduction cells), blocks {4, K}.
+/// Labels read `c3.n2: sep_conv_3x3~1`.
+Relaxation build_relaxation(const MacroConfig& config, const Intensive* intensive);
+
+/// For every node of build_graph(genotype, config), its name in build_relaxation()'s network:
+/// the nodes of an input's op gain the op's name (`c0.n2.i1.dw1` of a sep_conv_3x3 input is
+/// `c0.n2.i1.sep_conv_3x3.dw1`); every other node keeps its name.
+std::map<std::string, std::string> relaxed_names(const Genotype& genotype,
+                                                 const MacroConfig& config);
+
 }  // namespace hypernas::darts
 
 namespace hypernas {
@@ -194,19 +275,24 @@ namespace hypernas {
 /// The DARTS / ADWP cell space as a plugin (`darts`).
 class DartsSpace : public SearchSpace {
  public:
-  /// Declared options: layers, channels, input_channels, input_size, classes, macro.
+  /// Declared options: layers, channels, input_channels, input_size, classes, macro,
+  /// intensive (path of an intensive-space file, see darts::parse_intensive(); "" for none).
   static const ParamTable& params() noexcept;
   /// Builds the space from resolved options (every key of params() present). Throws Error on
-  /// values out of range.
+  /// values out of range and on an intensive-space file that cannot be read or parsed.
   explicit DartsSpace(const Options& options);
 
   /// "darts".
   std::string name() const override { return "darts"; }
   /// A uniformly random genotype: each intermediate node k of each cell picks 2 distinct
   /// sources in [0, k) (each unordered pair equally likely) and, independently for each, one
-  /// of the 7 ops other than `none` (DARTS genotypes never contain `none`).
+  /// of the 7 ops other than `none` (DARTS genotypes never contain `none`). With `intensive`,
+  /// sampling stays inside the relaxation: each node picks 2 of its candidates with distinct
+  /// sources, every such unordered pair equally likely (1 candidate when all of the node's
+  /// candidates read the same node).
   Architecture sample(Rng& rng) const override;
-  /// Parses the string form (see darts::parse_genotype()).
+  /// Parses the string form (see darts::parse_genotype()); any genotype parses, also with
+  /// `intensive` (select() is what refuses one outside the intensive space).
   Architecture parse(const std::string& text) const override;
   /// The primitive ops the graphs use: input, conv, bn, relu, avg_pool, max_pool, add,
   /// concat, gap, linear.
@@ -222,13 +308,38 @@ class DartsSpace : public SearchSpace {
   /// 1 when genotype block b uses `op` on edge e (edge order as darts::edge_index()).
   at::Tensor encode(const Architecture& arch) const override;
   /// One block {14, 8} per distinct genotype: `normal.alpha`, `reduce.alpha`; with macro
-  /// `cell<i>.alpha` for i = 0..layers-1. Row e holds the logits of edge e's 8 ops.
+  /// `cell<i>.alpha` for i = 0..layers-1. Row e holds the logits of edge e's 8 ops. With
+  /// `intensive`, the same names with shape {4, K}: row k - 2 holds the logits of node k's K
+  /// candidates (Eq. 4's α).
   std::vector<ArchParamSpec> arch_params() const override;
   /// DARTS's rule on each block: softmax over each edge's ops; for each intermediate node k,
   /// rank its k incoming edges by their strongest op other than `none` and keep the `keep`
   /// strongest (all k when keep >= k), each with that op. Ties go to the lower op id and the
   /// lower source. keep must be >= 1 (DARTS: 2).
+  /// With `intensive` (ADWP's top-T, T = keep): softmax over each node's K candidates; keep the
+  /// `keep` strongest candidates with DISTINCT sources, strongest first, skipping a weaker
+  /// candidate whose source is already kept (a genotype reads a node at most once); ties go to
+  /// the lower column. A node whose candidates have fewer distinct sources keeps fewer.
   Architecture discretize(const std::vector<at::Tensor>& alphas, std::int64_t keep) const override;
+  /// ABI 1.4: the relaxed network of this space (see darts::build_relaxation()), with the
+  /// intensive space of the `intensive` option when it is set.
+  Relaxation relaxed() const override;
+  /// ABI 1.4: `arch` inside relaxed(). probs: per block (float CPU, shaped as arch_params()),
+  /// 1 at the entry of every (source, op) input the genotype uses, 0 elsewhere (without
+  /// `intensive`, a `none` input puts its 1 in column 0, which has no branch); names: see
+  /// darts::relaxed_names(). Throws Error when arch is not of this space, or, with
+  /// `intensive`, when an input is not among its node's candidates (naming the cell, the node,
+  /// the input and the candidates).
+  Selection select(const Architecture& arch) const override;
+  /// ABI 1.4: ADWP's intensive-space deriving (§3.1.2) from the α of a space WITHOUT the
+  /// `intensive` option (blocks {14, 8}; Error otherwise). Per cell type (normal, reduce):
+  /// the per-edge softmax of its block (in macro mode, the mean of the per-edge softmax
+  /// probabilities over the cells of that type; a type no cell has, as normal cells with
+  /// fewer than 3 layers, ranks all pairs as ties); for node k, every (source, op other than
+  /// `none`) pair ranked by that probability (ties: lower edge, then lower op), the top `k`
+  /// kept as labels "op~source", strongest first. choices = {normal nodes 2..5, reduce nodes
+  /// 2..5}; json = the file the `intensive` option reads. k in [2, 14].
+  IntensiveSpace intensive(const std::vector<at::Tensor>& alphas, std::int64_t k) const override;
 
   /// The genotype of an architecture of this space (parsed from arch.text); throws Error when
   /// arch.space is not "darts" or the text does not parse.
@@ -239,9 +350,22 @@ class DartsSpace : public SearchSpace {
   std::int64_t blocks() const { return config_.macro ? config_.layers : 2; }
   /// The network shape this space builds.
   const darts::MacroConfig& config() const { return config_; }
+  /// The intensive space of the `intensive` option, or null without it.
+  const darts::Intensive* intensive_space() const { return intensive_ ? &*intensive_ : nullptr; }
 
  private:
+  /// The candidates of node j + 2 for genotype block b (its cell type's list).
+  const std::vector<darts::Input>& candidates(std::int64_t b, int j) const;
+  /// The cell type (0: normal, 1: reduce) of genotype block b.
+  int cell_type(std::int64_t b) const;
+  /// Checks `alphas` against arch_params() for `what` ("discretize", "intensive") and returns
+  /// each block's softmax over its rows, as doubles [block][row][col].
+  std::vector<std::vector<std::vector<double>>> softmax_blocks(
+      const std::vector<at::Tensor>& alphas, const char* what) const;
+
   darts::MacroConfig config_;
+  std::string intensive_path_;                 // The `intensive` option ("": none).
+  std::optional<darts::Intensive> intensive_;  // The parsed file, if any.
 };
 
 }  // namespace hypernas

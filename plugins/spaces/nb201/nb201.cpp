@@ -5,6 +5,8 @@
 
 #include <cctype>
 #include <cmath>
+#include <functional>
+#include <map>
 #include <utility>
 
 #include <ATen/Functions.h>
@@ -24,7 +26,8 @@ std::string known_ops() {
 }
 
 /// Appends vertices and edges in creation order, which is a topological order because every
-/// node is created after the nodes it reads.
+/// node is created after the nodes it reads. Keeps the names of the nodes it added, by vertex,
+/// so that callers can tell which nodes a step created (relaxed_names(), MixChoice::nodes).
 class GraphBuilder : public hypernas::GraphBuilder {
  public:
   /// The shared node(), plus a kernel size and stride.
@@ -37,6 +40,15 @@ class GraphBuilder : public hypernas::GraphBuilder {
     return n;
   }
 
+  /// Adds `n` reading `inputs` and records its name.
+  Vertex add(OpNode n, const std::vector<Vertex>& inputs) {
+    names_.push_back(n.name);
+    return hypernas::GraphBuilder::add(std::move(n), inputs);
+  }
+
+  /// Names of the vertices added so far, by vertex.
+  const std::vector<std::string>& names() const { return names_; }
+
   /// NAS-Bench-201's ReLUConvBN: ReLU -> conv (no bias) -> BN (affine). Returns the BN.
   Vertex relu_conv_bn(Vertex in, const std::string& prefix, std::int64_t c_in, std::int64_t c_out,
                       std::int64_t kernel, std::int64_t stride, std::int64_t scale_in,
@@ -48,9 +60,28 @@ class GraphBuilder : public hypernas::GraphBuilder {
     return add(node("bn", prefix + ".bn", c_out, c_out, scale_out, module), {conv});
   }
 
-  /// One cell reading `in`; returns its output node (cell node 3).
+  /// The op `op` (not `none`) of an edge reading `in`, its nodes named `<prefix>.<part>`;
+  /// returns its output (`in` itself for skip_connect).
+  Vertex edge_op(int op, Vertex in, const std::string& prefix, std::int64_t channels,
+                 std::int64_t scale, std::int64_t module) {
+    switch (op) {
+      case kSkip: return in;
+      case kConv1x1:
+      case kConv3x3:
+        return relu_conv_bn(in, prefix, channels, channels, op == kConv1x1 ? 1 : 3, 1, scale,
+                            module);
+      case kAvgPool3x3:
+        return add(node("avg_pool", prefix + ".pool", channels, channels, scale, module, 3, 1),
+                   {in});
+      default: throw Error(cat("nb201: invalid op id ", op, " in '", prefix, "'"));
+    }
+  }
+
+  /// One cell of `cell`'s ops reading `in`; returns its output (cell node 3). With `renames`,
+  /// records the relaxed name of every op node it creates (see relaxed_names()).
   Vertex cell(const Cell& cell, Vertex in, const std::string& prefix, std::int64_t channels,
-              std::int64_t scale, std::int64_t module) {
+              std::int64_t scale, std::int64_t module,
+              std::map<std::string, std::string>* renames = nullptr) {
     std::array<Vertex, 4> nodes{};
     nodes[0] = in;
     int edge = 0;
@@ -58,26 +89,51 @@ class GraphBuilder : public hypernas::GraphBuilder {
       const std::string node_name = cat(prefix, ".n", j);
       std::vector<Vertex> inputs;
       for (int i = 0; i < j; ++i, ++edge) {
+        const int op = cell.ops[edge];
+        if (op == kNone) continue;
+        if (op < 0 || op >= kOps) throw Error(cat("nb201: invalid op id ", op, " on edge ", edge));
         const std::string edge_name = cat(node_name, ".e", i);
-        switch (cell.ops[edge]) {
-          case kNone: break;
-          case kSkip: inputs.push_back(nodes[i]); break;
-          case kConv1x1:
-          case kConv3x3: {
-            const std::int64_t k = cell.ops[edge] == kConv1x1 ? 1 : 3;
-            inputs.push_back(
-                relu_conv_bn(nodes[i], edge_name, channels, channels, k, 1, scale, module));
-            break;
-          }
-          case kAvgPool3x3:
-            inputs.push_back(
-                add(node("avg_pool", edge_name + ".pool", channels, channels, scale, module, 3, 1),
-                    {nodes[i]}));
-            break;
-          default: throw Error(cat("nb201: invalid op id ", cell.ops[edge], " on edge ", edge));
+        const std::size_t first = names_.size();
+        inputs.push_back(edge_op(op, nodes[i], edge_name, channels, scale, module));
+        if (renames) {
+          const std::string relaxed = cat(edge_name, ".", kOpNames[op]);
+          for (std::size_t v = first; v < names_.size(); ++v)
+            (*renames)[names_[v]] = relaxed + names_[v].substr(edge_name.size());
         }
       }
       // NOTE: with no inputs this `add` yields zeros (every incoming edge is `none`).
+      nodes[j] = add(node("add", node_name, channels, channels, scale, module), inputs);
+    }
+    return nodes[3];
+  }
+
+  /// One relaxed cell reading `in` (see build_relaxation()); appends its branches to `mixes`
+  /// and returns its output (cell node 3).
+  Vertex relaxed_cell(Vertex in, const std::string& prefix, std::int64_t channels,
+                      std::int64_t scale, std::int64_t module, std::vector<MixChoice>& mixes) {
+    std::array<Vertex, 4> nodes{};
+    nodes[0] = in;
+    int edge = 0;
+    for (int j = 1; j < 4; ++j) {
+      const std::string node_name = cat(prefix, ".n", j);
+      std::vector<Vertex> inputs;
+      for (int i = 0; i < j; ++i, ++edge) {
+        for (int op = kNone + 1; op < kOps; ++op) {
+          const std::string branch = cat(node_name, ".e", i, ".", kOpNames[op]);
+          const std::size_t first = names_.size();
+          const Vertex out = edge_op(op, nodes[i], branch, channels, scale, module);
+          MixChoice m;
+          m.nodes.assign(names_.begin() + static_cast<std::ptrdiff_t>(first), names_.end());
+          m.node = branch + ".mix";
+          m.block = 0;
+          m.row = edge;
+          m.col = op;
+          m.label = cat(node_name, " <- ", i, ": ", kOpNames[op]);
+          inputs.push_back(add(node("mix", m.node, channels, channels, scale, module), {out}));
+          mixes.push_back(std::move(m));
+        }
+      }
+      // NOTE: c_out is set, so a node all of whose mixes have probability 0 yields zeros.
       nodes[j] = add(node("add", node_name, channels, channels, scale, module), inputs);
     }
     return nodes[3];
@@ -95,7 +151,43 @@ class GraphBuilder : public hypernas::GraphBuilder {
         add(node("conv", prefix + ".shortcut.conv", c_in, c_out, scale_out, -1, 1, 1), {pool});
     return add(node("add", prefix + ".add", c_out, c_out, scale_out, -1), {b, conv});
   }
+
+ private:
+  std::vector<std::string> names_;
 };
+
+/// Builds a cell instance: (builder, input, name prefix, channels, scale, module) -> output.
+using CellMaker =
+    std::function<GraphBuilder::Vertex(GraphBuilder&, GraphBuilder::Vertex, const std::string&,
+                                       std::int64_t, std::int64_t, std::int64_t)>;
+
+/// The network around the cells (stem, stages, reductions, head), every cell made by `make`.
+ArchGraph build_network(const MacroConfig& config, const CellMaker& make) {
+  GraphBuilder b;
+  const std::int64_t c = config.channels;
+  auto in = b.add(GraphBuilder::node("input", "input", 0, config.input_channels, 0, -1), {});
+  auto stem =
+      b.add(GraphBuilder::node("conv", "stem.conv", config.input_channels, c, 0, -1, 3), {in});
+  auto x = b.add(GraphBuilder::node("bn", "stem.bn", c, c, 0, -1), {stem});
+  std::int64_t channels = c;
+  std::int64_t module = 0;
+  for (std::int64_t stage = 1; stage <= 3; ++stage) {
+    const std::int64_t scale = stage - 1;
+    if (stage > 1) {
+      x = b.reduction(x, cat("r", stage - 1), channels, scale - 1);
+      channels *= 2;
+    }
+    for (std::int64_t k = 0; k < config.cells_per_stage; ++k, ++module)
+      x = make(b, x, cat("s", stage, ".c", k), channels, scale, module);
+  }
+  x = b.add(GraphBuilder::node("bn", "head.bn", channels, channels, 2, -1), {x});
+  x = b.add(GraphBuilder::node("relu", "head.relu", channels, channels, 2, -1), {x});
+  x = b.add(GraphBuilder::node("gap", "head.gap", channels, channels, 2, -1), {x});
+  OpNode linear = GraphBuilder::node("linear", "head.linear", channels, config.classes, 2, -1);
+  linear.exit = 0;
+  b.add(std::move(linear), {x});
+  return b.take();
+}
 
 }  // namespace
 
@@ -230,30 +322,41 @@ Cell parse_cell(const std::string& text) {
 }
 
 ArchGraph build_graph(const Cell& cell, const MacroConfig& config) {
-  GraphBuilder b;
-  const std::int64_t c = config.channels;
-  auto in = b.add(GraphBuilder::node("input", "input", 0, config.input_channels, 0, -1), {});
-  auto stem =
-      b.add(GraphBuilder::node("conv", "stem.conv", config.input_channels, c, 0, -1, 3), {in});
-  auto x = b.add(GraphBuilder::node("bn", "stem.bn", c, c, 0, -1), {stem});
-  std::int64_t channels = c;
-  std::int64_t module = 0;
-  for (std::int64_t stage = 1; stage <= 3; ++stage) {
-    const std::int64_t scale = stage - 1;
-    if (stage > 1) {
-      x = b.reduction(x, cat("r", stage - 1), channels, scale - 1);
-      channels *= 2;
-    }
-    for (std::int64_t k = 0; k < config.cells_per_stage; ++k, ++module)
-      x = b.cell(cell, x, cat("s", stage, ".c", k), channels, scale, module);
+  return build_network(config,
+                       [&cell](GraphBuilder& b, GraphBuilder::Vertex in, const std::string& prefix,
+                               std::int64_t channels, std::int64_t scale, std::int64_t module) {
+                         return b.cell(cell, in, prefix, channels, scale, module);
+                       });
+}
+
+Relaxation build_relaxation(const MacroConfig& config) {
+  Relaxation r;
+  r.network.space = "nb201";
+  r.network.text = cat("relaxed(nb201, N=", config.cells_per_stage, ", C=", config.channels, ")");
+  r.network.graph = build_network(config, [&r](GraphBuilder& b, GraphBuilder::Vertex in,
+                                               const std::string& prefix, std::int64_t channels,
+                                               std::int64_t scale, std::int64_t module) {
+    return b.relaxed_cell(in, prefix, channels, scale, module, r.mixes);
+  });
+  r.blocks = {{"alpha", {kEdges, kOps}}};
+  return r;
+}
+
+std::map<std::string, std::string> relaxed_names(const Cell& cell, const MacroConfig& config) {
+  std::map<std::string, std::string> renames;
+  const ArchGraph graph =
+      build_network(config, [&cell, &renames](GraphBuilder& b, GraphBuilder::Vertex in,
+                                              const std::string& prefix, std::int64_t channels,
+                                              std::int64_t scale, std::int64_t module) {
+        return b.cell(cell, in, prefix, channels, scale, module, &renames);
+      });
+  std::map<std::string, std::string> names;
+  for (std::size_t v = 0; v < boost::num_vertices(graph); ++v) {
+    const std::string& name = graph[v].name;
+    auto it = renames.find(name);
+    names.emplace(name, it == renames.end() ? name : it->second);
   }
-  x = b.add(GraphBuilder::node("bn", "head.bn", channels, channels, 2, -1), {x});
-  x = b.add(GraphBuilder::node("relu", "head.relu", channels, channels, 2, -1), {x});
-  x = b.add(GraphBuilder::node("gap", "head.gap", channels, channels, 2, -1), {x});
-  OpNode linear = GraphBuilder::node("linear", "head.linear", channels, config.classes, 2, -1);
-  linear.exit = 0;
-  b.add(std::move(linear), {x});
-  return b.take();
+  return names;
 }
 
 ArchStats graph_stats(const ArchGraph& graph, std::int64_t input_size) {
@@ -366,6 +469,19 @@ Architecture Nb201Space::discretize(const std::vector<at::Tensor>& alphas,
     cell.ops[e] = best;
   }
   return make(cell);
+}
+
+Relaxation Nb201Space::relaxed() const { return nb201::build_relaxation(config_); }
+
+Selection Nb201Space::select(const Architecture& arch) const {
+  const Cell cell = cell_of(arch);
+  Selection s;
+  at::Tensor probs = at::zeros({nb201::kEdges, nb201::kOps}, at::kFloat);
+  auto p = probs.accessor<float, 2>();
+  for (int e = 0; e < nb201::kEdges; ++e) p[e][cell.ops[e]] = 1.0f;
+  s.probs.push_back(std::move(probs));
+  s.names = nb201::relaxed_names(cell, config_);
+  return s;
 }
 
 }  // namespace hypernas

@@ -9,9 +9,19 @@
 /// (AutoDL-Projects `TinyNetwork`): stem conv 3x3 + BN, N cells at C channels, a ResNet basic
 /// block with stride 2, N cells at 2C, another basic block, N cells at 4C, then BN, ReLU,
 /// global average pooling and a linear classifier. The same cell is used everywhere.
+///
+/// **Continuous relaxation** (ABI 1.4, build_relaxation()): the network of build_graph() in
+/// which every edge of every cell instance carries one branch per op other than `none`, each
+/// ending in a `mix` node that scales it by that op's probability (softmax over the edge's 5
+/// logits, `none` included: it has no branch, since its output is zeros, so it only takes part
+/// in the softmax, as the zero op of a DARTS mixed op does). Cell node j sums the mixes of its
+/// edges. One
+/// arch-parameter block {"alpha", {6, 5}}: row = edge, column = op id. With the one-hot
+/// probabilities of select() it computes exactly the discrete network of the selected cell.
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -84,6 +94,25 @@ struct MacroConfig {
 /// `head.relu`, `head.gap`, `head.linear` (exit 0). `scale` is that of the node's output.
 ArchGraph build_graph(const Cell& cell, const MacroConfig& config);
 
+/// The continuous relaxation of the space (the supernet of DARTS-style search on NAS-Bench-201).
+/// Its network is build_graph()'s with every edge e of every cell instance relaxed: one branch
+/// per op other than `none`, each ending in a `mix` node, and cell node j (`add`, c_out set, so
+/// that a node all of whose mixes have probability 0 yields zeros) summing the mixes of its
+/// edges. Branch names add the op's name to the edge's: nor_conv_1x1 / nor_conv_3x3:
+/// `s<stage>.c<cell>.n<j>.e<i>.<opname>.{relu,conv,bn}`; avg_pool_3x3:
+/// `...e<i>.avg_pool_3x3.pool`; skip_connect: no node (its mix reads the edge's source). Every
+/// branch ends in `...e<i>.<opname>.mix`. Stem, reductions, cell nodes and head carry the names
+/// of the discrete graph; vertex order is topological and module / scale are set as there.
+/// MixChoice: block 0, row = edge e (edge order above), col = op id, nodes = the branch's nodes
+/// in vertex order (empty for skip_connect), label `s1.c0.n2 <- 1: nor_conv_3x3`. `blocks` is
+/// {"alpha", {6, 5}}; network.space is "nb201", network.text `relaxed(nb201, N=.., C=..)`.
+Relaxation build_relaxation(const MacroConfig& config);
+
+/// For every node of build_graph(cell, config), its name in build_relaxation(config).network:
+/// the nodes of an edge's op gain the op's name (`s1.c0.n2.e1.conv` of a nor_conv_3x3 edge is
+/// `s1.c0.n2.e1.nor_conv_3x3.conv`); every other node keeps its name.
+std::map<std::string, std::string> relaxed_names(const Cell& cell, const MacroConfig& config);
+
 /// Parameters and multiply-accumulates of any architecture graph for square inputs of
 /// `input_size` pixels (see Nb201Space::stats() for what is counted).
 ArchStats graph_stats(const ArchGraph& graph, std::int64_t input_size);
@@ -128,6 +157,14 @@ class Nb201Space : public SearchSpace {
   /// The cell whose edge e takes the argmax op of alphas[0][e] (the first of equal maxima).
   /// NAS-Bench-201 cells keep every edge, so `keep` only has to be >= 1.
   Architecture discretize(const std::vector<at::Tensor>& alphas, std::int64_t keep) const override;
+  /// ABI 1.4: the relaxed network of this space's shape (see nb201::build_relaxation()).
+  Relaxation relaxed() const override;
+  /// ABI 1.4: `arch` inside relaxed(). probs: one float CPU tensor [6, 5], row e one-hot of
+  /// edge e's op (a `none` edge has its 1 in column 0, which has no branch: the node's other
+  /// edges decide); names: see nb201::relaxed_names(). Every cell of the space is inside the
+  /// relaxation. Throws Error when arch is not an architecture of this space.
+  Selection select(const Architecture& arch) const override;
+  // intensive(): not offered (the default throws); NAS-Bench-201 keeps one op per edge.
 
   /// The cell of an architecture of this space (parsed from arch.text); throws Error when
   /// arch.space is not "nb201" or the text does not parse.

@@ -723,6 +723,7 @@ TEST(Darts, OptionsAreValidated) {
   EXPECT_EQ(defaults.get_int("input_size"), 32);
   EXPECT_EQ(defaults.get_int("classes"), 10);
   EXPECT_FALSE(defaults.get_bool("macro"));
+  EXPECT_EQ(defaults.get_string("intensive"), "");  // no intensive space
   EXPECT_THROW(table.resolve(Options().set("layers", std::int64_t{0}), "darts"),
                hypernas::UsageError);
   EXPECT_THROW(table.resolve(Options().set("macro", std::int64_t{1}), "darts"),
