@@ -102,6 +102,9 @@ const ParamTable& TrainOptions::params() noexcept {
     t.add_string("exit_weights", d.exit_weights,
                  "multi-exit networks: weights of the exits' losses, comma-separated, by exit "
                  "order, the last repeating (empty: every exit 1)");
+    t.add_int("epoch_steps", d.epoch_steps,
+              "steps per epoch, i.e. per point of the curves (0: one pass over the train split)",
+              0);
     return t;
   }();
   return table;
@@ -125,6 +128,7 @@ TrainOptions TrainOptions::from_options(const Options& given) {
   t.valid_images = o.get_int("valid_images");
   t.test_images = o.get_int("test_images");
   t.exit_weights = o.get_string("exit_weights");
+  t.epoch_steps = o.get_int("epoch_steps");
   parse_exit_weights(t.exit_weights);  // a malformed list fails here, not at the first step
   return t;
 }
@@ -148,6 +152,7 @@ Options TrainOptions::to_options() const {
   // NOTE: left out at its default so that the recipes of single-exit trainings recorded before
   // the option existed stay equal (a rerun reuses them).
   if (!exit_weights.empty()) o.set("exit_weights", exit_weights);
+  if (epoch_steps > 0) o.set("epoch_steps", epoch_steps);
   return o;
 }
 
@@ -269,7 +274,8 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
 
   // A full batch every step when the split allows it (batch-statistics BN dislikes tiny ones).
   const bool drop_last = n_train >= o.batch;
-  const std::int64_t per_epoch = drop_last ? n_train / o.batch : 1;
+  const std::int64_t per_epoch =
+      o.epoch_steps > 0 ? o.epoch_steps : (drop_last ? n_train / o.batch : 1);
   std::int64_t total = o.epochs * per_epoch;
   if (o.max_steps > 0) total = std::min(total, o.max_steps);
   const std::int64_t epochs = (total + per_epoch - 1) / per_epoch;
@@ -293,7 +299,12 @@ TrainResult train(Context& ctx, const Architecture& arch, const Dataset& data,
     std::int64_t in_epoch = 0;
     while (step < total) {
       ctx.check_cancelled();
+      if (o.epoch_steps > 0 && in_epoch == o.epoch_steps) break;
       auto batch = stream->next();
+      if (!batch && o.epoch_steps > 0) {  // an epoch of more steps than one pass: go on
+        stream = data.batches(Split::Train, bo, rng);
+        batch = stream->next();
+      }
       if (!batch) break;
       const double lr =
           o.schedule == "cosine"

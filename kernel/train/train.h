@@ -45,6 +45,9 @@ struct TrainOptions {
   /// Multi-exit networks: the weight of each exit's loss, comma-separated in exit order, the
   /// last one repeating for further exits ("": every exit 1). Left out of recipe() when empty.
   std::string exit_weights;
+  /// Steps per epoch, the unit of the per-epoch curves and validations (0: one pass over the
+  /// train split). Left out of recipe() when 0.
+  std::int64_t epoch_steps = 0;
 
   /// The declared parameters, with the defaults above.
   static const ParamTable& params() noexcept;

@@ -219,6 +219,28 @@ TEST(Train, IsDeterministicForASeedAndHonoursMaxSteps) {
   EXPECT_NE(r1.record.train_loss, r3.record.train_loss);
 }
 
+TEST(Train, EpochStepsSetsThePointsOfTheCurves) {
+  const FakeDataset data(64, 16, 16);  // 4 steps per pass at batch 16
+  GraphExecutor exec;
+  auto o = quick_options();
+  o.epochs = 3;
+  o.epoch_steps = 6;  // longer than one pass: the epoch goes on into a new pass
+  TestContext ctx(9);
+  const auto r = train::train(ctx, small_arch(), data, o, exec);
+  EXPECT_EQ(r.steps, 18);
+  EXPECT_EQ(r.record.train_loss.size(), 3u);
+  EXPECT_EQ(r.record.valid_accuracy.size(), 3u);
+  EXPECT_NE(o.recipe().find("epoch_steps=6"), std::string::npos) << o.recipe();
+  o.epoch_steps = 0;  // the default stays out of the recipe (older recordings still match)
+  EXPECT_EQ(o.recipe().find("epoch_steps"), std::string::npos) << o.recipe();
+  o.epoch_steps = 2;
+  o.max_steps = 5;  // 2 + 2 + 1
+  TestContext again(9);
+  const auto short_run = train::train(again, small_arch(), data, o, exec);
+  EXPECT_EQ(short_run.steps, 5);
+  EXPECT_EQ(short_run.record.train_loss.size(), 3u);
+}
+
 TEST(Train, NanLossIsReportedWithEpochStepAndLr) {
   const FakeDataset data(32, 16, 16, 8, 1, 1.0, /*poison=*/true);
   GraphExecutor exec;
