@@ -164,6 +164,55 @@ HYPERNAS_LUA_FN(space_info) {
   return 1;
 }
 
+/// space:relaxation(): the space's continuous relaxation, { blocks = { { name =, shape = {rows,
+/// cols} }, ... }, mixes = { { label =, block =, row =, col = }, ... } } (block, row and col
+/// 1-based, as Lua indexes the α tables of nas.search_epochs()); nil for a space without
+/// architecture parameters. Error for a space built with an ABI older than 1.4.
+HYPERNAS_LUA_FN(space_relaxation) {
+  auto space = check_space(L, 1);
+  const std::vector<ArchParamSpec> specs = space->arch_params();
+  if (specs.empty()) {
+    lua_pushnil(L);
+    return 1;
+  }
+  const plugin::PluginInfo* info = run(L).registry().find(PluginKind::Space, space->name());
+  if (info && info->abi_minor < 4)
+    throw Error(cat("space '", space->name(), "' was built with ABI 1.", info->abi_minor,
+                    "; relaxed networks came with ABI 1.4"));
+  const Relaxation r = space->relaxed();
+  lua_createtable(L, 0, 2);
+  lua_createtable(L, static_cast<int>(specs.size()), 0);
+  for (std::size_t b = 0; b < specs.size(); ++b) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, specs[b].name.c_str());
+    lua_setfield(L, -2, "name");
+    lua_createtable(L, static_cast<int>(specs[b].shape.size()), 0);
+    for (std::size_t d = 0; d < specs[b].shape.size(); ++d) {
+      lua_pushinteger(L, static_cast<lua_Integer>(specs[b].shape[d]));
+      lua_rawseti(L, -2, static_cast<lua_Integer>(d + 1));
+    }
+    lua_setfield(L, -2, "shape");
+    lua_rawseti(L, -2, static_cast<lua_Integer>(b + 1));
+  }
+  lua_setfield(L, -2, "blocks");
+  lua_createtable(L, static_cast<int>(r.mixes.size()), 0);
+  for (std::size_t i = 0; i < r.mixes.size(); ++i) {
+    const MixChoice& m = r.mixes[i];
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, m.label.c_str());
+    lua_setfield(L, -2, "label");
+    lua_pushinteger(L, static_cast<lua_Integer>(m.block + 1));
+    lua_setfield(L, -2, "block");
+    lua_pushinteger(L, static_cast<lua_Integer>(m.row + 1));
+    lua_setfield(L, -2, "row");
+    lua_pushinteger(L, static_cast<lua_Integer>(m.col + 1));
+    lua_setfield(L, -2, "col");
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  lua_setfield(L, -2, "mixes");
+  return 1;
+}
+
 // ---- nas.surrogate -----------------------------------------------------------------------
 
 /// nas.surrogate(name, { <options> })
@@ -234,6 +283,7 @@ HYPERNAS_LUA_FN(surrogate_fit) {
   check_keys(L, 2, "surrogate:fit{}", {"space", "data", "epochs", "batch", "steps"});
   auto space = require_space_field(L, 2);
   auto data = opt_dataset_field(L, 2);
+  run(L).check_space_for(*h, *space);
   FitRequest req;
   req.space = space.get();
   req.data = data.get();
@@ -370,7 +420,8 @@ void bind_plugins(lua_State* L) {
   const luaL_Reg space_methods[] = {{"name", space_name},   {"sample", space_sample},
                                     {"parse", space_parse}, {"size", space_size},
                                     {"at", space_at},       {"stats", space_stats},
-                                    {"info", space_info},   {nullptr, nullptr}};
+                                    {"info", space_info},   {"relaxation", space_relaxation},
+                                    {nullptr, nullptr}};
   define_class(L, kSpace, space_methods);
   const luaL_Reg surrogate_methods[] = {{"name", surrogate_name},
                                         {"key", surrogate_key},

@@ -162,9 +162,27 @@ std::shared_ptr<SurrogateHandle> RunSession::make_surrogate(const std::string& n
   return std::make_shared<SurrogateHandle>(registry(), name, options);
 }
 
+std::uint32_t RunSession::space_abi_minor(const SearchSpace& space) const {
+  // A space made outside the registry (by the kernel's own tests) is built with this SDK.
+  const plugin::PluginInfo* info = registry().find(PluginKind::Space, space.name());
+  return info ? info->abi_minor : kAbiMinor;
+}
+
+void RunSession::check_space_for(const SurrogateHandle& surrogate, const SearchSpace& space) const {
+  // A surrogate differentiable in α calls SearchSpace::relaxed() and select() (ABI 1.4); on a
+  // space built before them that would call past the end of its vtable.
+  const std::uint32_t minor = space_abi_minor(space);
+  if ((surrogate.plugin().capabilities() & kArchGradient) && surrogate.abi_minor() >= 4 &&
+      minor < 4)
+    throw UsageError(cat("surrogate '", surrogate.name(), "' runs relaxed networks, which space '",
+                         space.name(), "' (built with ABI 1.", minor,
+                         ") does not have: rebuild the space against SDK 1.4 or later"));
+}
+
 std::unique_ptr<KernelEvaluationService> RunSession::evaluations(
     std::shared_ptr<SurrogateHandle> surrogate, const SearchSpace& space, const Dataset* data,
     const EvalSettings& settings) {
+  check_space_for(*surrogate, space);
   return std::make_unique<KernelEvaluationService>(std::move(surrogate), space, data, settings,
                                                    services_, store());
 }
@@ -186,9 +204,7 @@ std::vector<Candidate> RunSession::search(Strategy& strategy, const std::string&
   req.eval_batch_size = settings.batch_size;
   req.eval_images = settings.max_images;
   req.evaluations = service.get();
-  // A space made outside the registry (by the kernel's own tests) is built with this SDK.
-  const plugin::PluginInfo* space_info = registry().find(PluginKind::Space, space.name());
-  req.space_abi_minor = space_info ? space_info->abi_minor : kAbiMinor;
+  req.space_abi_minor = space_abi_minor(space);
   req.surrogate_abi_minor = surrogate->abi_minor();
   core::KernelContext ctx(services_, strategy_name);
   std::vector<Candidate> top = strategy.run(ctx, req);

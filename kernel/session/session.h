@@ -96,6 +96,13 @@ class RunSession {
                                                        const SearchSpace& space,
                                                        const Dataset* data,
                                                        const EvalSettings& settings);
+  /// The ABI minor `space`'s plugin was built with (this SDK's for a space made outside the
+  /// registry).
+  std::uint32_t space_abi_minor(const SearchSpace& space) const;
+  /// Throws UsageError when `surrogate` would call SearchSpace functions that `space` lacks: a
+  /// surrogate with kArchGradient (ABI >= 1.4) on a space built before ABI 1.4. Called before
+  /// every fit and evaluation service.
+  void check_space_for(const SurrogateHandle& surrogate, const SearchSpace& space) const;
   /// Runs `strategy` with `surrogate` through an evaluation service: the kept candidates.
   std::vector<Candidate> search(Strategy& strategy, const std::string& strategy_name,
                                 std::shared_ptr<SurrogateHandle> surrogate,

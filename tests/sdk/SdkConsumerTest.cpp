@@ -32,7 +32,7 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   ASSERT_EQ(compile.exit_code, 0) << compile.output;
   for (const char* lib : {"libhypernas_depth.so", "libhypernas_naswot_example.so",
                           "libhypernas_exhaustive_example.so", "libhypernas_penalised_example.so",
-                          "libhypernas_exit_depth.so"})
+                          "libhypernas_exit_depth.so", "libhypernas_relaxed_scale.so"})
     ASSERT_TRUE(fs::exists(build / lib)) << lib;
 
   const std::map<std::string, std::string> env{{"HYPERNAS_PLUGIN_PATH", build.string()}};
@@ -58,7 +58,13 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   // ABI 1.3 out of tree: the multi-exit surrogate was built with this minor, and the installed
   // built-ins it runs with are there (the `anytime` space only once it is built).
   bool exit_depth = false, anytime_strategy = false, anytime_space = false;
+  bool relaxed_scale = false, gradient = false;  // ABI 1.4
   for (const auto& p : j["plugins"]) {
+    if (p["name"] == "relaxed_scale" && p["kind"] == "surrogate") {
+      relaxed_scale = true;
+      EXPECT_EQ(p["abi"], "1." + std::to_string(HYPERNAS_ABI_MINOR)) << listed.output;
+    }
+    gradient = gradient || (p["name"] == "gradient" && p["kind"] == "strategy");
     if (p["name"] == "exit_depth" && p["kind"] == "surrogate") {
       exit_depth = true;
       EXPECT_EQ(p["abi"], "1." + std::to_string(HYPERNAS_ABI_MINOR)) << listed.output;
@@ -68,6 +74,8 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   }
   EXPECT_TRUE(exit_depth) << listed.output;
   EXPECT_TRUE(anytime_strategy) << listed.output;
+  EXPECT_TRUE(relaxed_scale) << listed.output;
+  EXPECT_TRUE(gradient) << listed.output;
   // The installed binary finds the installed built-in plugins (nb201, random) by itself.
   auto searched = run({exe, "run", source + "/search.lua", "--results", (work / "results").string(),
                        "--progress", "off"},
@@ -91,5 +99,9 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   const std::string anytime_line =
       std::string("anytime on ") + (anytime_space ? "anytime" : "nb201") + ": 16 checked";
   EXPECT_NE(searched.output.find(anytime_line), std::string::npos) << searched.output;
+  // The out-of-tree differentiable surrogate drove the built-in `gradient` strategy (ABI 1.4):
+  // two epochs recorded, the second a cross-search, the final candidate the last epoch's cell.
+  EXPECT_NE(searched.output.find("gradient |"), std::string::npos) << searched.output;
+  EXPECT_NE(searched.output.find("after 2 epochs"), std::string::npos) << searched.output;
   fs::remove_all(work);
 }

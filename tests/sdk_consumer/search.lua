@@ -97,3 +97,17 @@ end
 for point in pairs(needed) do assert(covered[point], "front point " .. point .. " not owned") end
 print(string.format("anytime on %s: %d checked, FLOPs [%d, %d], best area %.4f, %d on the front",
                     exit_space_name, #ranked, lo, hi, ranked[1].score, owners))
+
+-- ABI 1.4: a surrogate differentiable in the architecture parameters, built out of tree, driven
+-- by the built-in `gradient` strategy on the relaxed NB201 network; every epoch is recorded.
+local grad = nas.strategy("gradient", { epochs = 2, steps = 2, batch = 16, cross_start = 1,
+                                        cross_end = 2, valid_images = 32, alpha_lr = 0.05 }):run{
+  surrogate = nas.surrogate("relaxed_scale"), space = small, data = data, eval_images = 64 }
+local recorded = nas.search_epochs()
+assert(#recorded == 2, "gradient recorded " .. #recorded .. " epochs")
+assert(recorded[2].phase == "cross" and recorded[2].gb_change > 0, "cross-search changed nothing")
+assert(#recorded[1].alphas == 1 and recorded[1].alphas[1].shape[1] == 6, "alpha blocks")
+local final
+for _, c in ipairs(grad) do if c.final == 1 then final = c end end
+assert(final and final.arch == recorded[2].arch, "the final candidate is the last epoch's cell")
+print(string.format("gradient %s %.3f after %d epochs", final.arch, final.score, #recorded))
