@@ -41,6 +41,10 @@ local methods = {
   { label = "ghn, GHN-2: layer norm", name = "ghn", options = { layer_norm = true }, fit = true },
   { label = "ghn, GHN-2: meta-batch 4", name = "ghn", options = { meta_batch = 4 }, fit = true },
   { label = "ghn, GHN-2: virtual edges", name = "ghn", options = { virtual_edges = true }, fit = true },
+  -- ADWP's GeneratingBlocks on the relaxed NB201 network: Stage 1 as published (random α), and
+  -- with half the steps on random discrete cells (onehot_prob), the option for scoring cells.
+  { label = "adwp, Stage 1 (random alpha)", name = "adwp", options = {}, fit = true },
+  { label = "adwp, onehot_prob 0.5", name = "adwp", options = { onehot_prob = 0.5 }, fit = true },
 }
 -- The training-free proxies (plugins/surrogates/zero_cost), each at its defaults. Not among the
 -- methods run without --set methods (they are compared by scripts/compare.lua); name them, e.g.
