@@ -495,4 +495,64 @@ TEST_F(Cli, AnytimeSearchScriptRunsAndARerunReusesEverything) {
   EXPECT_EQ(store->count("evaluations"), evaluations);
 }
 
+TEST_F(Cli, AdwpSearchScriptRunsAndARerunResumesAndReusesEverything) {
+  // scripts/adwp_search.lua at a toy size on the shipped intensive space: Stage 1, the gradient
+  // search with a cross-search epoch, the trainings of the winner and a random cell, the report,
+  // the plots and the genotype files.
+  const std::vector<std::string> args = {
+      "run",          (fs::path(HYPERNAS_SOURCE_DIR) / "scripts" / "adwp_search.lua").string(),
+      "--set",        "layers=3",
+      "--set",        "channels=4",
+      "--set",        "hidden=8",
+      "--set",        "fit_steps=2",
+      "--set",        "batch=16",
+      "--set",        "epochs=3",
+      "--set",        "steps=2",
+      "--set",        "cross_start=1",
+      "--set",        "cross_end=2",
+      "--set",        "valid_images=32",
+      "--set",        "eval_images=32",
+      "--set",        "train_epochs=2",
+      "--set",        "train_epoch_steps=2",
+      "--set",        "train_valid_images=32",
+      "--set",        "test_images=64",
+      "--progress",   "off",
+      "--experiment", "adwp",
+      "--threads",    "1"};
+  auto r = hypernas(args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("derived after 3 epochs"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("winner trained from scratch: test accuracy"), std::string::npos)
+      << r.output;
+  const fs::path exp = dir / "results" / "adwp";
+  std::stringstream md;
+  md << std::ifstream(exp / "report.md").rdbuf();
+  for (const char* part : {"# ADWP search", "## Result", "## Search epochs", "| 2 | cross |",
+                           "adwp-intensive.json", "alpha_heatmap.png", "genotype.json"})
+    EXPECT_NE(md.str().find(part), std::string::npos) << part << "\n" << md.str();
+  for (const char* file : {"stage1_loss.png", "alpha_heatmap.png", "search_accuracy.png",
+                           "winner_curve.png", "genotype.json", "genotype.dot", "adwp.ckpt"})
+    EXPECT_TRUE(fs::exists(exp / file)) << file;
+  std::stringstream json;
+  json << std::ifstream(exp / "genotype.json").rdbuf();
+  EXPECT_NE(json.str().find("\"cells\": ["), std::string::npos) << json.str();
+  EXPECT_NE(json.str().find("\"reduction\": true"), std::string::npos) << json.str();
+  std::int64_t trainings = 0, epochs = 0;
+  {
+    auto store = hypernas::store::SqliteStore::open(exp / "experiment.db");
+    trainings = store->count("trainings");
+    epochs = store->count("search_epochs");
+    EXPECT_EQ(trainings, 2);  // the winner and the random cell
+    EXPECT_EQ(epochs, 3);
+  }
+  // The rerun fits the same surrogate, finds the search finished (it resumes at its end) and
+  // reuses both trainings.
+  r = hypernas(args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming run gradient-"), std::string::npos) << r.output;
+  auto store = hypernas::store::SqliteStore::open(exp / "experiment.db");
+  EXPECT_EQ(store->count("trainings"), trainings);
+  EXPECT_EQ(store->count("search_epochs"), epochs);
+}
+
 }  // namespace
