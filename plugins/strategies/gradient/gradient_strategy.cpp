@@ -33,7 +33,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
@@ -49,101 +48,17 @@
 #include <hypernas/intensive.h>
 #include <hypernas/strategy.h>
 
+#include "../../common/state_blob.h"
+
 namespace {
 
 using namespace hypernas;
 
-/// Version of the resume blob's layout.
+/// Version of the resume state's layout.
 constexpr std::uint32_t kResumeVersion = 1;
-constexpr char kResumeMagic[8] = {'H', 'N', 'G', 'R', 'A', 'D', '\n', '\0'};
-
-// ---- a small binary writer/reader for the resume state --------------------------------------
-
-class Writer {
- public:
-  void u64(std::uint64_t x) { raw(&x, sizeof x); }
-  void f64(double x) { raw(&x, sizeof x); }
-  void str(const std::string& s) {
-    u64(s.size());
-    out_.append(s);
-  }
-  void tensor(const at::Tensor& t) {
-    const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
-    u64(static_cast<std::uint64_t>(c.dim()));
-    for (std::int64_t d : c.sizes()) u64(static_cast<std::uint64_t>(d));
-    raw(c.data_ptr<float>(), static_cast<std::size_t>(c.numel()) * sizeof(float));
-  }
-  void tensors(const std::vector<at::Tensor>& ts) {
-    u64(ts.size());
-    for (const auto& t : ts) tensor(t);
-  }
-  std::string take() { return std::move(out_); }
-
- private:
-  void raw(const void* p, std::size_t n) { out_.append(static_cast<const char*>(p), n); }
-  std::string out_;
-};
-
-class Reader {
- public:
-  Reader(const std::string& blob, std::string what) : blob_(blob), what_(std::move(what)) {}
-  std::uint64_t u64() {
-    std::uint64_t x = 0;
-    raw(&x, sizeof x);
-    return x;
-  }
-  double f64() {
-    double x = 0;
-    raw(&x, sizeof x);
-    return x;
-  }
-  std::string str() {
-    const std::uint64_t n = u64();
-    need(n);
-    std::string s = blob_.substr(pos_, n);
-    pos_ += n;
-    return s;
-  }
-  at::Tensor tensor() {
-    const std::uint64_t dim = u64();
-    if (dim > 8) fail(cat("a tensor of ", dim, " dimensions"));
-    std::vector<std::int64_t> shape;
-    std::uint64_t numel = 1;
-    for (std::uint64_t d = 0; d < dim; ++d) {
-      shape.push_back(static_cast<std::int64_t>(u64()));
-      if (shape.back() < 0 || shape.back() > (1 << 28)) fail("a tensor dimension out of range");
-      numel *= static_cast<std::uint64_t>(shape.back());
-    }
-    at::Tensor t = at::empty(shape, at::kFloat);
-    raw(t.data_ptr<float>(), numel * sizeof(float));
-    return t;
-  }
-  std::vector<at::Tensor> tensors() {
-    const std::uint64_t n = u64();
-    if (n > (1u << 20)) fail(cat(n, " tensors"));
-    std::vector<at::Tensor> out;
-    for (std::uint64_t i = 0; i < n; ++i) out.push_back(tensor());
-    return out;
-  }
-  void raw(void* p, std::size_t n) {
-    need(n);
-    std::memcpy(p, blob_.data() + pos_, n);
-    pos_ += n;
-  }
-  bool done() const { return pos_ == blob_.size(); }
-  [[noreturn]] void fail(const std::string& why) const {
-    throw Error(cat(what_, " is damaged (", why, " at byte ", pos_, " of ", blob_.size(),
-                    "); delete the experiment's gradient state or pass resume=false"));
-  }
-
- private:
-  void need(std::uint64_t n) const {
-    if (n > blob_.size() - pos_) fail(cat("truncated: ", n, " more bytes needed"));
-  }
-  const std::string& blob_;
-  std::string what_;
-  std::size_t pos_ = 0;
-};
+/// The envelope of the resume state (../../common/state_blob.h).
+constexpr plugins::BlobFormat kResumeFormat{"gradient", "a gradient search state", "HNAS.GRD",
+                                            kResumeVersion};
 
 /// Everything a resumed search needs to continue exactly where it stopped.
 struct SearchState {
@@ -157,46 +72,61 @@ struct SearchState {
   double epoch_seconds = 0;                    ///< Time spent in the epoch so far.
 };
 
-std::string save_state_blob(const SearchState& s) {
-  Writer w;
-  w.str(std::string(kResumeMagic, sizeof kResumeMagic));
-  w.u64(kResumeVersion);
-  w.u64(static_cast<std::uint64_t>(s.epoch));
-  w.u64(static_cast<std::uint64_t>(s.step));
-  w.tensors(s.alphas);
-  w.tensors(s.adam_m);
-  w.tensors(s.adam_v);
-  w.u64(static_cast<std::uint64_t>(s.adam_t));
-  w.tensors(s.gb_momentum);
-  w.str(s.surrogate_state);
-  w.f64(s.loss_sum);
-  w.f64(s.correct);
-  w.f64(s.seen);
-  w.f64(s.epoch_seconds);
-  return w.take();
+/// `ts` as their count and each a float tensor.
+void write_tensors(plugins::BlobWriter& w, const std::vector<at::Tensor>& ts) {
+  w.pod<std::uint64_t>(ts.size());
+  for (const auto& t : ts) w.float_tensor(t);
 }
 
+/// Tensors written by write_tensors(), named `what` and their index in the errors.
+std::vector<at::Tensor> read_tensors(plugins::BlobReader& r, const std::string& what) {
+  const std::uint64_t n = r.pod<std::uint64_t>(cat("the ", what, " count"));
+  r.check(n <= r.size(), n, " ", what, " tensors");
+  std::vector<at::Tensor> out;
+  for (std::uint64_t i = 0; i < n; ++i) out.push_back(r.float_tensor(cat(what, " ", i)));
+  return out;
+}
+
+std::string save_state_blob(const SearchState& s) {
+  plugins::BlobWriter w;
+  w.pod<std::int64_t>(s.epoch);
+  w.pod<std::int64_t>(s.step);
+  write_tensors(w, s.alphas);
+  write_tensors(w, s.adam_m);
+  write_tensors(w, s.adam_v);
+  w.pod<std::int64_t>(s.adam_t);
+  write_tensors(w, s.gb_momentum);
+  w.str(s.surrogate_state);
+  w.pod<double>(s.loss_sum);
+  w.pod<double>(s.correct);
+  w.pod<double>(s.seen);
+  w.pod<double>(s.epoch_seconds);
+  return plugins::seal_blob(kResumeFormat, w.data());
+}
+
+/// The state save_state_blob() wrote; `what` names the blob in the errors.
 SearchState load_state_blob(const std::string& blob, const std::string& what) {
-  Reader r(blob, what);
-  if (r.str() != std::string(kResumeMagic, sizeof kResumeMagic)) r.fail("not a gradient state");
-  const std::uint64_t version = r.u64();
-  if (version != kResumeVersion)
-    r.fail(cat("layout version ", version, ", this build reads ", kResumeVersion));
-  SearchState s;
-  s.epoch = static_cast<std::int64_t>(r.u64());
-  s.step = static_cast<std::int64_t>(r.u64());
-  s.alphas = r.tensors();
-  s.adam_m = r.tensors();
-  s.adam_v = r.tensors();
-  s.adam_t = static_cast<std::int64_t>(r.u64());
-  s.gb_momentum = r.tensors();
-  s.surrogate_state = r.str();
-  s.loss_sum = r.f64();
-  s.correct = r.f64();
-  s.seen = r.f64();
-  s.epoch_seconds = r.f64();
-  if (!r.done()) r.fail("trailing bytes");
-  return s;
+  try {
+    plugins::BlobReader r(plugins::open_blob(kResumeFormat, blob).payload, "gradient");
+    SearchState s;
+    s.epoch = r.pod<std::int64_t>("the epoch");
+    s.step = r.pod<std::int64_t>("the step");
+    s.alphas = read_tensors(r, "alpha");
+    s.adam_m = read_tensors(r, "adam.m");
+    s.adam_v = read_tensors(r, "adam.v");
+    s.adam_t = r.pod<std::int64_t>("Adam's step count");
+    s.gb_momentum = read_tensors(r, "gb.momentum");
+    s.surrogate_state = r.str("the surrogate's state");
+    s.loss_sum = r.pod<double>("the epoch's loss");
+    s.correct = r.pod<double>("the epoch's correct count");
+    s.seen = r.pod<double>("the epoch's image count");
+    s.epoch_seconds = r.pod<double>("the epoch's time");
+    r.finish("the epoch's time");
+    return s;
+  } catch (const Error& e) {
+    throw Error(cat(e.what(), " (", what,
+                    "); delete the experiment's gradient state or pass resume=false"));
+  }
 }
 
 /// Gives the surrogate its state back when the search ends, however it ends.

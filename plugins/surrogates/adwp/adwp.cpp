@@ -6,11 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <utility>
 
 #include <ATen/ATen.h>
@@ -18,6 +16,7 @@
 #include <c10/core/GradMode.h>
 #include <hypernas/hash.h>
 
+#include "../../common/state_blob.h"
 #include "../common/optim.h"
 #include "../common/with_graph.h"
 #include "adwp.h"
@@ -190,98 +189,21 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
 // =============================================================================================
 // The state blob
 
-constexpr char kMagic[8] = {'H', 'N', 'A', 'S', '.', 'A', 'D', 'W'};
+/// The format version of ADWP states (open_blob() reads 1..kFormatVersion).
 constexpr std::uint32_t kFormatVersion = 1;
-constexpr std::size_t kHeaderSize = 8 + 4 + 8 + 8;  // magic, version, payload size, checksum
+/// The envelope of ADWP states (../../common/state_blob.h), checksummed from FNV's offset basis.
+/// The payload: the model signature, the options, and, when there is a model, the relaxation it
+/// belongs to, its layout and its tensors (each in its own precision), then the loss curve.
+constexpr plugins::BlobFormat kBlobFormat{"adwp", "an ADWP state blob", "HNAS.ADW", kFormatVersion};
 
-class Writer {
- public:
-  template <typename T>
-  void pod(const T& v) {
-    out_.append(reinterpret_cast<const char*>(&v), sizeof(T));
-  }
-  void str(const std::string& s) {
-    pod<std::uint64_t>(s.size());
-    out_ += s;
-  }
-  void shape(const std::vector<std::int64_t>& s) {
-    pod<std::uint32_t>(static_cast<std::uint32_t>(s.size()));
-    for (std::int64_t d : s) pod<std::int64_t>(d);
-  }
-  /// A tensor in its own precision (float or double), CPU, contiguous.
-  void tensor(const Tensor& t) {
-    const bool dbl = t.scalar_type() == at::kDouble;
-    const Tensor c = t.detach().to(at::kCPU, dbl ? at::kDouble : at::kFloat).contiguous();
-    pod<std::uint8_t>(dbl ? 1 : 0);
-    shape(c.sizes().vec());
-    out_.append(static_cast<const char*>(c.data_ptr()),
-                static_cast<std::size_t>(c.numel()) * c.element_size());
-  }
-  std::string& data() { return out_; }
-
- private:
-  std::string out_;
-};
-
-class Reader {
- public:
-  Reader(const char* data, std::size_t size) : data_(data), size_(size) {}
-  template <typename T>
-  T pod(const char* what) {
-    need(sizeof(T), what);
-    T v;
-    std::memcpy(&v, data_ + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return v;
-  }
-  std::string str(const char* what) {
-    const std::uint64_t n = pod<std::uint64_t>(what);
-    need(n, what);
-    std::string s(data_ + pos_, static_cast<std::size_t>(n));
-    pos_ += static_cast<std::size_t>(n);
-    return s;
-  }
-  std::vector<std::int64_t> shape(const char* what) {
-    const std::uint32_t dims = pod<std::uint32_t>(what);
-    HYPERNAS_CHECK(dims <= 8, "adwp: state blob is malformed: ", what, " has rank ", dims);
-    std::vector<std::int64_t> s;
-    std::uint64_t n = 1;
-    for (std::uint32_t i = 0; i < dims; ++i) {
-      s.push_back(pod<std::int64_t>(what));
-      HYPERNAS_CHECK(s.back() >= 0 && s.back() < (std::int64_t{1} << 32),
-                     "adwp: state blob is malformed: ", what, " has dimension ", s.back());
-      n *= static_cast<std::uint64_t>(s.back());
-      HYPERNAS_CHECK(n <= size_, "adwp: state blob is malformed: ", what,
-                     " is larger than the blob");
-    }
-    return s;
-  }
-  /// A tensor written by Writer::tensor(), which must have shape `expected` (named `what`).
-  Tensor tensor(const std::string& what, const std::vector<std::int64_t>& expected) {
-    const std::uint8_t dbl = pod<std::uint8_t>("a tensor's precision");
-    HYPERNAS_CHECK(dbl <= 1, "adwp: state blob is malformed: tensor '", what,
-                   "' has precision tag ", static_cast<int>(dbl));
-    const std::vector<std::int64_t> s = shape("a tensor shape");
-    HYPERNAS_CHECK(s == expected, "adwp: state blob is malformed: tensor '", what, "' has shape ",
-                   shape_text(s), ", its layout says ", shape_text(expected));
-    const std::size_t bytes = static_cast<std::size_t>(numel(s)) * (dbl ? 8 : 4);
-    need(bytes, "tensor data");
-    Tensor t = at::empty(s, dbl ? at::kDouble : at::kFloat);
-    if (bytes) std::memcpy(t.data_ptr(), data_ + pos_, bytes);
-    pos_ += bytes;
-    return t;
-  }
-  bool done() const { return pos_ == size_; }
-
- private:
-  void need(std::uint64_t n, const char* what) {
-    HYPERNAS_CHECK(n <= size_ - pos_, "adwp: state blob is truncated or malformed: it ends inside ",
-                   what, " (", size_ - pos_, " bytes left, ", n, " needed)");
-  }
-  const char* data_;
-  std::size_t size_;
-  std::size_t pos_ = 0;
-};
+/// The next tensor of `r`, which must have the shape `expected` (the layout's for `name`).
+Tensor read_tensor(plugins::BlobReader& r, const std::string& name,
+                   const std::vector<std::int64_t>& expected) {
+  Tensor t = r.tagged_tensor(name);
+  r.check(t.sizes() == at::IntArrayRef(expected), "tensor '", name, "' has shape ",
+          shape_text(t.sizes()), ", its layout says ", shape_text(expected));
+  return t;
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -816,7 +738,7 @@ std::vector<Score> AdwpSurrogate::score(Context& ctx, const ScoreRequest& req) {
 
 std::string AdwpSurrogate::save_state() const {
   const Impl& m = *impl_;
-  Writer w;
+  plugins::BlobWriter w;
   w.str(model_signature(m.options));
   w.str(m.options.canonical());
   w.pod<std::uint8_t>(m.has_model ? 1 : 0);
@@ -847,46 +769,17 @@ std::string AdwpSurrogate::save_state() const {
       w.pod<std::uint8_t>(m.lay.learned_in_branch[i] ? 1 : 0);
     }
     for (const Impl::Block& b : m.blocks)
-      for (const Tensor& t : {b.w1, b.b1, b.w2, b.b2}) w.tensor(t);
-    for (const Tensor& t : m.learned) w.tensor(t);
+      for (const Tensor& t : {b.w1, b.b1, b.w2, b.b2}) w.tagged_tensor(t);
+    for (const Tensor& t : m.learned) w.tagged_tensor(t);
   }
   w.pod<std::uint64_t>(m.curve.size());
   for (double v : m.curve) w.pod<double>(v);
-  const std::string& payload = w.data();
-  Writer head;
-  head.data().append(kMagic, sizeof(kMagic));
-  head.pod<std::uint32_t>(kFormatVersion);
-  head.pod<std::uint64_t>(payload.size());
-  head.pod<std::uint64_t>(fnv1a64(payload));
-  return head.data() + payload;
+  return plugins::seal_blob(kBlobFormat, w.data());
 }
 
 void AdwpSurrogate::load_state(const std::string& blob) {
   Impl& m = *impl_;
-  HYPERNAS_CHECK(!blob.empty(), "adwp: cannot load an empty state blob");
-  HYPERNAS_CHECK(blob.size() >= sizeof(kMagic) &&
-                     std::memcmp(blob.data(), kMagic, sizeof(kMagic)) == 0,
-                 "adwp: not an ADWP state blob (it does not start with 'HNAS.ADW'; ", blob.size(),
-                 " bytes)");
-  HYPERNAS_CHECK(blob.size() >= kHeaderSize, "adwp: state blob is truncated: ", blob.size(),
-                 " bytes, shorter than its ", kHeaderSize, "-byte header");
-  std::uint32_t version;
-  std::uint64_t size, checksum;
-  std::memcpy(&version, blob.data() + 8, 4);
-  std::memcpy(&size, blob.data() + 12, 8);
-  std::memcpy(&checksum, blob.data() + 20, 8);
-  HYPERNAS_CHECK(version >= 1 && version <= kFormatVersion, "adwp: state blob has format version ",
-                 version, "; this build reads versions 1..", kFormatVersion);
-  const std::uint64_t have = blob.size() - kHeaderSize;
-  HYPERNAS_CHECK(have >= size, "adwp: state blob is truncated: its header announces ", size,
-                 " bytes of payload, but only ", have, " follow");
-  HYPERNAS_CHECK(have == size, "adwp: state blob has ", have - size, " unexpected bytes after its ",
-                 size, "-byte payload");
-  const char* payload = blob.data() + kHeaderSize;
-  HYPERNAS_CHECK(fnv1a64(std::string_view(payload, size)) == checksum,
-                 "adwp: state blob is corrupted: the payload checksum does not match");
-
-  Reader r(payload, size);
+  plugins::BlobReader r(plugins::open_blob(kBlobFormat, blob).payload, "adwp");
   const std::string signature = r.str("the model options");
   (void)r.str("the options");
   const std::string mine = model_signature(m.options);
@@ -903,11 +796,11 @@ void AdwpSurrogate::load_state(const std::string& blob) {
     space_name = r.str("the space name");
     net_excerpt = r.str("the relaxed network's text");
     const std::uint64_t nblocks = r.pod<std::uint64_t>("the block count");
-    HYPERNAS_CHECK(nblocks <= size, "adwp: state blob is malformed: ", nblocks, " blocks");
+    r.check(nblocks <= r.size(), nblocks, " blocks");
     for (std::uint64_t i = 0; i < nblocks; ++i)
       lay.block_sizes.push_back(r.pod<std::int64_t>("a block size"));
     const std::uint64_t ngen = r.pod<std::uint64_t>("the generated-parameter count");
-    HYPERNAS_CHECK(ngen <= size, "adwp: state blob is malformed: ", ngen, " generated parameters");
+    r.check(ngen <= r.size(), ngen, " generated parameters");
     for (std::uint64_t i = 0; i < ngen; ++i) {
       adwp::GeneratedParam g;
       g.name = r.str("a parameter name");
@@ -916,14 +809,12 @@ void AdwpSurrogate::load_state(const std::string& blob) {
       g.fan_out = r.pod<std::int64_t>("a fan-out");
       g.block = r.pod<std::int64_t>("a block index");
       g.mix = r.pod<std::int64_t>("a mix index");
-      HYPERNAS_CHECK(g.block >= 0 && g.block < static_cast<std::int64_t>(nblocks) &&
-                         g.shape.size() == 4,
-                     "adwp: state blob is malformed: generated parameter '", g.name, "'");
+      r.check(g.block >= 0 && g.block < static_cast<std::int64_t>(nblocks) && g.shape.size() == 4,
+              "generated parameter '", g.name, "'");
       lay.generated.push_back(std::move(g));
     }
     const std::uint64_t nlearned = r.pod<std::uint64_t>("the learned-parameter count");
-    HYPERNAS_CHECK(nlearned <= size, "adwp: state blob is malformed: ", nlearned,
-                   " learned parameters");
+    r.check(nlearned <= r.size(), nlearned, " learned parameters");
     for (std::uint64_t i = 0; i < nlearned; ++i) {
       ParamShape p;
       p.name = r.str("a parameter name");
@@ -939,20 +830,19 @@ void AdwpSurrogate::load_state(const std::string& blob) {
       const std::int64_t in = lay.block_sizes[static_cast<std::size_t>(g.block)];
       const std::int64_t out = numel(g.shape);
       Impl::Block b;
-      b.w1 = r.tensor(g.name + ".gb.fc1.weight", {m.cfg.hidden, in});
-      b.b1 = r.tensor(g.name + ".gb.fc1.bias", {m.cfg.hidden});
-      b.w2 = r.tensor(g.name + ".gb.fc2.weight", {out, m.cfg.hidden});
-      b.b2 = r.tensor(g.name + ".gb.fc2.bias", {out});
+      b.w1 = read_tensor(r, g.name + ".gb.fc1.weight", {m.cfg.hidden, in});
+      b.b1 = read_tensor(r, g.name + ".gb.fc1.bias", {m.cfg.hidden});
+      b.w2 = read_tensor(r, g.name + ".gb.fc2.weight", {out, m.cfg.hidden});
+      b.b2 = read_tensor(r, g.name + ".gb.fc2.bias", {out});
       blocks.push_back(std::move(b));
     }
-    for (const ParamShape& p : lay.learned) learned.push_back(r.tensor(p.name, p.shape));
+    for (const ParamShape& p : lay.learned) learned.push_back(read_tensor(r, p.name, p.shape));
   }
   const std::uint64_t curve_n = r.pod<std::uint64_t>("the loss curve length");
-  HYPERNAS_CHECK(curve_n <= size / sizeof(double), "adwp: state blob is malformed: loss curve of ",
-                 curve_n, " values");
+  r.check(curve_n <= r.size() / sizeof(double), "loss curve of ", curve_n, " values");
   std::vector<double> curve;
   for (std::uint64_t i = 0; i < curve_n; ++i) curve.push_back(r.pod<double>("the loss curve"));
-  HYPERNAS_CHECK(r.done(), "adwp: state blob is malformed: bytes left after the loss curve");
+  r.finish("the loss curve");
 
   if (m.has_model && has_model && fp != m.fp) {
     throw Error(cat("adwp: the state was trained on the relaxed network of space '", space_name,

@@ -21,8 +21,8 @@
 #include <c10/core/GradMode.h>
 #include <hypernas/anytime.h>
 #include <hypernas/graph_stats.h>
-#include <hypernas/hash.h>
 
+#include "../../common/state_blob.h"
 #include "../common/optim.h"
 #include "../common/with_graph.h"
 #include "ghn_internal.h"
@@ -324,90 +324,17 @@ using ghn::Gru;
 // ---------------------------------------------------------------------------------------------
 // The state blob
 
-constexpr char kMagic[8] = {'H', 'N', 'A', 'S', '.', 'G', 'H', 'N'};
 // Version 2: stacked GHNs propagate through module input nodes (ghn.h); the weights of a
 // stacked GHN saved in version 1 (whose modules dropped the edges entering them) do not
 // apply, and are refused. Version-1 states of unstacked GHNs (unchanged) still load.
 constexpr std::uint32_t kFormatVersion = 2;
-constexpr std::size_t kHeaderSize = 8 + 4 + 8 + 8;  // magic, version, payload size, checksum
 // The checksum is FNV-1a from this basis. NOTE: not FNV's offset basis (14695981039346656037)
 // but that number without its last digit, as every saved blob has it.
 constexpr std::uint64_t kChecksumBasis = 1469598103934665603ull;
-
-class Writer {
- public:
-  template <typename T>
-  void pod(const T& v) {
-    out_.append(reinterpret_cast<const char*>(&v), sizeof(T));
-  }
-  void str(const std::string& s) {
-    pod<std::uint64_t>(s.size());
-    out_ += s;
-  }
-  void tensor(const std::string& name, const Tensor& t) {
-    const Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
-    str(name);
-    pod<std::uint32_t>(static_cast<std::uint32_t>(c.dim()));
-    for (std::int64_t d : c.sizes()) pod<std::int64_t>(d);
-    out_.append(reinterpret_cast<const char*>(c.data_ptr<float>()),
-                static_cast<std::size_t>(c.numel()) * sizeof(float));
-  }
-  std::string& data() { return out_; }
-
- private:
-  std::string out_;
-};
-
-class Reader {
- public:
-  Reader(const char* data, std::size_t size) : data_(data), size_(size) {}
-  template <typename T>
-  T pod(const char* what) {
-    need(sizeof(T), what);
-    T v;
-    std::memcpy(&v, data_ + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return v;
-  }
-  std::string str(const char* what) {
-    const std::uint64_t n = pod<std::uint64_t>(what);
-    need(n, what);
-    std::string s(data_ + pos_, static_cast<std::size_t>(n));
-    pos_ += static_cast<std::size_t>(n);
-    return s;
-  }
-  std::pair<std::string, Tensor> tensor() {
-    std::string name = str("a tensor name");
-    const std::uint32_t dims = pod<std::uint32_t>("a tensor rank");
-    HYPERNAS_CHECK(dims <= 8, "ghn: state blob is malformed: tensor '", name, "' has rank ", dims);
-    std::vector<std::int64_t> shape;
-    std::uint64_t numel = 1;
-    for (std::uint32_t i = 0; i < dims; ++i) {
-      shape.push_back(pod<std::int64_t>("a tensor dimension"));
-      HYPERNAS_CHECK(shape.back() >= 0 && shape.back() < (std::int64_t{1} << 32),
-                     "ghn: state blob is malformed: tensor '", name, "' has dimension ",
-                     shape.back());
-      numel *= static_cast<std::uint64_t>(shape.back());
-      HYPERNAS_CHECK(numel <= size_, "ghn: state blob is malformed: tensor '", name,
-                     "' is larger than the blob");
-    }
-    need(numel * sizeof(float), "tensor data");
-    Tensor t = at::empty(shape, at::kFloat);
-    std::memcpy(t.data_ptr<float>(), data_ + pos_, static_cast<std::size_t>(numel) * sizeof(float));
-    pos_ += static_cast<std::size_t>(numel) * sizeof(float);
-    return {std::move(name), std::move(t)};
-  }
-  bool done() const { return pos_ == size_; }
-
- private:
-  void need(std::uint64_t n, const char* what) {
-    HYPERNAS_CHECK(n <= size_ - pos_, "ghn: state blob is malformed: it ends inside ", what, " (",
-                   size_ - pos_, " bytes left, ", n, " needed)");
-  }
-  const char* data_;
-  std::size_t size_;
-  std::size_t pos_ = 0;
-};
+/// The envelope of GHN states (../../common/state_blob.h). The payload: the model signature,
+/// the options, the Adam step, the loss curve, then the tensors, each a name and a float tensor.
+constexpr plugins::BlobFormat kBlobFormat{"ghn", "a GHN state blob", "HNAS.GHN", kFormatVersion,
+                                          kChecksumBasis};
 
 // ---------------------------------------------------------------------------------------------
 // Valid batches, loaded once per score() call when they fit in memory
@@ -1210,7 +1137,7 @@ std::vector<Score> GhnSurrogate::score(Context& ctx, const ScoreRequest& req) {
 
 std::string GhnSurrogate::save_state() const {
   const Impl& m = *impl_;
-  Writer w;
+  plugins::BlobWriter w;
   w.str(model_signature(m.options));
   w.str(m.options.canonical());
   w.pod<std::int64_t>(m.adam_step);
@@ -1219,47 +1146,24 @@ std::string GhnSurrogate::save_state() const {
   std::uint32_t count = static_cast<std::uint32_t>(m.params.size());
   for (std::size_t i = 0; i < m.params.size(); ++i) count += m.adam_m[i].defined() ? 2 : 0;
   w.pod<std::uint32_t>(count);
-  for (std::size_t i = 0; i < m.params.size(); ++i) w.tensor(m.names[i], m.params[i]);
+  auto tensor = [&w](const std::string& name, const Tensor& t) {
+    w.str(name);
+    w.float_tensor(t);
+  };
+  for (std::size_t i = 0; i < m.params.size(); ++i) tensor(m.names[i], m.params[i]);
   for (std::size_t i = 0; i < m.params.size(); ++i)
     if (m.adam_m[i].defined()) {
-      w.tensor("adam.m." + m.names[i], m.adam_m[i]);
-      w.tensor("adam.v." + m.names[i], m.adam_v[i]);
+      tensor("adam.m." + m.names[i], m.adam_m[i]);
+      tensor("adam.v." + m.names[i], m.adam_v[i]);
     }
-  const std::string& payload = w.data();
-  Writer head;
-  head.data().append(kMagic, sizeof(kMagic));
-  head.pod<std::uint32_t>(kFormatVersion);
-  head.pod<std::uint64_t>(payload.size());
-  head.pod<std::uint64_t>(fnv1a64(payload, kChecksumBasis));
-  return head.data() + payload;
+  return plugins::seal_blob(kBlobFormat, w.data());
 }
 
 void GhnSurrogate::load_state(const std::string& blob) {
   Impl& m = *impl_;
-  HYPERNAS_CHECK(!blob.empty(), "ghn: cannot load an empty state blob");
-  HYPERNAS_CHECK(blob.size() >= sizeof(kMagic) &&
-                     std::memcmp(blob.data(), kMagic, sizeof(kMagic)) == 0,
-                 "ghn: not a GHN state blob (it does not start with 'HNAS.GHN'; ", blob.size(),
-                 " bytes)");
-  HYPERNAS_CHECK(blob.size() >= kHeaderSize, "ghn: state blob is truncated: ", blob.size(),
-                 " bytes, shorter than its ", kHeaderSize, "-byte header");
-  std::uint32_t version;
-  std::uint64_t size, checksum;
-  std::memcpy(&version, blob.data() + 8, 4);
-  std::memcpy(&size, blob.data() + 12, 8);
-  std::memcpy(&checksum, blob.data() + 20, 8);
-  HYPERNAS_CHECK(version >= 1 && version <= kFormatVersion, "ghn: state blob has format version ",
-                 version, "; this build reads versions 1..", kFormatVersion);
-  const std::uint64_t have = blob.size() - kHeaderSize;
-  HYPERNAS_CHECK(have >= size, "ghn: state blob is truncated: its header announces ", size,
-                 " bytes of payload, but only ", have, " follow");
-  HYPERNAS_CHECK(have == size, "ghn: state blob has ", have - size, " unexpected bytes after its ",
-                 size, "-byte payload");
-  const char* payload = blob.data() + kHeaderSize;
-  HYPERNAS_CHECK(fnv1a64(std::string_view(payload, size), kChecksumBasis) == checksum,
-                 "ghn: state blob is corrupted: the payload checksum does not match");
-
-  Reader r(payload, size);
+  const plugins::OpenedBlob opened = plugins::open_blob(kBlobFormat, blob);
+  const std::uint32_t version = opened.version;
+  plugins::BlobReader r(opened.payload, "ghn");
   const std::string signature = r.str("the option signature");
   const std::string all_options = r.str("the options");
   const std::string mine = model_signature(m.options);
@@ -1288,17 +1192,16 @@ void GhnSurrogate::load_state(const std::string& blob) {
   }
   const std::int64_t adam_step = r.pod<std::int64_t>("the optimiser step");
   const std::uint64_t curve_n = r.pod<std::uint64_t>("the loss curve length");
-  HYPERNAS_CHECK(curve_n <= size / sizeof(double), "ghn: state blob is malformed: loss curve of ",
-                 curve_n, " values");
+  r.check(curve_n <= r.size() / sizeof(double), "loss curve of ", curve_n, " values");
   std::vector<double> curve;
   for (std::uint64_t i = 0; i < curve_n; ++i) curve.push_back(r.pod<double>("the loss curve"));
   const std::uint32_t count = r.pod<std::uint32_t>("the tensor count");
   std::map<std::string, Tensor> tensors;
   for (std::uint32_t i = 0; i < count; ++i) {
-    auto [name, t] = r.tensor();
-    tensors[name] = std::move(t);
+    std::string name = r.str("a tensor name");
+    tensors[name] = r.float_tensor(name);
   }
-  HYPERNAS_CHECK(r.done(), "ghn: state blob is malformed: bytes left after the last tensor");
+  r.finish("the last tensor");
   std::vector<Tensor> values(m.params.size()), moments_m(m.params.size()),
       moments_v(m.params.size());
   for (std::size_t i = 0; i < m.params.size(); ++i) {
