@@ -23,9 +23,9 @@
 -- cross-search in [30, 40) of the 60 search epochs; the winner trained for 600 epochs in DARTS's
 -- recipe is out of scope here (the presets train it 10 epochs).
 local presets = {
-  cpu = { layers = 5, channels = 8, fit_steps = 300, fit_epochs = 100, batch = 32, epochs = 10,
+  cpu = { layers = 5, channels = 8, fit_steps = 250, fit_epochs = 100, batch = 32, epochs = 10,
           steps = 10, cross_start = 5, cross_end = 7, valid_images = 500, train_epochs = 4,
-          train_epoch_steps = 75, eval_images = 1000 },
+          train_epoch_steps = 50, eval_images = 1000 },
   paper8 = { layers = 8, channels = 16, fit_steps = 0, fit_epochs = 60, batch = 98, epochs = 60,
              steps = 0, cross_start = 30, cross_end = 40, valid_images = 0, train_epochs = 10,
              train_epoch_steps = 0, eval_images = 0 },
