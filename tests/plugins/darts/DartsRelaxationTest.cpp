@@ -21,6 +21,7 @@
 #include "kernel/exec/executor.h"
 #include "kernel/graph/serialize.h"
 #include "plugins/spaces/darts/darts.h"
+#include "tests/support/same_node.h"
 #include "tests/support/shapes.h"
 
 namespace {
@@ -353,16 +354,7 @@ TEST_F(DartsRelaxation, SelectNamesEveryNodeOfTheDiscreteGraph) {
       const std::string& name = sel.names.at(d.name);
       ASSERT_EQ(relaxed.count(name), 1u) << d.name << " -> " << name;
       const hypernas::OpNode& n = r.network.graph[relaxed.at(name)];
-      EXPECT_EQ(n.op, d.op) << name;
-      EXPECT_EQ(n.c_in, d.c_in) << name;
-      EXPECT_EQ(n.c_out, d.c_out) << name;
-      EXPECT_EQ(n.kernel, d.kernel) << name;
-      EXPECT_EQ(n.stride, d.stride) << name;
-      EXPECT_EQ(n.dilation, d.dilation) << name;
-      EXPECT_EQ(n.groups, d.groups) << name;
-      EXPECT_EQ(n.scale, d.scale) << name;
-      EXPECT_EQ(n.module, d.module) << name;
-      EXPECT_EQ(n.exit, d.exit) << name;
+      hypernas::test::expect_same_node(n, d, name);
       if (d.name.find(".i") == std::string::npos) {
         EXPECT_EQ(name, d.name);
       } else {

@@ -13,6 +13,7 @@
 #include "kernel/exec/executor.h"
 #include "kernel/graph/serialize.h"
 #include "plugins/spaces/nb201/nb201.h"
+#include "tests/support/same_node.h"
 #include "tests/support/shapes.h"
 
 namespace {
@@ -187,14 +188,7 @@ TEST(Nb201Relaxation, SelectNamesEveryNodeOfTheDiscreteGraph) {
       EXPECT_TRUE(targets.insert(name).second) << name;
       ASSERT_EQ(relaxed.count(name), 1u) << d.name << " -> " << name;
       const hypernas::OpNode& n = r.network.graph[relaxed.at(name)];
-      EXPECT_EQ(n.op, d.op) << name;
-      EXPECT_EQ(n.c_in, d.c_in) << name;
-      EXPECT_EQ(n.c_out, d.c_out) << name;
-      EXPECT_EQ(n.kernel, d.kernel) << name;
-      EXPECT_EQ(n.stride, d.stride) << name;
-      EXPECT_EQ(n.scale, d.scale) << name;
-      EXPECT_EQ(n.module, d.module) << name;
-      EXPECT_EQ(n.exit, d.exit) << name;
+      hypernas::test::expect_same_node(n, d, name);
       // Op nodes of an edge gain the op's name; everything else maps to itself.
       if (d.name.find(".e") == std::string::npos) {
         EXPECT_EQ(name, d.name);
