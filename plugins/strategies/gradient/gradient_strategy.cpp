@@ -245,12 +245,6 @@ class GradientStrategy final : public Strategy {
     const Executor& exec = *ctx.executor();
     const Relaxation relax = space.relaxed();
     const std::vector<ArchParamSpec> specs = space.arch_params();
-    const bool any_cross = cross_end_ > cross_start_ && cross_start_ < epochs_;
-    if (any_cross && surrogate.relaxed_parameters().empty())
-      throw UsageError(cat("gradient: cross-search (epochs [", cross_start_, ", ", cross_end_,
-                           ")) trains the surrogate's GeneratingBlocks, but '", req.surrogate_key,
-                           "' exposes none (relaxed_parameters()); set cross_start = cross_end "
-                           "for basic-search only"));
 
     // The run's key: what makes two searches the same search.
     const std::uint64_t seed = ctx.rng().next_u64();
@@ -305,6 +299,20 @@ class GradientStrategy final : public Strategy {
         steps_ > 0 ? steps_ : std::max<std::int64_t>(1, req.data->size(alpha_split_) / batch_);
     auto progress = ctx.progress("gradient search", epochs_ * steps_per_epoch);
     progress->advance(st.epoch * steps_per_epoch + st.step);
+    // One generation first: a surrogate may build its model (and so its relaxed_parameters())
+    // lazily, on the first call that shows it the space.
+    {
+      at::NoGradGuard no_grad;
+      surrogate.generate_relaxed(ctx, space, alphas);
+    }
+    const bool any_cross = cross_end_ > cross_start_ && cross_start_ < epochs_;
+    if (any_cross && surrogate.relaxed_parameters().empty())
+      throw UsageError(cat("gradient: cross-search (epochs [", cross_start_, ", ", cross_end_,
+                           ")) trains the surrogate's GeneratingBlocks, but '", req.surrogate_key,
+                           "' exposes none (relaxed_parameters()); set cross_start = cross_end "
+                           "for basic-search only"));
+    // gb_change of an epoch: the GeneratingBlocks' distance from where this run (or resume)
+    // started.
     std::vector<at::Tensor> gb_start;
     for (const auto& p : surrogate.relaxed_parameters()) gb_start.push_back(p.detach().clone());
 
