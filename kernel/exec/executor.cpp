@@ -29,15 +29,21 @@ enum class OpKind : std::uint8_t {
   Gap,
   Linear,
   Resample,
-  Mix
+  Mix,
+  Slice,
+  Mul,
+  Tanh,
+  Sigmoid
 };
 
 bool parse_op(const std::string& op, OpKind* out) {
   static const std::pair<const char*, OpKind> kOps[] = {
-      {"input", OpKind::Input},   {"conv", OpKind::Conv},         {"bn", OpKind::Bn},
-      {"relu", OpKind::Relu},     {"avg_pool", OpKind::AvgPool},  {"max_pool", OpKind::MaxPool},
-      {"add", OpKind::Add},       {"concat", OpKind::Concat},     {"gap", OpKind::Gap},
-      {"linear", OpKind::Linear}, {"resample", OpKind::Resample}, {"mix", OpKind::Mix}};
+      {"input", OpKind::Input},    {"conv", OpKind::Conv},         {"bn", OpKind::Bn},
+      {"relu", OpKind::Relu},      {"avg_pool", OpKind::AvgPool},  {"max_pool", OpKind::MaxPool},
+      {"add", OpKind::Add},        {"concat", OpKind::Concat},     {"gap", OpKind::Gap},
+      {"linear", OpKind::Linear},  {"resample", OpKind::Resample}, {"mix", OpKind::Mix},
+      {"slice", OpKind::Slice},    {"mul", OpKind::Mul},           {"tanh", OpKind::Tanh},
+      {"sigmoid", OpKind::Sigmoid}};
   for (const auto& [name, kind] : kOps) {
     if (op == name) {
       *out = kind;
@@ -215,6 +221,15 @@ std::shared_ptr<const Plan> GraphExecutor::compile(const Architecture& arch) con
         break;
       case OpKind::Mix:
         if (in.size() != 1) throw fail(cat("a mix reads exactly one node, got ", in.size()));
+        break;
+      case OpKind::Slice:
+        if (in.size() != 1) throw fail(cat("a slice reads exactly one node, got ", in.size()));
+        if (s.c_out < 1 || s.kernel < 0 ||
+            (s.c_in > 0 && s.kernel + s.stride * (s.c_out - 1) >= s.c_in))
+          throw fail(
+              cat("a slice takes c_out >= 1 channels from channel kernel >= 0 in steps of "
+                  "stride, all below c_in; got c_out ",
+                  s.c_out, ", kernel ", s.kernel, ", stride ", s.stride, ", c_in ", s.c_in));
         break;
       case OpKind::Add:
         if (in.empty() && s.c_out < 1)
@@ -461,6 +476,15 @@ std::vector<at::Tensor> GraphExecutor::run(
       parts.clear();
       for (std::int32_t k = in_begin; k < in_end; ++k) parts.push_back(value[input_at(k)]);
       x = parts.size() == 1 ? parts[0] : at::cat(parts, 1);
+    } else if (s.op == OpKind::Mul) {
+      x = value[input_at(in_begin)];
+      for (std::int32_t k = in_begin + 1; k < in_end; ++k) {
+        const at::Tensor& y = value[input_at(k)];
+        if (x.sizes() != y.sizes())
+          throw fail(cat("cannot multiply its inputs of shapes ", shape_text(x.sizes()), " and ",
+                         shape_text(y.sizes()), " (from node '", plan.names[input_at(k)], "')"));
+        x = at::mul(x, y);  // NOTE: not in place: mul's backward needs both operands
+      }
     } else if (in_begin == in_end) {
       if (s.c_out < 1)
         throw fail("every mix it reads has probability 0, and it has no c_out to make zeros of");
@@ -484,7 +508,18 @@ std::vector<at::Tensor> GraphExecutor::run(
     switch (s.op) {
       case OpKind::Input:
       case OpKind::Add:
-      case OpKind::Concat: out = std::move(x); break;
+      case OpKind::Concat:
+      case OpKind::Mul: out = std::move(x); break;
+      case OpKind::Tanh: out = at::tanh(x); break;
+      case OpKind::Sigmoid: out = at::sigmoid(x); break;
+      case OpKind::Slice: {
+        const std::int64_t last = s.kernel + s.stride * (s.c_out - 1);
+        if (x.dim() < 2 || last >= x.size(1) || (s.c_in > 0 && x.size(1) != s.c_in))
+          throw fail(cat("takes channels ", s.kernel, "..", last, " (step ", s.stride,
+                         ") of an input of ", s.c_in, " channels, got ", shape_text(x.sizes())));
+        out = x.slice(1, s.kernel, last + 1, s.stride);
+        break;
+      }
       case OpKind::Conv:
         if (x.dim() != 4 || x.size(1) != s.c_in)
           throw fail(cat("expects an input of ", s.c_in, " channels, got ", shape_text(x.sizes())));

@@ -116,6 +116,23 @@ HYPERNAS_LUA_FN(space_parse) {
   return 1;
 }
 
+/// space:mutate(text, p): a random neighbour of `text` (every choice redrawn with probability
+/// p, SearchSpace::mutate, ABI 1.5), drawn from the script's random stream.
+HYPERNAS_LUA_FN(space_mutate) {
+  auto space = check_space(L, 1);
+  const std::string text = luaL_checkstring(L, 2);
+  const double p = luaL_checknumber(L, 3);
+  if (!(p >= 0.0 && p <= 1.0))
+    throw UsageError(cat("space:mutate(text, p): p must be in [0, 1], got ", p));
+  const std::uint32_t minor = run(L).space_abi_minor(*space);
+  if (minor < 5)
+    throw Error(cat("space '", space->name(), "' was built with ABI 1.", minor,
+                    "; mutate() came with ABI 1.5"));
+  const Architecture arch = space->parse(text);
+  lua_pushstring(L, space->mutate(arch, host_state(L).script_rng, p).text.c_str());
+  return 1;
+}
+
 /// space:size(): number of architectures, or nil for an unbounded space.
 HYPERNAS_LUA_FN(space_size) {
   auto size = check_space(L, 1)->size();
@@ -417,11 +434,11 @@ HYPERNAS_LUA_FN(strategy_run) {
 }  // namespace
 
 void bind_plugins(lua_State* L) {
-  const luaL_Reg space_methods[] = {{"name", space_name},   {"sample", space_sample},
-                                    {"parse", space_parse}, {"size", space_size},
-                                    {"at", space_at},       {"stats", space_stats},
-                                    {"info", space_info},   {"relaxation", space_relaxation},
-                                    {nullptr, nullptr}};
+  const luaL_Reg space_methods[] = {{"name", space_name},     {"sample", space_sample},
+                                    {"parse", space_parse},   {"size", space_size},
+                                    {"at", space_at},         {"stats", space_stats},
+                                    {"info", space_info},     {"relaxation", space_relaxation},
+                                    {"mutate", space_mutate}, {nullptr, nullptr}};
   define_class(L, kSpace, space_methods);
   const luaL_Reg surrogate_methods[] = {{"name", surrogate_name},
                                         {"key", surrogate_key},

@@ -183,6 +183,15 @@ std::string extra_to_json(const std::map<std::string, double>& extra) {
   return dump(j);
 }
 
+/// The inverse of extra_to_json(); text that is not a JSON object gives no values.
+std::map<std::string, double> extra_from_json(const std::string& text) {
+  std::map<std::string, double> out;
+  const Json j = Json::parse(text, nullptr, false);
+  if (j.is_object())
+    for (const auto& [k, v] : j.items()) out[k] = number_from_json(v);
+  return out;
+}
+
 Json vector_to_json(const std::vector<double>& xs) {
   Json j = Json::array();
   for (double x : xs) j.push_back(number_to_json(x));
@@ -457,10 +466,7 @@ std::vector<EvaluationRow> SqliteStore::evaluations(const std::string& surrogate
     r.surrogate = s.text(3);
     r.score = s.real(4);
     r.seconds = s.real(5);
-    const Json extra = Json::parse(s.text(6), nullptr, false);
-    if (extra.is_object())
-      for (auto it = extra.begin(); it != extra.end(); ++it)
-        r.extra[it.key()] = number_from_json(it.value());
+    r.extra = extra_from_json(s.text(6));
     r.run_id = s.optional_int64(7);
     r.created_at = s.text(8);
     r.status = s.text(9);
@@ -614,10 +620,7 @@ std::optional<Outcome> SqliteStore::find_outcome(const std::string& arch_hash,
   e.surrogate = surrogate;
   e.score = s.real(0);
   e.seconds = s.real(1);
-  const Json extra = Json::parse(s.text(2), nullptr, false);
-  if (extra.is_object())
-    for (auto it = extra.begin(); it != extra.end(); ++it)
-      e.extra[it.key()] = number_from_json(it.value());
+  e.extra = extra_from_json(s.text(2));
   o.failed = s.text(3) == "failed";
   o.error = s.text(4);
   return o;
@@ -777,9 +780,7 @@ std::vector<SearchEpoch> SqliteStore::search_epochs(const std::string& run) cons
     e.arch_hash = s.text(9);
     e.arch_text = s.text(10);
     e.note = s.text(11);
-    const Json extra = Json::parse(s.text(12), nullptr, false);
-    if (extra.is_object())
-      for (const auto& [k, v] : extra.items()) e.extra[k] = number_from_json(v);
+    e.extra = extra_from_json(s.text(12));
     e.seconds = s.real(13);
     rows.push_back(std::move(e));
   }

@@ -45,6 +45,9 @@ local methods = {
   -- with half the steps on random discrete cells (onehot_prob), the option for scoring cells.
   { label = "adwp, Stage 1 (random alpha)", name = "adwp", options = {}, fit = true },
   { label = "adwp, onehot_prob 0.5", name = "adwp", options = { onehot_prob = 0.5 }, fit = true },
+  -- SMASH's hypernetwork reading nb201's ±1 one-hot encoding (per edge and op) and generating
+  -- every conv weight of the cell network (a deviation: nb201 has no bottleneck convs).
+  { label = "smash, encoding -> conv weights", name = "smash", options = {}, fit = true },
 }
 -- The training-free proxies (plugins/surrogates/zero_cost), each at its defaults. Not among the
 -- methods run without --set methods (they are compared by scripts/compare.lua); name them, e.g.

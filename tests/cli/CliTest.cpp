@@ -555,4 +555,142 @@ TEST_F(Cli, AdwpSearchScriptRunsAndARerunResumesAndReusesEverything) {
   EXPECT_EQ(store->count("search_epochs"), epochs);
 }
 
+TEST_F(Cli, SmashSearchScriptRunsAndARerunReusesEverything) {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  // scripts/smash_search.lua at a toy size: the hypernetwork, the random candidates, the
+  // perturbations and the chain, the trainings of the winner and a random network, the report
+  // and its plots.
+  const std::vector<std::string> args = {
+      "run",          (fs::path(HYPERNAS_SOURCE_DIR) / "scripts" / "smash_search.lua").string(),
+      "--set",        "N=4",
+      "--set",        "N_max=8",
+      "--set",        "width=1",
+      "--set",        "depth_compression=2",
+      "--set",        "min_layers=1",
+      "--set",        "max_layers=2",
+      "--set",        "hidden_layers=1,1,1",
+      "--set",        "hidden_growth=4",
+      "--set",        "fit_steps=2",
+      "--set",        "batch=16",
+      "--set",        "candidates=6",
+      "--set",        "perturbations=3",
+      "--set",        "chain=3",
+      "--set",        "eval_images=32",
+      "--set",        "train_epochs=1",
+      "--set",        "train_epoch_steps=2",
+      "--set",        "train_valid_images=32",
+      "--set",        "test_images=64",
+      "--progress",   "off",
+      "--experiment", "smash",
+      "--threads",    "1"};
+  auto r = hypernas(args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("rank score"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("winner trained from scratch: test accuracy"), std::string::npos)
+      << r.output;
+  const fs::path exp = dir / "results" / "smash";
+  std::stringstream md;
+  md << std::ifstream(exp / "report.md").rdbuf();
+  for (const char* part : {"# SMASH search", "## Result", "## Top candidates", "| winner |",
+                           "perturbation_trace.png", "score_vs_params.png"})
+    EXPECT_NE(md.str().find(part), std::string::npos) << part << "\n" << md.str();
+  for (const char* file : {"smash_loss.png", "score_vs_params.png", "perturbation_trace.png",
+                           "winner_curve.png", "smash.ckpt"})
+    EXPECT_TRUE(fs::exists(exp / file)) << file;
+  std::int64_t trainings = 0, evaluations = 0;
+  {
+    auto store = hypernas::store::SqliteStore::open(exp / "experiment.db");
+    trainings = store->count("trainings");
+    evaluations = store->count("evaluations");
+    EXPECT_EQ(trainings, 2);  // the winner and the random network
+    EXPECT_GE(evaluations, 6);
+    EXPECT_LE(evaluations, 12);  // 6 random, 3 perturbations, 3 chain steps, repeats reused
+  }
+  // The rerun fits the same hypernetwork (same seed, same state), so every score and both
+  // trainings are reused.
+  r = hypernas(args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto store = hypernas::store::SqliteStore::open(exp / "experiment.db");
+  EXPECT_EQ(store->count("trainings"), trainings);
+  EXPECT_EQ(store->count("evaluations"), evaluations);
+}
+
+TEST_F(Cli, ScoreWithSmashOnSmashNb201AndDartsArchitectures) {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  // One tiny SMASH hypernetwork per space, trained for 2 steps and saved by a script, then
+  // `hypernas score --surrogate smash` on each space's architectures.
+  script(
+      "fit.lua",
+      "local data = nas.dataset{ name = 'fashion-mnist' }\n"
+      "local spaces = {\n"
+      "  smash = nas.space{ name = 'smash', N = 4, N_max = 8, width = 1, depth_compression = 2,\n"
+      "                     min_layers = 1, max_layers = 2, data = data },\n"
+      "  nb201 = nas.space{ name = 'nb201', cells_per_stage = 1, channels = 4, data = data },\n"
+      "  darts = nas.space{ name = 'darts', layers = 2, channels = 4, data = data } }\n"
+      "for _, name in ipairs{ 'smash', 'nb201', 'darts' } do\n"
+      "  local s = nas.surrogate('smash', { hidden_layers = '1,1,1', hidden_growth = 4 })\n"
+      "  s:fit{ space = spaces[name], data = data, steps = 2, batch = 16 }\n"
+      "  print('saved ' .. s:save(name .. '.ckpt'))\n"
+      "  nas.write_file(name .. '.txt', table.concat(spaces[name]:sample(3), '\\n') .. '\\n')\n"
+      "end\n");
+  auto fit = hypernas({"run", "fit.lua", "--threads", "1", "--progress", "off"});
+  ASSERT_EQ(fit.exit_code, 0) << fit.output;
+  const std::map<std::string, std::vector<std::string>> sets{
+      {"smash",
+       {"N=4", "N_max=8", "width=1", "depth_compression=2", "min_layers=1", "max_layers=2"}},
+      {"nb201", {"cells_per_stage=1", "channels=4"}},
+      {"darts", {"layers=2", "channels=4"}}};
+  auto score = [&](const std::string& space, const std::string& checkpoint) {
+    std::vector<std::string> a{"score",
+                               "--surrogate",
+                               "smash",
+                               "--option",
+                               "hidden_layers=1,1,1",
+                               "--option",
+                               "hidden_growth=4",
+                               "--checkpoint",
+                               "results/fit/" + checkpoint + ".ckpt",
+                               "--space",
+                               space,
+                               "--data",
+                               "fashion-mnist",
+                               "--archs",
+                               "results/fit/" + space + ".txt",
+                               "--images",
+                               "32",
+                               "--threads",
+                               "1",
+                               "--out",
+                               space + ".csv"};
+    for (const std::string& s : sets.at(space)) a.insert(a.end(), {"--set", s});
+    return hypernas(a);
+  };
+  for (const char* space : {"smash", "nb201", "darts"}) {
+    SCOPED_TRACE(space);
+    auto r = score(space, space);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    std::stringstream csv;
+    csv << std::ifstream(dir / (std::string(space) + ".csv")).rdbuf();
+    const std::string rows = csv.str();
+    EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 4) << rows;  // header + 3
+    EXPECT_EQ(rows.find("failed"), std::string::npos) << rows;
+  }
+  // A hypernetwork trained on nb201 cannot score darts genotypes (its input is nb201's
+  // encoding): every row fails with a reason that names both spaces, and the run says so.
+  auto r = score("darts", "nb201");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("3 of 3 architectures could not be scored"), std::string::npos)
+      << r.output;
+  std::stringstream file;
+  file << std::ifstream(dir / "darts.csv").rdbuf();
+  const std::string rows = file.str();
+  EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 4) << rows;
+  EXPECT_NE(rows.find(",failed,\"smash: this surrogate's model was built for space 'nb201'"),
+            std::string::npos)
+      << rows;
+  EXPECT_NE(rows.find("but space 'darts' gives encoding"), std::string::npos) << rows;
+}
+
 }  // namespace

@@ -30,9 +30,10 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   ASSERT_EQ(configure.exit_code, 0) << configure.output;
   auto compile = run({HYPERNAS_CMAKE, "--build", build.string()});
   ASSERT_EQ(compile.exit_code, 0) << compile.output;
-  for (const char* lib : {"libhypernas_depth.so", "libhypernas_naswot_example.so",
-                          "libhypernas_exhaustive_example.so", "libhypernas_penalised_example.so",
-                          "libhypernas_exit_depth.so", "libhypernas_relaxed_scale.so"})
+  for (const char* lib :
+       {"libhypernas_depth.so", "libhypernas_naswot_example.so",
+        "libhypernas_exhaustive_example.so", "libhypernas_penalised_example.so",
+        "libhypernas_exit_depth.so", "libhypernas_relaxed_scale.so", "libhypernas_gated_chain.so"})
     ASSERT_TRUE(fs::exists(build / lib)) << lib;
 
   const std::map<std::string, std::string> env{{"HYPERNAS_PLUGIN_PATH", build.string()}};
@@ -103,5 +104,9 @@ TEST(SdkConsumer, OutOfTreePluginBuildsLoadsAndRuns) {
   // two epochs recorded, the second a cross-search, the final candidate the last epoch's cell.
   EXPECT_NE(searched.output.find("gradient |"), std::string::npos) << searched.output;
   EXPECT_NE(searched.output.find("after 2 epochs"), std::string::npos) << searched.output;
+  // An out-of-tree space with SMASH's primitives and mutate() (ABI 1.5) drove the built-in
+  // `perturb` strategy: 3 perturbations and 3 chain steps reported.
+  EXPECT_NE(searched.output.find("perturb "), std::string::npos) << searched.output;
+  EXPECT_NE(searched.output.find("after 6 steps"), std::string::npos) << searched.output;
   fs::remove_all(work);
 }

@@ -111,3 +111,19 @@ local final
 for _, c in ipairs(grad) do if c.final == 1 then final = c end end
 assert(final and final.arch == recorded[2].arch, "the final candidate is the last epoch's cell")
 print(string.format("gradient %s %.3f after %d epochs", final.arch, final.score, #recorded))
+
+-- ABI 1.5: a space built out of tree whose networks use SMASH's primitives (slice, tanh,
+-- sigmoid, mul) and that mutates its architectures drives the built-in `perturb` strategy (local
+-- search from the best random candidates); `sgd` trains each candidate briefly through the
+-- executor, so every gate really runs.
+local chains = nas.space{ name = "gated_chain", data = data }
+local mutated = chains:mutate("c3-g5", 1.0)
+assert(mutated ~= "c3-g5" and #mutated == 5, "mutate at p = 1 changed nothing: " .. mutated)
+local trace = 0
+nas.on_candidate(function(event) if event == "perturb" then trace = trace + 1 end end)
+local local_search = nas.strategy("perturb", { candidates = 4, perturbations = 3, chain = 3, keep = 2 }):run{
+  surrogate = nas.surrogate("sgd", { steps = 2, batch = 8, eval_images = 16 }), space = chains, data = data,
+  eval_images = 16 }
+nas.on_candidate(nil)
+assert(#local_search == 2 and local_search[1].score >= local_search[2].score, "perturb ranking")
+print(string.format("perturb %s %.3f after %d steps", local_search[1].arch, local_search[1].score, trace))

@@ -944,13 +944,93 @@ ArchStats DartsSpace::stats(const Architecture& arch) const {
 
 at::Tensor DartsSpace::encode(const Architecture& arch) const {
   const Genotype g = genotype_of(arch);
-  at::Tensor out = at::zeros({blocks(), darts::kEdges, darts::kOps}, at::kFloat);
-  auto a = out.accessor<float, 3>();
-  for (std::size_t b = 0; b < g.cells.size(); ++b)
-    for (int j = 0; j < darts::kSteps; ++j)
-      for (const darts::Input& in : g.cells[b].nodes[j])
-        a[b][darts::edge_index(j + darts::kInputNodes, in.from)][in.op] = 1.0f;
+  static_assert(darts::kEncodedSlot == darts::kOps + darts::kSources, "slot layout");
+  at::Tensor out = at::full({blocks(), darts::kSteps, darts::kEncodedInputs, darts::kEncodedSlot},
+                            -1.0, at::kFloat);
+  auto a = out.accessor<float, 4>();
+  for (std::size_t b = 0; b < g.cells.size(); ++b) {
+    for (int j = 0; j < darts::kSteps; ++j) {
+      const std::vector<darts::Input>& inputs = g.cells[b].nodes[static_cast<std::size_t>(j)];
+      HYPERNAS_CHECK(inputs.size() <= static_cast<std::size_t>(darts::kEncodedInputs),
+                     "darts: encode covers genotypes of at most ", darts::kEncodedInputs,
+                     " inputs per node (DARTS's), but cell '",
+                     darts::block_label(static_cast<std::int64_t>(b), config_.macro), "', node ",
+                     j + darts::kInputNodes, " of '", abbreviate(arch.text), "' reads ",
+                     inputs.size());
+      for (std::size_t s = 0; s < inputs.size(); ++s) {
+        a[b][j][s][inputs[s].op] = 1.0f;
+        a[b][j][s][darts::kOps + inputs[s].from] = 1.0f;
+      }
+    }
+  }
   return out;
+}
+
+Architecture DartsSpace::mutate(const Architecture& arch, Rng& rng, double p) const {
+  HYPERNAS_CHECK(p >= 0 && p <= 1, "darts: mutate expects a probability p in [0, 1], got ", p);
+  Genotype g = genotype_of(arch);
+  // One of `n` alternatives, drawn uniformly.
+  auto pick = [&rng](std::size_t n) { return static_cast<std::size_t>(rng.uniform_int(n)); };
+  for (std::size_t b = 0; b < g.cells.size(); ++b) {
+    for (int j = 0; j < darts::kSteps; ++j) {
+      const int node = j + darts::kInputNodes;
+      std::vector<darts::Input>& inputs = g.cells[b].nodes[static_cast<std::size_t>(j)];
+      const std::vector<darts::Input>* cand =
+          intensive_ ? &candidates(static_cast<std::int64_t>(b), j) : nullptr;
+      if (cand) {
+        for (const darts::Input& in : inputs) {
+          if (std::find(cand->begin(), cand->end(), in) != cand->end()) continue;
+          std::string list;
+          for (const darts::Input& x : *cand)
+            list += (list.empty() ? "" : ", ") + darts::input_label(x);
+          throw Error(cat("darts: cannot mutate '", abbreviate(arch.text),
+                          "': it is outside the intensive space of '", intensive_path_, "': cell '",
+                          darts::block_label(static_cast<std::int64_t>(b), config_.macro),
+                          "', node ", node, " reads ", darts::input_label(in),
+                          ", which is not among the node's candidates: ", list));
+        }
+      }
+      auto read = [&inputs](int from) {
+        return std::any_of(inputs.begin(), inputs.end(),
+                           [from](const darts::Input& x) { return x.from == from; });
+      };
+      for (darts::Input& in : inputs) {
+        if (rng.uniform() < p) {
+          std::vector<int> ops;
+          if (cand) {
+            for (const darts::Input& c : *cand)
+              if (c.from == in.from && c.op != in.op) ops.push_back(c.op);
+          } else {
+            for (int op = darts::kNone + 1; op < darts::kOps; ++op)
+              if (op != in.op) ops.push_back(op);
+          }
+          if (!ops.empty()) in.op = ops[pick(ops.size())];
+        }
+        if (rng.uniform() < p) {
+          // Sources no input of the node reads (in.from included, so the draw changes it).
+          std::vector<int> sources;
+          for (int from = 0; from < node; ++from) {
+            if (read(from)) continue;
+            if (cand && std::none_of(cand->begin(), cand->end(),
+                                     [from](const darts::Input& c) { return c.from == from; }))
+              continue;
+            sources.push_back(from);
+          }
+          if (sources.empty()) continue;
+          const int from = sources[pick(sources.size())];
+          if (cand &&
+              std::find(cand->begin(), cand->end(), darts::Input{in.op, from}) == cand->end()) {
+            std::vector<int> ops;
+            for (const darts::Input& c : *cand)
+              if (c.from == from) ops.push_back(c.op);
+            in.op = ops[pick(ops.size())];
+          }
+          in.from = from;
+        }
+      }
+    }
+  }
+  return make(std::move(g));
 }
 
 std::vector<ArchParamSpec> DartsSpace::arch_params() const {

@@ -82,6 +82,13 @@ inline constexpr int kEdges = 14;
 /// Candidate ops per edge.
 inline constexpr int kOps = 8;
 
+/// Input slots per node in DartsSpace::encode(): a DARTS node reads 2 inputs.
+inline constexpr int kEncodedInputs = 2;
+/// Sources a node may read, at most: node 5 reads one of 0..4.
+inline constexpr int kSources = kNodes - 1;
+/// Entries of one input slot of DartsSpace::encode(): the op's one-hot, then the source's.
+inline constexpr int kEncodedSlot = 8 + kSources;
+
 /// The candidate ops, in DARTS's order (`PRIMITIVES`), used by indices, encodings and
 /// architecture parameters.
 inline constexpr const char* kOpNames[kOps] = {"none",         "max_pool_3x3", "avg_pool_3x3",
@@ -304,8 +311,16 @@ class DartsSpace : public SearchSpace {
   /// the linear layer (c_in * c_out) for one image; BN, ReLU, pooling, additions,
   /// concatenation and biases are not counted.
   ArchStats stats(const Architecture& arch) const override;
-  /// A float tensor [blocks, 14, 8] (blocks = 2, or `layers` with macro): entry [b][e][op] is
-  /// 1 when genotype block b uses `op` on edge e (edge order as darts::edge_index()).
+  /// SMASH-style ±1 one-hot of the genotype's choices: a float tensor
+  /// [blocks, 4, 2, 13] (blocks = 2: normal, reduce, or `layers` with macro; 208 values without
+  /// macro), the same shape for every architecture of the space instance. Entry [b][k - 2][s]
+  /// describes input slot s of node k of genotype block b, its inputs taken in canonical order
+  /// (ascending source): columns 0..7 the one-hot of its op (kOpNames order, `none` included,
+  /// since parse() accepts it), columns 8..12 the one-hot of its source (0..4); +1 for the
+  /// choice, -1 elsewhere. A node with a single input (possible in an intensive space whose
+  /// candidates all read one node) has slot 1 all -1. Throws Error for a genotype with more
+  /// than 2 inputs in a node (discretize() with keep > 2 makes those): the encoding has room
+  /// for DARTS's 2, and SMASH-style surrogates need one fixed shape.
   at::Tensor encode(const Architecture& arch) const override;
   /// One block {14, 8} per distinct genotype: `normal.alpha`, `reduce.alpha`; with macro
   /// `cell<i>.alpha` for i = 0..layers-1. Row e holds the logits of edge e's 8 ops. With
@@ -340,6 +355,24 @@ class DartsSpace : public SearchSpace {
   /// kept as labels "op~source", strongest first. choices = {normal nodes 2..5, reduce nodes
   /// 2..5}; json = the file the `intensive` option reads. k in [2, 14].
   IntensiveSpace intensive(const std::vector<at::Tensor>& alphas, std::int64_t k) const override;
+  /// ABI 1.5: a random neighbour of `arch`. For every genotype block, node and input, in that
+  /// order (inputs in canonical order), two independent redraws, each with probability `p`:
+  /// - the op, uniformly among the OTHER ops sample() could choose there: the 6 other ops
+  ///   than the current one among the 7 other than `none` (all 7 when the input is `none`);
+  ///   with `intensive`, among the node's candidates with the same source and another op;
+  /// - the source, uniformly among the sources in [0, k) that no input of the node reads yet
+  ///   (the node's sources stay distinct; node 2 reading both 0 and 1 has none left); with
+  ///   `intensive`, among such sources some candidate of the node reads, keeping the op when
+  ///   (op, new source) is a candidate and otherwise taking one of that source's candidates
+  ///   uniformly.
+  /// A redraw with nothing to choose from is skipped. The number of inputs of each node never
+  /// changes, so p = 0 returns `arch`, and the result stays inside the intensive space (every
+  /// input remains a candidate). Draws per input: uniform() for the op, uniform_int() when it
+  /// changes, uniform() for the source, uniform_int() (and, in an intensive space, one more
+  /// when the op cannot be kept) when it changes. Throws Error when p is not in [0, 1], arch
+  /// is not of this space, or, with `intensive`, an input of arch is not among its node's
+  /// candidates (as select() does).
+  Architecture mutate(const Architecture& arch, Rng& rng, double p) const override;
 
   /// The genotype of an architecture of this space (parsed from arch.text); throws Error when
   /// arch.space is not "darts" or the text does not parse.

@@ -355,7 +355,8 @@ ArchStats GhnSpace::stats(const Architecture& arch) const {
 at::Tensor GhnSpace::encode(const Architecture& arch) const {
   const Block block = block_of(arch);
   const std::int64_t n = config_.nodes;
-  at::Tensor out = at::zeros({n, ghn_space::kOps + n}, at::kFloat);
+  // SMASH's convention, as nb201's and darts's encodings: +1 where set, -1 elsewhere.
+  at::Tensor out = at::full({n, ghn_space::kOps + n}, -1.0, at::kFloat);
   auto a = out.accessor<float, 2>();
   for (std::size_t k = 0; k < block.nodes.size(); ++k) {
     const auto row = static_cast<std::int64_t>(k);
@@ -363,6 +364,42 @@ at::Tensor GhnSpace::encode(const Architecture& arch) const {
     for (int j : block.nodes[k].inputs) a[row][ghn_space::kOps + j] = 1.0f;
   }
   return out;
+}
+
+Architecture GhnSpace::mutate(const Architecture& arch, Rng& rng, double p) const {
+  HYPERNAS_CHECK(p >= 0 && p <= 1, "ghn: mutate expects a probability p in [0, 1], got ", p);
+  Block block = block_of(arch);
+  // A node < `index` that `node` does not read, uniformly; -1 when there is none.
+  auto unread = [&rng](const ghn_space::Node& node, int index) {
+    std::vector<int> free;
+    for (int j = 0; j < index; ++j)
+      if (std::find(node.inputs.begin(), node.inputs.end(), j) == node.inputs.end())
+        free.push_back(j);
+    return free.empty() ? -1 : free[static_cast<std::size_t>(rng.uniform_int(free.size()))];
+  };
+  for (std::size_t k = 0; k < block.nodes.size(); ++k) {
+    ghn_space::Node& node = block.nodes[k];
+    const int index = static_cast<int>(k) + 1;
+    if (rng.uniform() < p) {
+      int op = static_cast<int>(rng.uniform_int(ghn_space::kOps - 1));
+      if (op >= node.op) ++op;  // one of the other ops
+      node.op = op;
+    }
+    if (index >= 2 && rng.uniform() < p) {
+      if (node.inputs.size() == 1) {
+        node.inputs.push_back(unread(node, index));  // node i >= 2 has i >= 2 sources to read
+      } else {
+        node.inputs.erase(node.inputs.begin() + static_cast<std::ptrdiff_t>(rng.uniform_int(2)));
+      }
+      std::sort(node.inputs.begin(), node.inputs.end());
+    }
+    for (std::size_t a = 0; a < node.inputs.size(); ++a) {
+      if (!(rng.uniform() < p)) continue;
+      const int j = unread(node, index);
+      if (j >= 0) node.inputs[a] = j;
+    }
+  }
+  return make(std::move(block));
 }
 
 }  // namespace hypernas

@@ -153,9 +153,24 @@ class GhnSpace : public SearchSpace {
   /// layer (c_in * c_out) for one image; BN, ReLU, pooling, additions and biases are not
   /// counted.
   ArchStats stats(const Architecture& arch) const override;
-  /// A float tensor [N, 8 + N]: row i-1 describes node i: columns 0..7 one-hot of its op,
-  /// column 8 + j is 1 when it reads node j (j = 0..N-1).
+  /// A float tensor [N, 8 + N] of ±1 (SMASH's convention): row i-1 describes node i: columns
+  /// 0..7 one-hot of its op, column 8 + j is +1 when it reads node j (j = 0..N-1), -1 elsewhere.
   at::Tensor encode(const Architecture& arch) const override;
+  /// ABI 1.5: a random neighbour of `arch`. sample()'s choices for node i (i = 1..N, in order)
+  /// are its op, whether it reads 1 or 2 sources, and which; each is redrawn independently with
+  /// probability `p`, in this order:
+  /// - the op, uniformly among the 7 OTHER ops;
+  /// - the number of sources (nodes i >= 2 only): a node reading 1 source gains a second one,
+  ///   drawn uniformly among the other nodes < i; one reading 2 drops one of them, each with
+  ///   probability 1/2;
+  /// - each source, in ascending order: uniformly among the nodes < i the node does not read
+  ///   yet (so its sources stay distinct; skipped when there are none, as for node 1).
+  /// The result always parses (parse(print(result)) is result) and has the same N. p = 0
+  /// returns `arch`. Draws per node: uniform() for the op, uniform_int() when it changes, then
+  /// (i >= 2) uniform() for the count and uniform_int() when it changes, then per source
+  /// uniform() and uniform_int() when it changes. Throws Error when p is not in [0, 1] or arch
+  /// is not an architecture of this space.
+  Architecture mutate(const Architecture& arch, Rng& rng, double p) const override;
 
   /// The block of an architecture of this space (parsed from arch.text); throws Error when
   /// arch.space is not "ghn" or the text does not parse.

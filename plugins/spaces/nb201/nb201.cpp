@@ -436,10 +436,23 @@ ArchStats Nb201Space::stats(const Architecture& arch) const {
 
 at::Tensor Nb201Space::encode(const Architecture& arch) const {
   const Cell cell = cell_of(arch);
-  at::Tensor out = at::zeros({nb201::kEdges, nb201::kOps}, at::kFloat);
+  at::Tensor out = at::full({nb201::kEdges, nb201::kOps}, -1.0, at::kFloat);
   auto a = out.accessor<float, 2>();
   for (int e = 0; e < nb201::kEdges; ++e) a[e][cell.ops[e]] = 1.0f;
   return out;
+}
+
+Architecture Nb201Space::mutate(const Architecture& arch, Rng& rng, double p) const {
+  HYPERNAS_CHECK(p >= 0 && p <= 1, "nb201: mutate expects a probability p in [0, 1], got ", p);
+  Cell cell = cell_of(arch);
+  for (int e = 0; e < nb201::kEdges; ++e) {
+    if (!(rng.uniform() < p)) continue;
+    // One of the other kOps - 1 ops: skipping the current one keeps the draw uniform.
+    int op = static_cast<int>(rng.uniform_int(nb201::kOps - 1));
+    if (op >= cell.ops[e]) ++op;
+    cell.ops[e] = op;
+  }
+  return make(cell);
 }
 
 std::vector<ArchParamSpec> Nb201Space::arch_params() const {

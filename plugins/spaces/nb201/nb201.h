@@ -150,7 +150,11 @@ class Nb201Space : public SearchSpace {
   /// convolutions (weights x output pixels) and of the linear layer (c_in * c_out), for one
   /// image; BN, ReLU, pooling, additions and the bias are not counted.
   ArchStats stats(const Architecture& arch) const override;
-  /// A float tensor [6, 5]: row e one-hot of edge e's op (edge and op order as nb201.h).
+  /// SMASH-style ±1 one-hot: a float tensor [6, 5] (30 values, the same shape for every cell),
+  /// entry [e][k] +1 when edge e's op is op k and -1 otherwise (edge and op order as nb201.h).
+  /// NOTE: ±1 rather than 0/1, as SMASH encodes its architectures, so that an encoding-
+  /// conditioned hypernetwork sees every entry with the same magnitude; the encoding is still
+  /// its own argmax (discretize({encode(a)}, 1) is a).
   at::Tensor encode(const Architecture& arch) const override;
   /// One block {"alpha", {6, 5}}: logits over the 5 ops of each of the 6 edges.
   std::vector<ArchParamSpec> arch_params() const override;
@@ -165,6 +169,12 @@ class Nb201Space : public SearchSpace {
   /// relaxation. Throws Error when arch is not an architecture of this space.
   Selection select(const Architecture& arch) const override;
   // intensive(): not offered (the default throws); NAS-Bench-201 keeps one op per edge.
+  /// ABI 1.5: a random neighbour of `arch`: each of the 6 edges, independently, with
+  /// probability `p`, takes an op drawn uniformly among the 4 OTHER ops, so that `p` is exactly
+  /// the probability that an edge changes (p = 1 changes every edge, p = 0 returns `arch`).
+  /// Draws, edge by edge: one rng.uniform(), then, for a changed edge, one uniform_int(4).
+  /// Throws Error when p is not in [0, 1] or arch is not an architecture of this space.
+  Architecture mutate(const Architecture& arch, Rng& rng, double p) const override;
 
   /// The cell of an architecture of this space (parsed from arch.text); throws Error when
   /// arch.space is not "nb201" or the text does not parse.

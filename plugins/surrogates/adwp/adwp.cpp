@@ -18,6 +18,7 @@
 
 #include "../../common/state_blob.h"
 #include "../common/optim.h"
+#include "../common/validation.h"
 #include "../common/with_graph.h"
 #include "adwp.h"
 
@@ -247,8 +248,6 @@ std::string describe_difference(const adwp::ModelLayout& there, const adwp::Mode
   return cat(a.size(), " parameters there, ", b.size(), " here; ", reshaped, " differ in shape, ",
              only_there, " exist only there, ", only_here, " only here (first: ", first, ")");
 }
-
-constexpr std::int64_t kCacheFloats = std::int64_t{64} << 20;  // 256 MiB of valid images
 
 }  // namespace
 
@@ -675,30 +674,15 @@ std::vector<Score> AdwpSurrogate::score(Context& ctx, const ScoreRequest& req) {
       req.space != nullptr,
       "adwp: score needs the search space (to locate each architecture in its relaxed network)");
   HYPERNAS_CHECK(req.data != nullptr, "adwp: score needs a dataset (its valid split)");
-  HYPERNAS_CHECK(req.batch_size >= 1, "adwp: score expects batch_size >= 1, got ", req.batch_size);
   const Executor& exec = need_executor(ctx);
   prepare(ctx, *req.space);
   Impl& m = *impl_;
   c10::NoGradGuard no_grad;
 
-  BatchOptions bo;
-  bo.batch_size = req.batch_size;
-  bo.limit = req.max_images;
-  const std::int64_t valid = req.data->size(Split::Valid);
-  HYPERNAS_CHECK(valid > 0, "adwp: dataset '", req.data->name(), "' has an empty valid split");
-  const ProblemSpec spec = req.data->spec();
-  const std::int64_t images = req.max_images > 0 ? std::min(req.max_images, valid) : valid;
-  const bool cache = images * spec.channels * spec.height * spec.width <= kCacheFloats;
-  auto prepared = [&](Batch b) {
+  const plugins::ValidationBatches valid(req, "adwp", [&m](Batch b) {
     if (b.images.scalar_type() != m.cfg.dtype) b.images = b.images.to(m.cfg.dtype);
     return b;
-  };
-  std::vector<Batch> cached;
-  if (cache) {
-    auto stream = req.data->batches(Split::Valid, bo);
-    while (auto b = stream->next()) cached.push_back(prepared(std::move(*b)));
-  }
-
+  });
   std::vector<Score> out;
   for (const Architecture* given : req.archs) {
     ctx.check_cancelled();
@@ -706,29 +690,9 @@ std::vector<Score> AdwpSurrogate::score(Context& ctx, const ScoreRequest& req) {
     Architecture storage;
     const Architecture& arch = plugins::with_graph(*given, req.space, storage, "adwp");
     const WeightMap weights = m.discrete(exec, arch, req.space->select(arch));
-    double loss = 0;
-    std::int64_t correct = 0, count = 0;
-    auto run = [&](const Batch& b) {
-      const std::vector<Tensor> logits = exec.forward(arch, weights, b.images);
-      HYPERNAS_CHECK(!logits.empty(), "adwp: the executor returned no output for '",
-                     abbreviate(arch.text), "'");
-      const Tensor& y = logits.back();
-      loss += at::nll_loss(at::log_softmax(y, 1), b.labels, {}, at::Reduction::Sum).item<double>();
-      correct += y.argmax(1).eq(b.labels).sum().item<std::int64_t>();
-      count += b.labels.size(0);
-    };
-    if (cache) {
-      for (const Batch& b : cached) run(b);
-    } else {
-      auto stream = req.data->batches(Split::Valid, bo);
-      while (auto b = stream->next()) run(prepared(std::move(*b)));
-    }
-    HYPERNAS_CHECK(count > 0, "adwp: no validation images were scored");
-    Score s;
-    s.extra["accuracy"] = static_cast<double>(correct) / static_cast<double>(count);
-    s.extra["loss"] = loss / static_cast<double>(count);
-    s.value = s.extra["accuracy"];
-    out.push_back(std::move(s));
+    out.push_back(
+        valid.accuracy([&](const Tensor& images) { return exec.forward(arch, weights, images); },
+                       abbreviate(arch.text)));
   }
   return out;
 }

@@ -82,10 +82,15 @@ int node_type(const OpNode& node) {
     throw Error(cat("ghn: node '", node.name,
                     "' is a `mix`, the branch end of a relaxed network; the GHN generates "
                     "weights for discrete architectures only"));
+  // NOTE: SMASH's primitives (ABI 1.5: slice, mul, tanh, sigmoid) have no GHN node type: adding
+  // one would change the embedding's size, and with it every saved GHN.
   std::string known;
   for (const char* p : kPrimitiveOps) known += (known.empty() ? "" : ", ") + std::string(p);
   throw Error(cat("ghn: node '", node.name, "' has op '", op,
-                  "', which is not a primitive op (known: ", known, ")"));
+                  "', which the GHN has no node type for (it embeds input, conv, bn, relu, "
+                  "avg_pool, max_pool, add, concat, gap, linear, resample; the executor's "
+                  "primitives are ",
+                  known, ")"));
 }
 
 static_assert(kTypeCount == 18, "node_types() lists 18 types");

@@ -26,8 +26,10 @@
 /// intensive(), the `mix` primitive, Executor::forward_relaxed()), Surrogate::relaxed_parameters(),
 /// SearchRequest::space_abi_minor / surrogate_abi_minor, search epochs in the results store,
 /// ADWP's superiority score (intensive.h).
+/// 1.5: SMASH: the `slice`, `mul`, `tanh` and `sigmoid` primitives, SearchSpace::mutate() for
+/// local search.
 /// See docs/sdk.md, "ABI history".
-#define HYPERNAS_ABI_MINOR 4
+#define HYPERNAS_ABI_MINOR 5
 
 /// @cond INTERNAL
 #define HYPERNAS_STR2(x) #x

@@ -39,10 +39,18 @@ namespace hypernas {
 /// - `mix` (ABI 1.4): one input, scaled by a probability that is not a weight: the branch end
 ///   of a relaxed network (see Relaxation in space.h), run only by Executor::forward_relaxed().
 ///   No weights, no FLOPs counted.
+/// - `slice` (ABI 1.5): one input; c_out of its channels, starting at channel `kernel` with a
+///   step of `stride` (channels kernel, kernel + stride, ...): SMASH's writes of one chunk of a
+///   layer's output into a memory bank (step 1) and its gates' even and odd halves (step 2).
+///   `c_in` is the input's width. No weights, no FLOPs counted.
+/// - `mul` (ABI 1.5): the elementwise product of its in-neighbours (a multiplicative gate).
+/// - `tanh`, `sigmoid` (ABI 1.5): the activations of SMASH's tanh-sigmoid gates and of its
+///   variable nonlinearities.
 /// @{
 inline constexpr const char* kPrimitiveOps[] = {"input",    "conv",     "bn",       "relu",
                                                 "avg_pool", "max_pool", "add",      "concat",
-                                                "gap",      "linear",   "resample", "mix"};
+                                                "gap",      "linear",   "resample", "mix",
+                                                "slice",    "mul",      "tanh",     "sigmoid"};
 /// @}
 
 /// One operator node and its attributes. An edge u -> v means v reads u's output.
@@ -51,7 +59,7 @@ struct OpNode {
   std::string name;         ///< Unique, stable name; keys the node's weights ("s0.c1.e2.conv").
   std::int64_t c_in = 0;    ///< Input channels (0 where the op has none to speak of).
   std::int64_t c_out = 0;   ///< Output channels.
-  std::int64_t kernel = 0;  ///< Kernel size (0: no spatial kernel).
+  std::int64_t kernel = 0;  ///< Kernel size (0: no spatial kernel); a `slice`'s first channel.
   std::int64_t stride = 1;  ///< Stride.
   std::int64_t dilation = 1;  ///< Dilation.
   std::int64_t groups = 1;    ///< Convolution groups (c_in for depthwise).

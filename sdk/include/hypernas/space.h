@@ -99,7 +99,8 @@ class SearchSpace : public Plugin {
   /// Parameter count and FLOPs of `arch`.
   virtual ArchStats stats(const Architecture& arch) const = 0;
   /// A fixed-size numeric encoding of `arch` (for encoding-conditioned surrogates such as
-  /// SMASH's). Default: not supported.
+  /// SMASH's): a float tensor whose shape is the same for every architecture of the space
+  /// instance. Default: not supported.
   virtual at::Tensor encode(const Architecture& arch) const {
     (void)arch;
     throw Error(cat("space '", name(), "' has no fixed-size architecture encoding"));
@@ -132,6 +133,18 @@ class SearchSpace : public Plugin {
     (void)alphas;
     (void)k;
     throw Error(cat("space '", name(), "' cannot derive an intensive space"));
+  }
+  /// ABI 1.5: a random neighbour of `arch` in this space, for local search (SMASH's
+  /// perturbations, the `perturb` strategy): every choice the architecture makes (an edge's op,
+  /// a layer's kernel size, ...) is redrawn with probability `p`, independently, from the values
+  /// the space allows there; the result always validates (a redraw that would not is drawn
+  /// again or skipped). It may equal `arch` (with small p, often). Draws from `rng` only.
+  /// Default: not supported.
+  virtual Architecture mutate(const Architecture& arch, Rng& rng, double p) const {
+    (void)arch;
+    (void)rng;
+    (void)p;
+    throw Error(cat("space '", name(), "' cannot mutate an architecture"));
   }
 };
 

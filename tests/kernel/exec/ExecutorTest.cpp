@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <hypernas/graph_stats.h>
 #include <hypernas/space.h>
 
 #include "kernel/exec/executor.h"
@@ -824,4 +825,145 @@ TEST(Executor, RelaxedNetworkErrorsNameWhatIsWrong) {
               exec.forward_relaxed(out_of_range, w, {p}, x);
             }).find("takes entry [0][4] of block 0"),
             std::string::npos);
+}
+
+// ---- SMASH's primitives: `slice`, `mul`, `tanh`, `sigmoid` (ABI 1.5) --------------------------
+
+namespace {
+
+/// One SMASH layer on two memory banks of 4 channels, written with the new primitives: read
+/// both banks (bank 1 first), 1×1 bottleneck, ReLU, two 3×3 convs added, a tanh-sigmoid gate
+/// over the even and odd channels of the sum (8 -> 4), and the gate's output added into bank 0
+/// (its first two channels, a step-1 slice) and written to a new bank (all four).
+struct SmashLayerGraph {
+  hypernas::test::Builder b;
+  SmashLayerGraph() {
+    b.add("input", "in", 0, 8, {});                    // 0
+    b.add("slice", "bank0", 8, 4, {0}, 0, 1);          // 1: channels 0..3
+    b.add("slice", "bank1", 8, 4, {0}, 4, 1);          // 2: channels 4..7
+    b.add("add", "read1", 4, 4, {2});                  // 3: identity, so the concat reads
+    b.add("add", "read0", 4, 4, {1});                  // 4: bank 1 before bank 0
+    b.add("concat", "cat", 8, 8, {3, 4});              // 5
+    b.add("conv", "bottleneck", 8, 6, {5}, 1);         // 6
+    b.add("relu", "bottleneck.relu", 6, 6, {6});       // 7
+    b.add("conv", "c0", 6, 8, {7}, 3, 1, 2);           // 8: dilation 2
+    b.add("conv", "c2", 6, 8, {7}, 3, 1, 1, 2);        // 9: groups 2
+    b.add("add", "pre", 8, 8, {8, 9});                 // 10
+    b.add("slice", "even", 8, 4, {10}, 0, 2);          // 11
+    b.add("slice", "odd", 8, 4, {10}, 1, 2);           // 12
+    b.add("tanh", "even.tanh", 4, 4, {11});            // 13
+    b.add("sigmoid", "odd.sigmoid", 4, 4, {12});       // 14
+    b.add("mul", "gate", 4, 4, {13, 14});              // 15
+    b.add("slice", "chunk", 4, 2, {15}, 0, 1);         // 16: the gate's channels 0, 1
+    b.add("slice", "bank0.head", 4, 2, {1}, 0, 1);     // 17: bank 0's channels 0, 1
+    b.add("add", "bank0.1", 2, 2, {17, 16});           // 18
+    b.add("concat", "out", 6, 6, {18, 15});            // 19: [gate (4), bank0.1 (2)]
+    b.add("gap", "gap", 6, 6, {19});                   // 20
+    b.add("linear", "fc", 6, 3, {20}, 0, 1, 1, 1, 0);  // 21
+    b.arch.space = "test";
+    b.arch.text = "smash layer";
+  }
+};
+
+torch::Tensor smash_layer_reference(const torch::Tensor& x, const WeightMap& w) {
+  namespace F = torch::nn::functional;
+  const torch::Tensor bank0 = x.narrow(1, 0, 4), bank1 = x.narrow(1, 4, 4);
+  torch::nn::Conv2d bottleneck(torch::nn::Conv2dOptions(8, 6, 1).bias(false));
+  torch::nn::Conv2d c0(torch::nn::Conv2dOptions(6, 8, 3).padding(2).dilation(2).bias(false));
+  torch::nn::Conv2d c2(torch::nn::Conv2dOptions(6, 8, 3).padding(1).groups(2).bias(false));
+  torch::nn::Linear fc(6, 3);
+  bottleneck->weight = w.at("bottleneck.weight");
+  c0->weight = w.at("c0.weight");
+  c2->weight = w.at("c2.weight");
+  fc->weight = w.at("fc.weight");
+  fc->bias = w.at("fc.bias");
+  const torch::Tensor h = torch::relu(bottleneck(torch::cat({bank1, bank0}, 1)));
+  const torch::Tensor pre = c0(h) + c2(h);
+  using torch::indexing::None;
+  using torch::indexing::Slice;
+  const torch::Tensor gate = torch::tanh(pre.index({Slice(), Slice(None, None, 2)})) *
+                             torch::sigmoid(pre.index({Slice(), Slice(1, None, 2)}));
+  const torch::Tensor bank0_new = bank0.narrow(1, 0, 2) + gate.narrow(1, 0, 2);
+  // A concat takes its inputs in vertex order: the gate (vertex 15) before bank 0 (vertex 18).
+  return fc(torch::cat({gate, bank0_new}, 1).mean({2, 3}));
+}
+
+}  // namespace
+
+TEST(Executor, SmashPrimitivesMatchTorchNnInValueAndGradient) {
+  const SmashLayerGraph g;
+  const torch::Tensor x = at::randn({3, 8, 9, 9}, at::detail::createCPUGenerator(31));
+  for (const auto layout : kLayouts) {
+    SCOPED_TRACE(static_cast<int>(layout));
+    const GraphExecutor exec(hypernas::exec::ExecutorOptions{layout});
+    const WeightMap w = exec.init_weights(g.b.arch, 5, torch::kCPU);
+    ASSERT_EQ(w.size(), 5u);  // the new primitives have no weights
+    const auto out = exec.forward(g.b.arch, w, x);
+    ASSERT_EQ(out.size(), 1u);
+    const torch::Tensor ref = smash_layer_reference(x, w);
+    EXPECT_TRUE(torch::allclose(out[0], ref, 1e-5, 1e-6));
+
+    std::vector<torch::Tensor> params;
+    for (const auto& [name, t] : w) params.push_back(t);
+    const auto ours = torch::autograd::grad({out[0].pow(2).sum()}, params);
+    const auto theirs = torch::autograd::grad({ref.pow(2).sum()}, params);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      EXPECT_GT(ours[i].abs().sum().item<double>(), 0.0) << i;  // every weight is reached
+      EXPECT_TRUE(torch::allclose(ours[i], theirs[i], 1e-4, 1e-6)) << i;
+    }
+  }
+}
+
+TEST(Executor, SmashPrimitivesCountNoParametersOrFlops) {
+  const SmashLayerGraph g;
+  const auto nodes = hypernas::count_nodes(g.b.arch.graph, 9);
+  for (std::size_t v = 0; v < nodes.size(); ++v) {
+    const std::string& op = g.b.arch.graph[v].op;
+    if (op == "slice" || op == "mul" || op == "tanh" || op == "sigmoid") {
+      EXPECT_EQ(nodes[v].params, 0) << v;
+      EXPECT_EQ(nodes[v].flops, 0) << v;
+    }
+  }
+}
+
+TEST(Executor, SliceAndMulErrorsNameTheNode) {
+  const GraphExecutor exec;
+  {
+    Builder b;  // channels 3, 5, 7 of a 6-channel input: 7 is out of range
+    b.add("input", "in", 0, 6, {});
+    b.add("slice", "odd", 6, 3, {0}, 3, 2);
+    const std::string msg = error_of([&] { exec.parameters(b.arch); });
+    EXPECT_NE(msg.find("'odd'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("all below c_in"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("kernel 3, stride 2, c_in 6"), std::string::npos) << msg;
+  }
+  {
+    Builder b;  // c_in left 0: only the runtime check can tell
+    b.add("input", "in", 0, 4, {});
+    b.add("slice", "s", 0, 2, {0}, 3, 1);
+    const std::string msg = error_of([&] { exec.forward(b.arch, {}, torch::zeros({1, 4, 2, 2})); });
+    EXPECT_NE(msg.find("'s'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("takes channels 3..4"), std::string::npos) << msg;
+  }
+  {
+    Builder b;
+    b.add("input", "in", 0, 4, {});
+    b.add("relu", "r", 4, 4, {0});
+    b.add("slice", "two", 4, 2, {0, 1}, 0, 1);
+    EXPECT_NE(error_of([&] {
+                exec.parameters(b.arch);
+              }).find("a slice reads exactly one node, got 2"),
+              std::string::npos);
+  }
+  {
+    Builder b;  // a mul of a 4-channel and a 2-channel tensor
+    b.add("input", "in", 0, 4, {});
+    b.add("slice", "half", 4, 2, {0}, 0, 1);
+    b.add("mul", "gate", 4, 4, {0, 1});
+    const std::string msg = error_of([&] { exec.forward(b.arch, {}, torch::zeros({1, 4, 2, 2})); });
+    EXPECT_NE(msg.find("'gate'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("cannot multiply its inputs of shapes [1, 4, 2, 2] and [1, 2, 2, 2]"),
+              std::string::npos)
+        << msg;
+  }
 }

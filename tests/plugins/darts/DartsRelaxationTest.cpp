@@ -375,11 +375,14 @@ TEST_F(DartsRelaxation, SelectProbsAreOneHotOfTheInputsUsed) {
   const Architecture v2 = s.parse(kDartsV2);
   const Selection sel = s.select(v2);
   ASSERT_EQ(sel.probs.size(), 2u);
-  const at::Tensor enc = s.encode(v2);
+  const Genotype g = s.genotype_of(v2);
   for (int b = 0; b < 2; ++b) {
     EXPECT_EQ(sel.probs[b].scalar_type(), at::kFloat);
     EXPECT_TRUE(sel.probs[b].device().is_cpu());
-    EXPECT_TRUE(at::equal(sel.probs[b], enc[b]));
+    // A 1 at (edge, op) of every input the genotype uses; with the sum, 0 everywhere else.
+    for (int j = 0; j < kSteps; ++j)
+      for (const Input& in : g.cells[b].nodes[j])
+        EXPECT_EQ(sel.probs[b][edge_index(j + kInputNodes, in.from)][in.op].item<float>(), 1.0f);
     EXPECT_EQ(sel.probs[b].sum().item<float>(), 8.0f);  // 2 inputs x 4 nodes
   }
   // With an intensive space: row = node, column = candidate.

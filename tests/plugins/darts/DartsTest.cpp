@@ -614,22 +614,25 @@ TEST(Darts, SampleIsDeterministicAndUniformOverNonNoneOps) {
   EXPECT_EQ(g.cells.size(), 3u);
 }
 
-TEST(Darts, EncodeIsOneHotPerChosenPair) {
+TEST(Darts, EncodeIsPlusMinusOneHotPerNodeAndInputSlot) {
   const DartsSpace space = default_space();
   const at::Tensor t = space.encode(space.parse(kDartsV2));
-  ASSERT_EQ(t.dim(), 3);
-  EXPECT_EQ(t.sizes(), (std::vector<std::int64_t>{2, 14, 8}));
+  ASSERT_EQ(t.dim(), 4);
+  EXPECT_EQ(t.sizes(), (std::vector<std::int64_t>{2, 4, 2, 13}));
   EXPECT_EQ(t.scalar_type(), at::kFloat);
-  EXPECT_EQ(t.sum().item<float>(), 16.0f);
-  EXPECT_EQ(t[0][edge_index(2, 0)][kSepConv3x3].item<float>(), 1.0f);
-  EXPECT_EQ(t[0][edge_index(5, 2)][kDilConv3x3].item<float>(), 1.0f);
-  EXPECT_EQ(t[0][edge_index(5, 1)].sum().item<float>(), 0.0f);
-  EXPECT_EQ(t[1][edge_index(3, 2)][kSkip].item<float>(), 1.0f);
-  EXPECT_EQ(t[1][edge_index(5, 1)][kMaxPool3x3].item<float>(), 1.0f);
+  // Every slot: one +1 among the 8 ops, one among the 5 sources, -1 elsewhere.
+  EXPECT_TRUE(at::equal(t.sum(-1), at::full({2, 4, 2}, -9.0, at::kFloat)));
+  EXPECT_EQ(t[0][0][0][kSepConv3x3].item<float>(), 1.0f);  // normal node 2: (sep_conv_3x3, 0)
+  EXPECT_EQ(t[0][0][0][kOps + 0].item<float>(), 1.0f);
+  EXPECT_EQ(t[0][3][1][kDilConv3x3].item<float>(), 1.0f);  // normal node 5: (dil_conv_3x3, 2)
+  EXPECT_EQ(t[0][3][1][kOps + 2].item<float>(), 1.0f);
+  EXPECT_EQ(t[1][1][1][kSkip].item<float>(), 1.0f);        // reduce node 3: (skip_connect, 2)
+  EXPECT_EQ(t[1][3][0][kMaxPool3x3].item<float>(), 1.0f);  // reduce node 5: (max_pool_3x3, 1)
+  EXPECT_EQ(t[1][3][0][kOps + 1].item<float>(), 1.0f);
   // Macro: one block per cell.
   const DartsSpace macro = small_space(true);
   hypernas::Rng rng(3);
-  EXPECT_EQ(macro.encode(macro.sample(rng)).sizes(), (std::vector<std::int64_t>{3, 14, 8}));
+  EXPECT_EQ(macro.encode(macro.sample(rng)).sizes(), (std::vector<std::int64_t>{3, 4, 2, 13}));
   Architecture other;
   other.space = "nb201";
   other.text = kDartsV2;
@@ -651,17 +654,17 @@ TEST(Darts, ArchParamsNameOneBlockPerGenotype) {
 
 TEST(Darts, DiscretizeFollowsTheDartsRule) {
   const DartsSpace space = default_space();
-  // The encoding of a genotype without `none` is its own discretization (as logits).
+  // The one-hot selection of a genotype without `none` is its own discretization (as logits).
   hypernas::Rng rng(11);
   for (int i = 0; i < 20; ++i) {
     const Architecture a = space.sample(rng);
-    const at::Tensor enc = space.encode(a);
-    EXPECT_EQ(space.discretize({enc[0].mul(3), enc[1].mul(3)}, 2).text, a.text);
+    const std::vector<at::Tensor> probs = space.select(a).probs;
+    EXPECT_EQ(space.discretize({probs[0].mul(3), probs[1].mul(3)}, 2).text, a.text);
   }
   const DartsSpace macro = small_space(true);
   const Architecture m = macro.sample(rng);
-  const at::Tensor enc = macro.encode(m);
-  EXPECT_EQ(macro.discretize({enc[0], enc[1], enc[2]}, 2).text, m.text);
+  const std::vector<at::Tensor> probs = macro.select(m).probs;
+  EXPECT_EQ(macro.discretize({probs[0], probs[1], probs[2]}, 2).text, m.text);
 
   // Edges are ranked by softmax weight, not by raw logit, and `none` never counts: on node 2,
   // edge (0 -> 2) has all non-none logits 5 (softmax weight e^5 / (1 + 7 e^5) = 0.143 each);

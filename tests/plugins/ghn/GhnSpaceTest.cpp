@@ -437,8 +437,9 @@ TEST(Ghn, EncodeIsOpOneHotAndSourceMask) {
   const std::vector<std::vector<float>> expected = {{1, 0, 0, 0, 0, 0, 0, 0, /*sources*/ 1, 0, 0},
                                                     {0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0},
                                                     {0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0}};
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 11; ++j) EXPECT_EQ(t[i][j].item<float>(), expected[i][j]) << i << "," << j;
+  for (int i = 0; i < 3; ++i)  // ±1: +1 where the mask above has 1
+    for (int j = 0; j < 11; ++j)
+      EXPECT_EQ(t[i][j].item<float>(), 2 * expected[i][j] - 1) << i << "," << j;
   const GhnSpace d = default_space();
   hypernas::Rng rng(2);
   EXPECT_EQ(d.encode(d.sample(rng)).sizes(), (std::vector<std::int64_t>{7, 15}));

@@ -163,6 +163,20 @@ TEST(Ghn, NodeTypes) {
           Error);
       continue;
     }
+    const std::string name = op;
+    if (name == "slice" || name == "mul" || name == "tanh" || name == "sigmoid") {
+      // SMASH's primitives (ABI 1.5) have no GHN node type: refused, naming the node, the op
+      // and what the GHN embeds.
+      try {
+        ghn::node_type(n);
+        ADD_FAILURE() << op << " was given a node type";
+      } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find(cat("node '", op, "' has op '", op, "'")), std::string::npos) << msg;
+        EXPECT_NE(msg.find("which the GHN has no node type for"), std::string::npos) << msg;
+      }
+      continue;
+    }
     const int t = ghn::node_type(n);
     ASSERT_GE(t, 0);
     ASSERT_LT(t, static_cast<int>(types.size()));

@@ -344,7 +344,7 @@ TEST(Nb201, AllNoneCellHasZeroAddNodes) {
 // ---------------------------------------------------------------------------------------------
 // Encoding, sampling, relaxation
 
-TEST(Nb201, EncodeIsOneHotPerEdge) {
+TEST(Nb201, EncodeIsPlusMinusOneHotPerEdge) {
   const Nb201Space space = default_space();
   const at::Tensor t = space.encode(space.parse(kExample));
   ASSERT_EQ(t.dim(), 2);
@@ -354,7 +354,7 @@ TEST(Nb201, EncodeIsOneHotPerEdge) {
   const std::array<int, 6> ops = {3, 3, 4, 1, 3, 1};
   for (int e = 0; e < 6; ++e)
     for (int k = 0; k < 5; ++k)
-      EXPECT_EQ(t[e][k].item<float>(), k == ops[e] ? 1.0f : 0.0f) << e << "," << k;
+      EXPECT_EQ(t[e][k].item<float>(), k == ops[e] ? 1.0f : -1.0f) << e << "," << k;
   Architecture other;
   other.space = "darts";
   other.text = kExample;
