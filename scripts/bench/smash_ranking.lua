@@ -55,12 +55,12 @@ else
   local t = nas.clock()
   smash:fit{ space = space, data = data, epochs = 1000, steps = fit_steps, batch = 64 }
   fit_seconds = nas.clock() - t
-  smash:save("smash.ckpt")
+  checkpoint = smash:save("smash.ckpt")  -- the path it was written to, in the experiment
 end
 local t_step = nas.clock()
 smash:fit{ space = space, data = data, epochs = 1, steps = 10, batch = 64 }  -- not saved: timing only
 local hyper_step = (nas.clock() - t_step) / 10
-if checkpoint ~= "" then smash:load(checkpoint) else smash:load("smash.ckpt") end
+smash:load(checkpoint)  -- back to the fitted state before scoring
 
 -- Scores, and the cost of generating weights alone (32 images: generation dominates).
 local t_score = nas.clock()
