@@ -1,10 +1,13 @@
 #pragma once
 /// @file optim.h
 /// @brief Optimiser pieces shared by the built-in surrogates (a plugin cannot link the kernel's
-/// trainer): global gradient-norm clipping as torch.nn.utils.clip_grad_norm_, and one step of
-/// torch.optim.SGD (dampening 0). Used by `sgd` (its training) and `ghn` (clipping before its
-/// Adam step; the SGD steps of `finetune_steps`).
+/// trainer): global gradient-norm clipping as torch.nn.utils.clip_grad_norm_, one step of
+/// torch.optim.SGD (dampening 0) and one torch.optim.Adam update of a tensor. Used by `sgd` (its
+/// training), `ghn` (clipping and Adam; the SGD steps of `finetune_steps`) and `smash` (Adam).
+/// Written out, so that the same code builds against LibTorch 1.13 and 2.x.
 
+#include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -55,6 +58,33 @@ inline void sgd_step(std::vector<at::Tensor>& params, std::vector<at::Tensor>& m
     p.add_(d, -s.lr);
     p.mutable_grad() = at::Tensor();
   }
+}
+
+/// The settings of torch.optim.Adam that adam_step() follows (no amsgrad).
+struct AdamSettings {
+  double lr = 1e-3;         ///< Learning rate.
+  double beta1 = 0.9;       ///< First-moment decay.
+  double beta2 = 0.999;     ///< Second-moment decay.
+  double eps = 1e-8;        ///< Added to the denominator.
+  double weight_decay = 0;  ///< L2 weight decay, added to the gradient.
+};
+
+/// One torch.optim.Adam update of `p` from `grad` (defined) at step `t` (1 for the first), with
+/// its moments `m` and `v` (created at zero when undefined). The gradient is left as it is.
+inline void adam_step(at::Tensor& p, at::Tensor grad, at::Tensor& m, at::Tensor& v, std::int64_t t,
+                      const AdamSettings& s) {
+  c10::NoGradGuard no_grad;
+  if (s.weight_decay > 0) grad = grad.add(p, s.weight_decay);
+  if (!m.defined()) {
+    m = at::zeros_like(p);
+    v = at::zeros_like(p);
+  }
+  const double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(t));
+  m.mul_(s.beta1).add_(grad, 1.0 - s.beta1);
+  v.mul_(s.beta2).addcmul_(grad, grad, 1.0 - s.beta2);
+  const at::Tensor denom = (v.sqrt() / std::sqrt(bc2)).add_(s.eps);
+  p.addcdiv_(m, denom, -s.lr / bc1);
 }
 
 }  // namespace hypernas::plugins

@@ -765,26 +765,13 @@ struct GhnSurrogate::Impl {
   /// norm to cfg.grad_clip (when > 0, as torch.nn.utils.clip_grad_norm_).
   void adam_update(double lr_factor = 1.0) {
     plugins::clip_grad_norm(params, cfg.grad_clip);
-    c10::NoGradGuard no_grad;
-    constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    const double lr = cfg.lr * lr_factor;
+    plugins::AdamSettings adam;  // betas (0.9, 0.999), eps 1e-8: torch's defaults
+    adam.lr = cfg.lr * lr_factor;
+    adam.weight_decay = cfg.weight_decay;
     ++adam_step;
-    const double bc1 = 1.0 - std::pow(b1, static_cast<double>(adam_step));
-    const double bc2 = 1.0 - std::pow(b2, static_cast<double>(adam_step));
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      Tensor& p = params[i];
-      Tensor g = p.grad();
-      if (!g.defined()) continue;
-      if (cfg.weight_decay > 0) g = g.add(p, cfg.weight_decay);
-      if (!adam_m[i].defined()) {
-        adam_m[i] = at::zeros_like(p);
-        adam_v[i] = at::zeros_like(p);
-      }
-      adam_m[i].mul_(b1).add_(g, 1.0 - b1);
-      adam_v[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
-      Tensor denom = (adam_v[i].sqrt() / std::sqrt(bc2)).add_(eps);
-      p.addcdiv_(adam_m[i], denom, -lr / bc1);
-    }
+    for (std::size_t i = 0; i < params.size(); ++i)
+      if (params[i].grad().defined())
+        plugins::adam_step(params[i], params[i].grad(), adam_m[i], adam_v[i], adam_step, adam);
     for (Tensor& p : params)
       if (p.grad().defined()) p.mutable_grad() = Tensor();
   }

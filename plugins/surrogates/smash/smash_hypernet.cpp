@@ -2,8 +2,8 @@
 /// @brief SMASH's hypernetwork: its layout and forward pass, the index mapping of its output,
 /// the learned maximal tensors and their slices, training (Adam with two groups, kernel-size
 /// annealing), scoring and the state blob. ATen only (no <torch/torch.h>): parameters are plain
-/// tensors and Adam is written out, so that the same code builds against LibTorch 1.13 and 2.x
-/// and the optimiser state is ours to save.
+/// tensors and Adam is written out (../common/optim.h), so that the same code builds against
+/// LibTorch 1.13 and 2.x and the optimiser state is ours to save.
 
 #include <algorithm>
 #include <chrono>
@@ -19,6 +19,7 @@
 #include <hypernas/hash.h>
 
 #include "../../common/state_blob.h"
+#include "../common/optim.h"
 #include "../common/validation.h"
 #include "../common/with_graph.h"
 #include "smash_hypernet.h"
@@ -637,24 +638,16 @@ struct SmashSurrogate::Impl {
   /// learned tensors decay by cfg.weight_decay, H's by nothing; learning rate cfg.lr·factor.
   void adam_update(double factor) {
     c10::NoGradGuard no_grad;
-    const double lr = cfg.lr * factor, b1 = cfg.beta1, b2 = cfg.beta2;
+    plugins::AdamSettings adam;
+    adam.lr = cfg.lr * factor;
+    adam.beta1 = cfg.beta1;
+    adam.beta2 = cfg.beta2;
+    adam.eps = cfg.eps;
     for (std::size_t i = 0; i < params.size(); ++i) {
       Tensor& p = params[i];
-      Tensor g = p.grad();
-      if (!g.defined()) continue;
-      const double wd = kind[i] == kHyper ? 0.0 : cfg.weight_decay;
-      if (wd > 0) g = g.add(p, wd);
-      if (!adam_m[i].defined()) {
-        adam_m[i] = at::zeros_like(p);
-        adam_v[i] = at::zeros_like(p);
-      }
-      const std::int64_t t = ++adam_t[i];
-      const double bc1 = 1.0 - std::pow(b1, static_cast<double>(t));
-      const double bc2 = 1.0 - std::pow(b2, static_cast<double>(t));
-      adam_m[i].mul_(b1).add_(g, 1.0 - b1);
-      adam_v[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
-      Tensor denom = (adam_v[i].sqrt() / std::sqrt(bc2)).add_(cfg.eps);
-      p.addcdiv_(adam_m[i], denom, -lr / bc1);
+      if (!p.grad().defined()) continue;
+      adam.weight_decay = kind[i] == kHyper ? 0.0 : cfg.weight_decay;
+      plugins::adam_step(p, p.grad(), adam_m[i], adam_v[i], ++adam_t[i], adam);
       p.mutable_grad() = Tensor();
     }
   }
